@@ -1,0 +1,61 @@
+import type { VoxgateError } from '../errors.js';
+
+/**
+ * A streaming speech recogniser. The dialogue layer opens one stream per recording, pushes raw PCM
+ * (signed 16-bit little-endian, mono, at the configured sample rate) as it arrives, and finishes it to get
+ * the rest of the text. Results travel back through the callbacks given at open time, never by import.
+ */
+export interface SttEngine {
+  /** What runs behind this interface: `vosk` (libvosk) or `mock` (the offline stand-in). */
+  readonly name: 'vosk' | 'mock';
+  /**
+   * Opens a stream. Throws SttBusyError when the engine cannot take another stream now, SttServiceError
+   * when it cannot start one at all. Never queues the stream silently.
+   */
+  openStream(options: SttStreamOptions): SttStream;
+  /** A snapshot for the health routes. */
+  health(): SttHealth;
+  /** Stops accepting streams, lets open ones finish (bounded by the caller), releases the engine. */
+  close(): Promise<void>;
+}
+
+export interface SttStreamOptions {
+  /** Unique per stream; used for logs and to route all of a stream's audio to one worker. */
+  streamId: string;
+  /** Text recognised so far in the current segment changed (empty string allowed). */
+  onPartial(text: string): void;
+  /** An endpoint closed a segment; `text` is final and will not be repeated by finish(). */
+  onSegment(text: string): void;
+  /**
+   * The stream failed after it was opened (worker died, recogniser error). The stream is dead: finish()
+   * rejects with the same error and further write() calls are ignored.
+   */
+  onError(err: VoxgateError): void;
+}
+
+export interface SttStream {
+  /**
+   * Appends PCM. The bytes are copied before this returns, so the caller may reuse its buffer (uWS does).
+   * Odd byte counts are fine: a trailing odd byte is kept for the next write.
+   */
+  write(pcm: Uint8Array): void;
+  /** Ends the stream and resolves with the text after the last segment (may be empty). */
+  finish(): Promise<string>;
+  /** Drops the stream and everything not yet recognised. Idempotent. */
+  abort(): void;
+  /** Bytes accepted by write() so far. */
+  readonly receivedBytes: number;
+}
+
+export type ServiceState = 'healthy' | 'degraded' | 'unavailable';
+
+export interface SttHealth {
+  engine: 'vosk' | 'mock';
+  status: ServiceState;
+  /** Why the status is what it is (e.g. "mock engine: no Vosk model found at model/"). */
+  reason: string | null;
+  modelPath: string | null;
+  workers: number;
+  activeStreams: number;
+  queueDepth: number;
+}
