@@ -1,0 +1,204 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ContextMessage, DialogueContext, Profile } from './engine.js';
+import { MOODS, TENDENCIES, TONES } from './engine.js';
+import type { ChatMessage } from './openrouter/client.js';
+
+export interface PromptBuilderOptions {
+  /** Folder holding the prompt files; defaults to the first of DEFAULT_PROMPT_DIRS that has them. */
+  promptsDir?: string;
+}
+
+export interface BuiltPrompt {
+  messages: ChatMessage[];
+  /** OpenAI-style `response_format` asking for the JSON shape the parsers expect. */
+  responseFormat: unknown;
+}
+
+/** The schema name the prediction request carries (the fake server tells the two requests apart by it). */
+export const PREDICTION_SCHEMA_NAME = 'opinion_prediction';
+export const SUGGESTIONS_SCHEMA_NAME = 'reply_suggestions';
+
+const PROMPT_FILES = [
+  'suggestions.system',
+  'suggestions.task',
+  'prediction.system',
+  'prediction.task',
+  'context',
+  'empty',
+] as const;
+type PromptName = (typeof PROMPT_FILES)[number];
+
+/**
+ * Where the prompts live. tsc does not copy .md files into dist/, so the compiled module
+ * (dist/src/llm/prompt-builder.js) reads them from the source tree (src/llm/prompts) instead of a copy
+ * that could drift; under tsx the module sits next to them.
+ */
+export const DEFAULT_PROMPT_DIRS: readonly string[] = [
+  fileURLToPath(new URL('./prompts/', import.meta.url)),
+  fileURLToPath(new URL('../../../src/llm/prompts/', import.meta.url)),
+];
+
+/** A template split once at load time into literal text and `{{placeholder}}` names. */
+class Template {
+  readonly #parts: string[];
+  readonly #names: string[];
+
+  constructor(file: string, text: string, allowed: readonly string[]) {
+    const pieces = text.split(/\{\{(\w+)\}\}/);
+    this.#parts = [];
+    this.#names = [];
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i] ?? '';
+      if (i % 2 === 0) {
+        this.#parts.push(piece);
+      } else {
+        if (!allowed.includes(piece)) throw new Error(`${file}: unknown placeholder {{${piece}}}`);
+        this.#names.push(piece);
+      }
+    }
+  }
+
+  render(values: Readonly<Record<string, string>>): string {
+    let out = this.#parts[0] ?? '';
+    for (let i = 0; i < this.#names.length; i++) {
+      out += (values[this.#names[i] ?? ''] ?? '') + (this.#parts[i + 1] ?? '');
+    }
+    return out;
+  }
+}
+
+const CONTEXT_FIELDS = [
+  'scenario', 'user_profile', 'target_profile', 'history', 'session', 'focused', 'user_intent', 'modifications',
+] as const;
+
+const PROFILE_LISTS = ['relations', 'personalities', 'preferences', 'taboos', 'common_topics'] as const;
+
+function renderMessages(messages: readonly ContextMessage[], empty: string): string {
+  if (messages.length === 0) return empty;
+  return messages.map((m) => `${m.sender}: ${m.content}`).join('\n');
+}
+
+/** Renders a profile as `key: value` lines with the protocol's field names; empty fields are left out. */
+function renderProfile(profile: Profile | null, empty: string): string {
+  if (profile === null) return empty;
+  const lines: string[] = [];
+  if (profile.name !== null) lines.push(`name: ${profile.name}`);
+  if (profile.age !== null) lines.push(`age: ${profile.age}`);
+  if (profile.gender !== null) lines.push(`gender: ${profile.gender}`);
+  for (const key of PROFILE_LISTS) {
+    const values = profile[key];
+    if (values.length > 0) lines.push(`${key}: ${values.join(', ')}`);
+  }
+  return lines.length === 0 ? empty : lines.join('\n');
+}
+
+function orEmpty(text: string | null, empty: string): string {
+  return text === null || text.trim() === '' ? empty : text;
+}
+
+/**
+ * Builds chat messages from a DialogueContext with our prompt files (src/llm/prompts/*.md), read once at
+ * construction so a missing or broken file fails start-up rather than the first request.
+ */
+export class PromptBuilder {
+  readonly #templates: Record<PromptName, Template>;
+  readonly #empty: string;
+
+  constructor(options: PromptBuilderOptions = {}) {
+    const dir = options.promptsDir ?? DEFAULT_PROMPT_DIRS.find((d) => existsSync(join(d, 'context.md')));
+    if (dir === undefined) {
+      throw new Error(`prompt files not found in ${DEFAULT_PROMPT_DIRS.join(' or ')}`);
+    }
+    const allowed = [...CONTEXT_FIELDS, 'count', 'selected'];
+    const templates: Partial<Record<PromptName, Template>> = {};
+    for (const name of PROMPT_FILES) {
+      const file = join(dir, `${name}.md`);
+      templates[name] = new Template(file, readFileSync(file, 'utf8').trim(), allowed);
+    }
+    this.#templates = templates as Record<PromptName, Template>;
+    this.#empty = this.#templates.empty.render({});
+  }
+
+  suggestions(context: DialogueContext, count: number): BuiltPrompt {
+    const values = { count: String(count) };
+    return {
+      messages: [
+        { role: 'system', content: this.#templates['suggestions.system'].render(values) },
+        {
+          role: 'user',
+          content: `${this.#context(context)}\n\n${this.#templates['suggestions.task'].render(values)}`,
+        },
+      ],
+      responseFormat: {
+        type: 'json_schema',
+        json_schema: {
+          name: SUGGESTIONS_SCHEMA_NAME,
+          strict: true,
+          schema: {
+            type: 'object',
+            properties: {
+              suggestions: { type: 'array', items: { type: 'string' }, minItems: count, maxItems: count },
+            },
+            required: ['suggestions'],
+            additionalProperties: false,
+          },
+        },
+      },
+    };
+  }
+
+  prediction(context: DialogueContext, selectedContent: string): BuiltPrompt {
+    return {
+      messages: [
+        { role: 'system', content: this.#templates['prediction.system'].render({}) },
+        {
+          role: 'user',
+          content: `${this.#context(context)}\n\n${this.#templates['prediction.task'].render({ selected: selectedContent })}`,
+        },
+      ],
+      responseFormat: {
+        type: 'json_schema',
+        json_schema: {
+          name: PREDICTION_SCHEMA_NAME,
+          strict: true,
+          schema: {
+            type: 'object',
+            properties: {
+              prediction: {
+                type: 'object',
+                properties: {
+                  tendency: { type: 'string', enum: TENDENCIES },
+                  mood: { type: 'string', enum: MOODS },
+                  tone: { type: 'string', enum: TONES },
+                },
+                required: ['tendency', 'mood', 'tone'],
+                additionalProperties: false,
+              },
+            },
+            required: ['prediction'],
+            additionalProperties: false,
+          },
+        },
+      },
+    };
+  }
+
+  #context(context: DialogueContext): string {
+    const empty = this.#empty;
+    return this.#templates.context.render({
+      scenario: orEmpty(context.scenarioDescription, empty),
+      user_profile: renderProfile(context.userProfile, empty),
+      target_profile: renderProfile(context.targetProfile, empty),
+      history: renderMessages(context.historyMessages, empty),
+      session: renderMessages(context.sessionMessages, empty),
+      focused: renderMessages(context.focusedMessages, empty),
+      user_intent: orEmpty(context.userIntent, empty),
+      modifications:
+        context.modifications.length === 0
+          ? empty
+          : context.modifications.map((m, i) => `${i + 1}. ${m}`).join('\n'),
+    });
+  }
+}
