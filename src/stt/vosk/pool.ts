@@ -1,0 +1,130 @@
+// The worker threads: one Piscina pool of fixed size (minThreads = maxThreads, never reaped), where each
+// thread serves one slot. A sticky load balancer sends every task of a slot to that slot's thread, so a
+// stream's recogniser is only ever touched by one thread and its audio ring is read by one reader.
+//
+// Binding: when Piscina reports a thread ready ('workerCreate') it is bound to the lowest slot without a
+// thread; when a thread is destroyed ('workerDestroy': crash, exit, terminate) its slot is unbound and
+// reported lost, and Piscina starts a replacement that is bound as soon as it is ready. Tasks are only
+// submitted for bound slots, so the balancer always has an answer and Piscina's queue stays empty (a
+// queued task would hold up every other slot's tasks behind it).
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina, type PiscinaTask } from 'piscina';
+import type { Logger } from 'pino';
+import type { DecodeResult, DecodeTask, VoskWorkerData } from '../../../workers/messages.js';
+import type { DecodeExecutor, SlotListener } from './executor.js';
+
+/** Routing data a task carries for the balancer (symbol-keyed: not cloned to the worker). */
+interface SlotRoute {
+  slot: number;
+}
+
+type PiscinaWorkerView = Parameters<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer'] & {}>[1][number];
+
+export interface VoskPoolOptions {
+  /** Worker threads (= slots). */
+  workers: number;
+  workerData: VoskWorkerData;
+  /** Batches one worker may have posted at once (pipelining; results still arrive in order). */
+  maxBatchesInFlight: number;
+  listener: SlotListener;
+  logger: Logger;
+}
+
+// Compiled code lives in dist/src/stt/vosk and dist/workers; under tsx both are .ts.
+const WORKER_FILE = new URL(`../../../workers/vosk-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+export class VoskPool implements DecodeExecutor {
+  readonly mode = 'workers';
+  readonly slots: number;
+  readonly #piscina: Piscina<DecodeTask, DecodeResult>;
+  /** threadId bound to each slot, or -1. */
+  readonly #slotThreads: Int32Array;
+  readonly #listener: SlotListener;
+  readonly #logger: Logger;
+  #isDestroying = false;
+  #destroyed: Promise<void> | null = null;
+
+  constructor(options: VoskPoolOptions) {
+    this.slots = options.workers;
+    this.#listener = options.listener;
+    this.#logger = options.logger;
+    this.#slotThreads = new Int32Array(options.workers).fill(-1);
+    this.#piscina = new Piscina<DecodeTask, DecodeResult>({
+      filename: WORKER_FILE.href,
+      minThreads: options.workers,
+      maxThreads: options.workers,
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: options.maxBatchesInFlight,
+      workerData: options.workerData,
+      loadBalancer: (task, workers) => this.#balance(task, workers),
+    });
+    this.#piscina.on('workerCreate', (worker: PiscinaWorkerView) => this.#onWorkerReady(worker.id));
+    this.#piscina.on('workerDestroy', (worker: PiscinaWorkerView) => this.#onWorkerDestroyed(worker.id));
+    // Piscina emits 'error' for a thread that failed with no task running; the thread is replaced and
+    // 'workerDestroy' already reported its slot. Without a listener the emit would throw.
+    this.#piscina.on('error', (err: unknown) => {
+      this.#logger.error({ err }, 'vosk worker failed outside a task');
+    });
+  }
+
+  run(task: DecodeTask): Promise<DecodeResult> {
+    const route: SlotRoute = { slot: task.slot };
+    const routed = task as DecodeTask & { [key: symbol]: SlotRoute };
+    routed[Piscina.queueOptionsSymbol] = route;
+    return this.#piscina.run(routed);
+  }
+
+  threadIdOf(slot: number): number | null {
+    const threadId = this.#slotThreads[slot] ?? -1;
+    return threadId === -1 ? null : threadId;
+  }
+
+  async terminateSlot(slot: number): Promise<void> {
+    const threadId = this.threadIdOf(slot);
+    if (threadId === null) return;
+    for (const thread of this.#piscina.threads) {
+      if (thread.threadId === threadId) {
+        await thread.terminate();
+        return;
+      }
+    }
+  }
+
+  destroy(): Promise<void> {
+    if (this.#destroyed === null) {
+      this.#isDestroying = true;
+      this.#destroyed = this.#piscina.destroy();
+    }
+    return this.#destroyed;
+  }
+
+  #balance(task: PiscinaTask, workers: PiscinaWorkerView[]): PiscinaWorkerView | null {
+    const route = (task as PiscinaTask & { [key: symbol]: SlotRoute | null })[Piscina.queueOptionsSymbol];
+    const threadId = route === null || route === undefined ? -1 : (this.#slotThreads[route.slot] ?? -1);
+    for (const worker of workers) {
+      if (worker.id === threadId && !worker.terminating && !worker.destroyed) return worker;
+    }
+    // Only reachable if a task was submitted for an unbound slot (a bug): Piscina queues it.
+    this.#logger.error({ slot: route?.slot }, 'vosk task for a slot without a worker');
+    return null;
+  }
+
+  #onWorkerReady(threadId: number): void {
+    if (this.#isDestroying) return;
+    const slot = this.#slotThreads.indexOf(-1);
+    if (slot === -1) return;
+    this.#slotThreads[slot] = threadId;
+    this.#logger.debug({ slot, threadId }, 'vosk worker ready');
+    this.#listener.onSlotReady(slot, threadId);
+  }
+
+  #onWorkerDestroyed(threadId: number): void {
+    if (this.#isDestroying) return;
+    const slot = this.#slotThreads.indexOf(threadId);
+    if (slot === -1) return;
+    this.#slotThreads[slot] = -1;
+    this.#logger.warn({ slot, threadId }, 'vosk worker stopped; replacing it');
+    this.#listener.onSlotLost(slot, new Error(`vosk worker thread ${threadId} stopped`));
+  }
+}

@@ -1,0 +1,171 @@
+// One recognition stream as the dialogue layer sees it (SttStream). write() copies the caller's bytes
+// into the stream's region of its slot's SharedArrayBuffer ring at once (uWS reuses its buffer after the
+// callback returns); the slot (worker-slot.ts) decides when pieces go to the worker and hands results
+// back through the deliver*/fail methods below. The stream owns its phase and its callbacks.
+import type { Logger } from 'pino';
+import { SttBusyError, SttServiceError, type VoxgateError } from '../../errors.js';
+import type { SttStream, SttStreamOptions } from '../engine.js';
+
+/**
+ * open       accepting audio
+ * finishing  finish() called: remaining audio and the finish op are being decoded
+ * aborting   abort() called or failed here: the worker must still free the recogniser
+ * closed     nothing left in the worker for this stream
+ */
+export type StreamPhase = 'open' | 'finishing' | 'aborting' | 'closed';
+
+/** What a stream needs from the slot that owns its handle. */
+export interface StreamHost {
+  /** Copies `pcm` into the ring; false when the stream's region is full. */
+  writeAudio(handle: number, pcm: Uint8Array): boolean;
+  /** The stream's phase changed or it has audio worth sending: flush on the next turn. */
+  schedule(): void;
+}
+
+export class VoskStream implements SttStream {
+  readonly streamId: string;
+  readonly slot: number;
+  readonly handle: number;
+  /** threadId of the thread that decoded this stream (null before the first result). */
+  threadId: number | null = null;
+  /** How many results came from a thread other than the first one (stays 0: streams are sticky). */
+  threadChanges = 0;
+  #receivedBytes = 0;
+  #phase: StreamPhase = 'open';
+  #error: VoxgateError | null = null;
+  #finished: Promise<string> | null = null;
+  #resolveFinish: ((text: string) => void) | null = null;
+  #rejectFinish: ((err: VoxgateError) => void) | null = null;
+  readonly #host: StreamHost;
+  readonly #options: SttStreamOptions;
+  readonly #logger: Logger;
+
+  constructor(host: StreamHost, slot: number, handle: number, options: SttStreamOptions, logger: Logger) {
+    this.#host = host;
+    this.slot = slot;
+    this.handle = handle;
+    this.streamId = options.streamId;
+    this.#options = options;
+    this.#logger = logger;
+  }
+
+  get receivedBytes(): number {
+    return this.#receivedBytes;
+  }
+
+  get phase(): StreamPhase {
+    return this.#phase;
+  }
+
+  write(pcm: Uint8Array): void {
+    if (this.#phase !== 'open' || pcm.byteLength === 0) return;
+    // Copy now: uWS reuses this ArrayBuffer once the callback returns.
+    if (!this.#host.writeAudio(this.handle, pcm)) {
+      this.fail(new SttBusyError('speech recognition is too far behind: the stream audio buffer is full'), {
+        isRecogniserGone: false,
+      });
+      return;
+    }
+    this.#receivedBytes += pcm.byteLength;
+  }
+
+  finish(): Promise<string> {
+    if (this.#finished !== null) return this.#finished;
+    if (this.#error !== null) {
+      this.#finished = Promise.reject(this.#error);
+      return this.#finished;
+    }
+    if (this.#phase !== 'open') {
+      // Aborted before: nothing will be recognised.
+      this.#finished = Promise.resolve('');
+      return this.#finished;
+    }
+    this.#finished = new Promise<string>((resolve, reject) => {
+      this.#resolveFinish = resolve;
+      this.#rejectFinish = reject;
+    });
+    this.#phase = 'finishing';
+    this.#host.schedule();
+    return this.#finished;
+  }
+
+  abort(): void {
+    if (this.#phase !== 'open' && this.#phase !== 'finishing') return;
+    this.#phase = 'aborting';
+    // A finish() still waiting gets the empty text: the caller dropped the stream.
+    this.#settleFinish('', null);
+    this.#host.schedule();
+  }
+
+  // --- called by the slot -----------------------------------------------------------------------
+
+  noteThread(threadId: number): void {
+    if (this.threadId === null) this.threadId = threadId;
+    else if (this.threadId !== threadId) this.threadChanges += 1;
+  }
+
+  deliverPartial(text: string): void {
+    if (this.#phase !== 'open' && this.#phase !== 'finishing') return;
+    try {
+      this.#options.onPartial(text);
+    } catch (err) {
+      this.#logger.error({ err, streamId: this.streamId }, 'stt onPartial callback threw');
+    }
+  }
+
+  deliverSegment(text: string): void {
+    if (this.#phase !== 'open' && this.#phase !== 'finishing') return;
+    try {
+      this.#options.onSegment(text);
+    } catch (err) {
+      this.#logger.error({ err, streamId: this.streamId }, 'stt onSegment callback threw');
+    }
+  }
+
+  deliverFinal(text: string): void {
+    this.#phase = 'closed';
+    this.#settleFinish(text, null);
+  }
+
+  /** The abort reached the worker: the recogniser is freed. */
+  released(): void {
+    this.#phase = 'closed';
+  }
+
+  /**
+   * The stream is dead. `isRecogniserGone` tells whether the worker side is already gone (worker died,
+   * recogniser failed) or still needs an abort op (failed here, e.g. buffer overrun).
+   */
+  fail(err: VoxgateError, options: { isRecogniserGone: boolean }): void {
+    if (this.#phase === 'closed' || this.#error !== null) {
+      if (options.isRecogniserGone) this.#phase = 'closed';
+      return;
+    }
+    const wasAborted = this.#phase === 'aborting';
+    this.#phase = options.isRecogniserGone ? 'closed' : 'aborting';
+    if (wasAborted) return; // the caller already dropped it: no one to tell
+    this.#error = err;
+    this.#settleFinish(null, err);
+    this.#logger.warn({ err, code: err.code, streamId: this.streamId }, 'stt stream failed');
+    try {
+      this.#options.onError(err);
+    } catch (callbackErr) {
+      this.#logger.error({ err: callbackErr, streamId: this.streamId }, 'stt onError callback threw');
+    }
+    if (!options.isRecogniserGone) this.#host.schedule();
+  }
+
+  #settleFinish(text: string | null, err: VoxgateError | null): void {
+    const resolve = this.#resolveFinish;
+    const reject = this.#rejectFinish;
+    this.#resolveFinish = null;
+    this.#rejectFinish = null;
+    if (err !== null) reject?.(err);
+    else if (text !== null) resolve?.(text);
+  }
+}
+
+/** The error streams get when their worker died. */
+export function workerLostError(cause: Error): SttServiceError {
+  return new SttServiceError('speech recognition worker stopped', { cause });
+}

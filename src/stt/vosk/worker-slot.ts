@@ -1,0 +1,322 @@
+// One worker slot: the streams bound to one worker thread, their audio ring, and the batching between
+// them. Per event-loop turn at most one decode task per slot carries every stream's pending work:
+// small client frames (20 ms) wait until a stream has `minPieceBytes` (~100 ms), and big writes (the app's
+// 1 s chunks) go out `maxPieceBytes` (~200 ms) per batch so partial results keep flowing. A finishing
+// stream sends everything it has at once, followed by the finish op.
+//
+// Results come back in order; each one releases the ring bytes its batch carried and its events go to
+// the streams. The slot owns handles, the ring, in-flight batches and load figures; streams own phases.
+import { performance } from 'node:perf_hooks';
+import { setImmediate } from 'node:timers';
+import type { Logger } from 'pino';
+import type { SttStreamOptions } from '../engine.js';
+import { SttServiceError } from '../../errors.js';
+import { assertNever, BatchOp, OP_WIDTH, type BatchOpCode, type DecodeResult, type StreamEvent } from '../../../workers/messages.js';
+import type { AudioRing } from './audio-ring.js';
+import type { DecodeExecutor } from './executor.js';
+import { LoadMeter } from './load-meter.js';
+import { VoskStream, workerLostError, type StreamHost } from './stream.js';
+
+export interface WorkerSlotOptions {
+  index: number;
+  ring: AudioRing;
+  executor: DecodeExecutor;
+  minPieceBytes: number;
+  maxPieceBytes: number;
+  maxBatchesInFlight: number;
+  bytesPerMs: number;
+  logger: Logger;
+  /** A stream's handle became free (the engine waits for this when draining). */
+  onHandleFreed(): void;
+}
+
+export interface SlotStreamSnapshot {
+  streamId: string;
+  slot: number;
+  handle: number;
+  threadId: number | null;
+  threadChanges: number;
+  receivedBytes: number;
+}
+
+export class WorkerSlot implements StreamHost {
+  readonly index: number;
+  readonly load: LoadMeter;
+  /** Set when the slot's thread is serving; streams are only admitted then. */
+  threadId: number | null = null;
+  readonly #ring: AudioRing;
+  readonly #executor: DecodeExecutor;
+  readonly #minPieceBytes: number;
+  readonly #maxPieceBytes: number;
+  readonly #maxBatchesInFlight: number;
+  readonly #logger: Logger;
+  readonly #onHandleFreed: () => void;
+  readonly #streams: (VoskStream | null)[];
+  /** Per handle: 1 once the open op was sent / once the finish or abort op was sent. */
+  readonly #isOpenSent: Uint8Array;
+  readonly #isCloseSent: Uint8Array;
+  /** Stack of free handles. */
+  readonly #freeHandles: Int32Array;
+  #freeCount: number;
+  #ops: Int32Array;
+  /** Ops of the batches in flight, by seq % maxBatchesInFlight (results arrive in order). */
+  readonly #inFlightOps: (Int32Array | null)[];
+  readonly #inFlightPostedAt: Float64Array;
+  #inFlight = 0;
+  #nextSeq = 0;
+  #oldestSeq = 0;
+  /** Bumped when the thread is lost: results of older batches are ignored. */
+  #generation = 0;
+  #isFlushScheduled = false;
+  readonly #flushOnNextTurn = (): void => {
+    this.#isFlushScheduled = false;
+    this.flush();
+  };
+
+  constructor(options: WorkerSlotOptions) {
+    this.index = options.index;
+    this.#ring = options.ring;
+    this.#executor = options.executor;
+    this.#minPieceBytes = options.minPieceBytes;
+    this.#maxPieceBytes = options.maxPieceBytes;
+    this.#maxBatchesInFlight = options.maxBatchesInFlight;
+    this.#logger = options.logger;
+    this.#onHandleFreed = options.onHandleFreed;
+    this.load = new LoadMeter({ windowMs: 1000, bytesPerMs: options.bytesPerMs });
+    const streams = options.ring.streams;
+    this.#streams = new Array<VoskStream | null>(streams).fill(null);
+    this.#isOpenSent = new Uint8Array(streams);
+    this.#isCloseSent = new Uint8Array(streams);
+    this.#freeHandles = new Int32Array(streams);
+    for (let i = 0; i < streams; i++) this.#freeHandles[i] = streams - 1 - i;
+    this.#freeCount = streams;
+    this.#ops = new Int32Array(OP_WIDTH * streams * 3);
+    this.#inFlightOps = new Array<Int32Array | null>(options.maxBatchesInFlight).fill(null);
+    this.#inFlightPostedAt = new Float64Array(options.maxBatchesInFlight);
+  }
+
+  /** Streams holding a handle (including ones whose recogniser is still being freed). */
+  get usedHandles(): number {
+    return this.#streams.length - this.#freeCount;
+  }
+
+  get freeHandles(): number {
+    return this.#freeCount;
+  }
+
+  get batchesInFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Age of the oldest batch still running (ms): how far behind the worker is. */
+  lagMs(now: number): number {
+    return this.#inFlight === 0 ? 0 : now - this.#inFlightPostedAt[this.#oldestSeq % this.#maxBatchesInFlight]!;
+  }
+
+  /** Creates a stream on a free handle. The caller checked admission (freeHandles > 0, thread ready). */
+  openStream(options: SttStreamOptions, logger: Logger): VoskStream {
+    if (this.#freeCount === 0 || this.threadId === null) {
+      throw new SttServiceError(`vosk slot ${this.index} cannot take a stream now`);
+    }
+    const handle = this.#freeHandles[--this.#freeCount]!;
+    this.#ring.reset(handle);
+    this.#isOpenSent[handle] = 0;
+    this.#isCloseSent[handle] = 0;
+    const stream = new VoskStream(this, this.index, handle, options, logger);
+    this.#streams[handle] = stream;
+    this.schedule();
+    return stream;
+  }
+
+  writeAudio(handle: number, pcm: Uint8Array): boolean {
+    if (!this.#ring.write(handle, pcm)) return false;
+    if (this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) this.schedule();
+    return true;
+  }
+
+  schedule(): void {
+    if (this.#isFlushScheduled) return;
+    this.#isFlushScheduled = true;
+    setImmediate(this.#flushOnNextTurn);
+  }
+
+  /** Posts one batch with every stream's due work, unless the worker already has enough in flight. */
+  flush(): void {
+    if (this.threadId === null || this.#inFlight >= this.#maxBatchesInFlight) return;
+    let count = 0;
+    for (let handle = 0; handle < this.#streams.length; handle++) {
+      const stream = this.#streams[handle];
+      if (stream === null || stream === undefined || this.#isCloseSent[handle] === 1) continue;
+      const phase = stream.phase;
+      if (this.#isOpenSent[handle] === 0) {
+        if (phase === 'aborting' || phase === 'closed') {
+          // Dropped before the worker ever saw it.
+          stream.released();
+          this.#freeHandle(handle);
+          continue;
+        }
+        count = this.#pushOp(count, BatchOp.open, handle, 0, 0);
+        this.#isOpenSent[handle] = 1;
+      }
+      if (phase === 'aborting') {
+        count = this.#pushOp(count, BatchOp.abort, handle, 0, 0);
+        this.#isCloseSent[handle] = 1;
+      } else if (phase === 'finishing') {
+        for (let length = this.#ring.takePiece(handle, this.#maxPieceBytes); length > 0; length = this.#ring.takePiece(handle, this.#maxPieceBytes)) {
+          count = this.#pushOp(count, BatchOp.audio, handle, this.#ring.pieceOffset, length);
+        }
+        count = this.#pushOp(count, BatchOp.finish, handle, 0, 0);
+        this.#isCloseSent[handle] = 1;
+      } else if (phase === 'open' && this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) {
+        const length = this.#ring.takePiece(handle, this.#maxPieceBytes);
+        count = this.#pushOp(count, BatchOp.audio, handle, this.#ring.pieceOffset, length);
+      }
+    }
+    if (count === 0) return;
+    this.#post(this.#ops.slice(0, count));
+  }
+
+  /** The slot's thread is serving (again). */
+  ready(threadId: number): void {
+    this.threadId = threadId;
+    this.schedule();
+  }
+
+  /**
+   * The slot's thread is gone with every recogniser on it: fail exactly this slot's streams and start
+   * over empty. Results of batches posted before are ignored.
+   */
+  lost(cause: Error): void {
+    this.threadId = null;
+    this.#generation += 1;
+    this.#inFlight = 0;
+    this.#oldestSeq = this.#nextSeq;
+    this.#inFlightOps.fill(null);
+    this.load.reset();
+    const err = workerLostError(cause);
+    for (let handle = 0; handle < this.#streams.length; handle++) {
+      const stream = this.#streams[handle];
+      if (stream === null || stream === undefined) continue;
+      this.#freeHandle(handle);
+      stream.fail(err, { isRecogniserGone: true });
+    }
+  }
+
+  /** Aborts every stream (engine destroy). */
+  abortAll(): void {
+    for (const stream of this.#streams) stream?.abort();
+  }
+
+  snapshot(into: SlotStreamSnapshot[]): void {
+    for (const stream of this.#streams) {
+      if (stream === null || stream === undefined) continue;
+      into.push({
+        streamId: stream.streamId,
+        slot: this.index,
+        handle: stream.handle,
+        threadId: stream.threadId,
+        threadChanges: stream.threadChanges,
+        receivedBytes: stream.receivedBytes,
+      });
+    }
+  }
+
+  #pushOp(count: number, code: BatchOpCode, handle: number, offset: number, length: number): number {
+    if (count + OP_WIDTH > this.#ops.length) {
+      const grown = new Int32Array(this.#ops.length * 2);
+      grown.set(this.#ops);
+      this.#ops = grown;
+    }
+    this.#ops[count] = code;
+    this.#ops[count + 1] = handle;
+    this.#ops[count + 2] = offset;
+    this.#ops[count + 3] = length;
+    return count + OP_WIDTH;
+  }
+
+  #post(ops: Int32Array): void {
+    const seq = this.#nextSeq++;
+    const generation = this.#generation;
+    this.#inFlightOps[seq % this.#maxBatchesInFlight] = ops;
+    this.#inFlightPostedAt[seq % this.#maxBatchesInFlight] = performance.now();
+    this.#inFlight += 1;
+    this.#executor.run({ type: 'decode', slot: this.index, seq, ops }).then(
+      (result) => this.#onResult(generation, result),
+      (err: unknown) => this.#onBatchFailed(generation, err),
+    );
+  }
+
+  #onResult(generation: number, result: DecodeResult): void {
+    if (generation !== this.#generation) return;
+    const ops = this.#inFlightOps[result.seq % this.#maxBatchesInFlight];
+    this.#inFlightOps[result.seq % this.#maxBatchesInFlight] = null;
+    this.#inFlight -= 1;
+    this.#oldestSeq = result.seq + 1;
+    this.load.record(result.busyMs, result.audioBytes, performance.now());
+    if (ops !== null && ops !== undefined) {
+      // Release first: an event below may free a handle for reuse.
+      for (let i = 0; i < ops.length; i += OP_WIDTH) {
+        if (ops[i] === BatchOp.audio) this.#ring.release(ops[i + 1]!, ops[i + 3]!);
+      }
+    }
+    for (const event of result.events) this.#applyEvent(event, result.threadId);
+    this.flush();
+  }
+
+  #applyEvent(event: StreamEvent, threadId: number): void {
+    const stream = this.#streams[event.handle];
+    if (stream === null || stream === undefined) return;
+    stream.noteThread(threadId);
+    switch (event.type) {
+      case 'partial':
+        stream.deliverPartial(event.text);
+        break;
+      case 'segment':
+        stream.deliverSegment(event.text);
+        break;
+      case 'final':
+        this.#freeHandle(event.handle);
+        stream.deliverFinal(event.text);
+        break;
+      case 'released':
+        this.#freeHandle(event.handle);
+        stream.released();
+        break;
+      case 'error':
+        this.#freeHandle(event.handle);
+        stream.fail(new SttServiceError(`speech recognition failed: ${event.message}`), { isRecogniserGone: true });
+        break;
+      default:
+        assertNever(event);
+    }
+  }
+
+  #onBatchFailed(generation: number, err: unknown): void {
+    if (generation !== this.#generation) return; // the slot was already reported lost
+    this.#logger.error({ err, slot: this.index }, 'vosk decode batch failed; replacing the worker');
+    const cause = err instanceof Error ? err : new Error(String(err));
+    // Recognisers on that thread are in an unknown state: stop it. The pool replaces the thread and
+    // reports the slot lost; an executor without threads (in-process) cannot, so fail the slot here.
+    const threadId = this.threadId;
+    this.#executor.terminateSlot(this.index).then(
+      () => {
+        if (generation !== this.#generation) return;
+        if (this.#executor.mode === 'in-process') {
+          this.lost(cause);
+          this.ready(0);
+        } else if (this.threadId === threadId) {
+          this.lost(cause);
+        }
+      },
+      (terminateErr: unknown) => this.#logger.error({ err: terminateErr, slot: this.index }, 'could not stop a vosk worker'),
+    );
+  }
+
+  #freeHandle(handle: number): void {
+    if (this.#streams[handle] === null) return;
+    this.#streams[handle] = null;
+    this.#ring.reset(handle);
+    this.#freeHandles[this.#freeCount++] = handle;
+    this.#onHandleFreed();
+  }
+}

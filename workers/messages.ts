@@ -1,0 +1,74 @@
+// The typed messages between the main thread (src/stt/vosk/) and workers/vosk-worker.ts. Audio never
+// travels in a message: a task carries (handle, offset, length) triples into the worker's
+// SharedArrayBuffer ring (src/stt/vosk/audio-ring.ts is the only place that computes them).
+
+/** What one worker needs once, at start-up (Piscina workerData). */
+export interface VoskWorkerData {
+  /** Address of the process's one native `VoskModel` (loaded on the main thread; never freed before us). */
+  modelAddress: bigint;
+  /** Sample rate of the PCM the recognisers get (Hz). */
+  sampleRate: number;
+  /** One audio ring per worker slot; a worker serves exactly one slot, named by its first task. */
+  rings: SharedArrayBuffer[];
+  /** Stream handles per ring. */
+  streamsPerSlot: number;
+}
+
+/**
+ * Operation codes in a DecodeTask's `ops`. Each op is OP_WIDTH int32s: [code, handle, offset, length].
+ * `handle` numbers a stream within its slot; offset/length only matter for AUDIO.
+ */
+export const BatchOp = {
+  /** Create the stream's recogniser. */
+  open: 1,
+  /** Feed `length` bytes at ring byte `offset` (always even, never wrapping). */
+  audio: 2,
+  /** Flush, emit the final text, free the recogniser. */
+  finish: 3,
+  /** Free the recogniser without a final text. */
+  abort: 4,
+} as const;
+export type BatchOpCode = (typeof BatchOp)[keyof typeof BatchOp];
+export const OP_WIDTH = 4;
+
+/** All pending work of one slot's streams at one tick, in order. */
+export interface DecodeTask {
+  type: 'decode';
+  slot: number;
+  /** Batch sequence number within the slot (echoed back; results arrive in order). */
+  seq: number;
+  ops: Int32Array;
+}
+
+export type WorkerTask = DecodeTask;
+
+export type StreamEvent =
+  /** The text of the current segment changed. */
+  | { type: 'partial'; handle: number; text: string }
+  /** An endpoint closed a segment (only non-empty texts are reported). */
+  | { type: 'segment'; handle: number; text: string }
+  /** finish: the text after the last segment; the recogniser is freed. */
+  | { type: 'final'; handle: number; text: string }
+  /** abort acknowledged; the recogniser is freed. */
+  | { type: 'released'; handle: number }
+  /** The recogniser could not be created or rejected audio; it is freed and the handle is free. */
+  | { type: 'error'; handle: number; message: string };
+
+export interface DecodeResult {
+  type: 'decoded';
+  slot: number;
+  seq: number;
+  /** worker_threads threadId of the thread that ran the batch (0 on the main thread). */
+  threadId: number;
+  /** Time spent inside libvosk and result parsing for this batch (ms). */
+  busyMs: number;
+  /** PCM bytes fed to recognisers in this batch. */
+  audioBytes: number;
+  events: StreamEvent[];
+}
+
+export type WorkerResult = DecodeResult;
+
+export function assertNever(value: never): never {
+  throw new TypeError(`unexpected message: ${JSON.stringify(value)}`);
+}
