@@ -77,6 +77,15 @@ export class ServerShuttingDownError extends VoxgateError {
   readonly code = 'SERVER_SHUTTING_DOWN';
 }
 
+export class RecordingInProgressError extends VoxgateError {
+  readonly code = 'RECORDING_IN_PROGRESS';
+}
+
+/** The reason given to an AbortController when a request is superseded or cancelled; never sent. */
+export class RequestCancelledError extends VoxgateError {
+  readonly code = 'REQUEST_CANCELLED';
+}
+
 export class InternalError extends VoxgateError {
   readonly code = 'INTERNAL_ERROR';
 }

@@ -1,0 +1,133 @@
+import type { Logger } from 'pino';
+import type { Config } from './config/load.js';
+import { Dialogue } from './dialogue/event-handlers.js';
+import { RecordingService } from './dialogue/recordings.js';
+import { RequestManager } from './dialogue/request-manager.js';
+import { SessionManager } from './dialogue/session-manager.js';
+import { ReplyRunner } from './dialogue/suggestions.js';
+import type { Lifecycle } from './health.js';
+import type { LlmEngine } from './llm/engine.js';
+import { createLlmEngine } from './llm/select.js';
+import { flushLogger } from './log.js';
+import { createSessionStore } from './store/select.js';
+import type { SessionStore } from './store/session-store.js';
+import type { SttEngine } from './stt/engine.js';
+import { createSttEngine } from './stt/select.js';
+import { CloseCode } from './transport/connection.js';
+import { assertNativeTransport } from './transport/native-check.js';
+import { HttpServer } from './transport/server.js';
+import { WsHandler } from './transport/ws-handler.js';
+import { VERSION } from './version.js';
+
+export interface VoxgateParts {
+  stt?: SttEngine;
+  llm?: LlmEngine;
+  store?: SessionStore;
+}
+
+export interface Voxgate {
+  readonly port: number;
+  readonly stt: SttEngine;
+  readonly llm: LlmEngine;
+  /** Drains and stops; resolves when everything is closed. A second call joins the first. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Builds the pipeline from a Config and starts listening: transport -> protocol -> dialogue -> engines.
+ * Engines and the store can be passed in (tests), otherwise they are chosen from the config.
+ */
+export async function startVoxgate(config: Config, logger: Logger, parts: VoxgateParts = {}): Promise<Voxgate> {
+  const transport = assertNativeTransport(config.allowFallbackTransport);
+  if (transport === 'fallback') logger.warn('uWebSockets.js runs its pure-JS fallback (ALLOW_FALLBACK_TRANSPORT=true)');
+
+  let lifecycle: Lifecycle = 'starting';
+  const store = parts.store ?? createSessionStore(config.sessions, logger);
+  const stt = parts.stt ?? (await createSttEngine(config.stt, logger));
+  const llm = parts.llm ?? createLlmEngine(config.llm, logger);
+  const requests = new RequestManager();
+  const sessions = new SessionManager({
+    store,
+    requests,
+    logger,
+    maxSessionsPerConnection: config.websocket.maxSessionsPerConnection,
+    maxAgeMs: config.sessions.maxAgeMs,
+    cleanupIntervalMs: config.sessions.cleanupIntervalMs,
+  });
+  const dialogue = new Dialogue({
+    sessions,
+    requests,
+    recordings: new RecordingService({ stt, sessions, logger, maxAudioBytesPerRecording: config.dialogue.maxAudioBytesPerRecording }),
+    replies: new ReplyRunner({ llm, sessions, requests }),
+    logger,
+    autoSuggest: config.dialogue.autoSuggest,
+  });
+  const ws = new WsHandler({
+    dialogue,
+    logger,
+    limits: {
+      highWaterBytes: config.websocket.highWaterBytes,
+      maxBufferedBytes: config.websocket.maxBufferedBytes,
+      slowConsumerTimeoutMs: config.websocket.slowConsumerTimeoutMs,
+      eventRatePerSecond: config.websocket.eventRatePerSecond,
+      eventRateBurst: config.websocket.eventRateBurst,
+    },
+    maxMessageBytes: config.websocket.maxMessageBytes,
+    pingIntervalSeconds: config.websocket.pingIntervalSeconds,
+    maxConnections: config.websocket.maxConnections,
+    allowedOrigins: config.allowedOrigins,
+    isAcceptingConnections: () => lifecycle === 'ready',
+  });
+  const server = new HttpServer({
+    ws,
+    allowedOrigins: config.allowedOrigins,
+    health: {
+      version: VERSION,
+      lifecycle: () => lifecycle,
+      stt: () => stt.health(),
+      llm: () => llm.health(),
+      sessions: () => sessions.health(),
+      requestsInFlight: () => requests.inFlight,
+      transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections: config.websocket.maxConnections }),
+    },
+  });
+  const port = await server.listen(config.host, config.port);
+  sessions.startCleanup();
+  lifecycle = 'ready';
+  logger.info(
+    { host: config.host, port, version: VERSION, transport, stt: stt.name, llm: llm.name, store: store.kind },
+    'voxgate listening',
+  );
+
+  let shuttingDown: Promise<void> | null = null;
+  const shutdown = (): Promise<void> => {
+    shuttingDown ??= (async () => {
+      lifecycle = 'draining';
+      server.stopListening();
+      logger.info({ drainMs: config.shutdownDrainMs, connections: ws.connectionCount }, 'shutting down: draining');
+      // In-flight work (LLM requests, recordings) may finish within the drain time; idle clients need not wait.
+      await waitUntil(
+        () => ws.connectionCount === 0 || (requests.inFlight === 0 && stt.health().activeStreams === 0),
+        config.shutdownDrainMs,
+      );
+      ws.closeAll(CloseCode.goingAway, 'server shutting down');
+      requests.cancelAll();
+      sessions.close();
+      await Promise.allSettled([stt.close(), llm.close()]);
+      store.close();
+      logger.info('shutdown complete');
+      await flushLogger(logger);
+    })();
+    return shuttingDown;
+  };
+
+  return { port, stt, llm, shutdown };
+}
+
+/** Resolves when `done()` is true or after `timeoutMs`, checking every 50 ms. */
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
+  }
+}

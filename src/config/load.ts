@@ -1,0 +1,178 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { EnvSchema, type Env } from './schema.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/** The validated, frozen settings. Only this module reads process.env; everything else gets a Config. */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: LogLevel;
+  readonly logFile: { readonly path: string; readonly maxSize: string; readonly keep: number } | null;
+  /** `null` means any origin is allowed. */
+  readonly allowedOrigins: readonly string[] | null;
+  readonly allowFallbackTransport: boolean;
+  readonly shutdownDrainMs: number;
+  readonly llm: {
+    /** `mock` when no API key is configured. */
+    readonly engine: 'openrouter' | 'mock';
+    readonly apiKey: string | null;
+    readonly baseUrl: string;
+    readonly model: string;
+    readonly fallbackModels: readonly string[];
+    readonly temperature: number;
+    readonly maxTokens: number;
+    readonly requestTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly maxRetries: number;
+    readonly referer: string;
+    readonly title: string;
+    readonly maxInFlight: number;
+    readonly maxQueue: number;
+    readonly mockDeltaDelayMs: number;
+  };
+  readonly stt: {
+    readonly engine: 'auto' | 'vosk' | 'mock';
+    readonly modelPath: string;
+    readonly sampleRate: number;
+    readonly workers: number;
+  };
+  readonly websocket: {
+    readonly maxMessageBytes: number;
+    readonly pingIntervalSeconds: number;
+    readonly highWaterBytes: number;
+    readonly maxBufferedBytes: number;
+    readonly slowConsumerTimeoutMs: number;
+    readonly maxConnections: number;
+    readonly maxSessionsPerConnection: number;
+    readonly eventRatePerSecond: number;
+    readonly eventRateBurst: number;
+  };
+  readonly dialogue: {
+    readonly maxAudioBytesPerRecording: number;
+    readonly autoSuggest: boolean;
+  };
+  readonly sessions: {
+    readonly persistenceEnabled: boolean;
+    readonly dir: string;
+    readonly maxAgeMs: number;
+    readonly cleanupIntervalMs: number;
+  };
+}
+
+export interface LoadConfigOptions {
+  /** Defaults to process.env. */
+  env?: Record<string, string | undefined>;
+  /** A .env file read first; the environment wins over it. Defaults to `.env` in the working directory. */
+  envFile?: string | null;
+}
+
+/** Reads `.env` (optional) and the environment, validates every key, and returns a frozen Config. */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const fromFile = readEnvFile(options.envFile === undefined ? resolve('.env') : options.envFile);
+  const merged: Record<string, string> = { ...fromFile };
+  for (const [key, value] of Object.entries(options.env ?? process.env)) {
+    if (value !== undefined) merged[key] = value;
+  }
+  // An empty value means "use the default": that is how .env.example leaves optional keys.
+  for (const key of Object.keys(merged)) {
+    if (merged[key]!.trim() === '') delete merged[key];
+  }
+  const parsed = EnvSchema.safeParse(merged);
+  if (!parsed.success) throw configErrorFrom(parsed.error, merged);
+  return deepFreeze(toConfig(parsed.data));
+}
+
+function readEnvFile(path: string | null): Record<string, string> {
+  if (path === null || !existsSync(path)) return {};
+  try {
+    return parseEnv(readFileSync(path, 'utf8')) as Record<string, string>;
+  } catch (err) {
+    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function configErrorFrom(error: z.ZodError, input: Record<string, string>): ConfigError {
+  const problems = error.issues.map((issue) => {
+    const key = String(issue.path[0] ?? '?');
+    const value = input[key];
+    return `${key}=${JSON.stringify(value ?? '')}: ${issue.message}`;
+  });
+  return new ConfigError(`invalid configuration: ${problems.join('; ')}`, { details: problems.join('; ') });
+}
+
+function sttEngine(env: Env): Config['stt']['engine'] {
+  if (env.STT_ENGINE !== undefined) return env.STT_ENGINE;
+  // USE_REAL_VOSK is the replaced backend's switch; STT_ENGINE wins when both are set.
+  if (env.USE_REAL_VOSK !== undefined) return env.USE_REAL_VOSK ? 'vosk' : 'mock';
+  return 'auto';
+}
+
+function toConfig(env: Env): Config {
+  const apiKey = env.OPENROUTER_API_KEY ?? null;
+  return {
+    host: env.HOST,
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL ?? (env.DEBUG ? 'debug' : 'info'),
+    logFile: env.LOG_FILE ? { path: env.LOG_FILE, maxSize: env.LOG_FILE_MAX_SIZE, keep: env.LOG_FILE_KEEP } : null,
+    allowedOrigins: env.ALLOWED_ORIGINS.includes('*') ? null : env.ALLOWED_ORIGINS,
+    allowFallbackTransport: env.ALLOW_FALLBACK_TRANSPORT,
+    shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
+    llm: {
+      engine: apiKey ? 'openrouter' : 'mock',
+      apiKey,
+      baseUrl: env.OPENROUTER_BASE_URL.replace(/\/+$/, ''),
+      model: env.OPENROUTER_MODEL,
+      fallbackModels: env.OPENROUTER_FALLBACK_MODELS,
+      temperature: env.OPENROUTER_TEMPERATURE,
+      maxTokens: env.OPENROUTER_MAX_TOKENS,
+      requestTimeoutMs: env.OPENROUTER_TIMEOUT_MS,
+      idleTimeoutMs: env.OPENROUTER_IDLE_TIMEOUT_MS,
+      maxRetries: env.OPENROUTER_MAX_RETRIES,
+      referer: env.OPENROUTER_REFERER,
+      title: env.OPENROUTER_TITLE,
+      maxInFlight: env.LLM_MAX_IN_FLIGHT,
+      maxQueue: env.LLM_MAX_QUEUE,
+      mockDeltaDelayMs: env.MOCK_LLM_DELTA_DELAY_MS,
+    },
+    stt: {
+      engine: sttEngine(env),
+      modelPath: env.VOSK_MODEL_PATH,
+      sampleRate: env.VOSK_SAMPLE_RATE,
+      workers: env.MAX_WORKERS,
+    },
+    websocket: {
+      maxMessageBytes: env.WEBSOCKET_MAX_MESSAGE_SIZE,
+      pingIntervalSeconds: env.WEBSOCKET_PING_INTERVAL,
+      highWaterBytes: env.WEBSOCKET_HIGH_WATER_BYTES,
+      maxBufferedBytes: env.WEBSOCKET_MAX_BUFFERED_BYTES,
+      slowConsumerTimeoutMs: env.SLOW_CONSUMER_TIMEOUT_MS,
+      maxConnections: env.MAX_CONNECTIONS,
+      maxSessionsPerConnection: env.MAX_SESSIONS_PER_CONNECTION,
+      eventRatePerSecond: env.EVENT_RATE_PER_SECOND,
+      eventRateBurst: env.EVENT_RATE_BURST,
+    },
+    dialogue: {
+      maxAudioBytesPerRecording: env.AUDIO_BUFFER_MAX_SIZE,
+      autoSuggest: env.AUTO_SUGGEST,
+    },
+    sessions: {
+      persistenceEnabled: env.SESSION_PERSISTENCE_ENABLED,
+      dir: env.SESSION_PERSISTENCE_DIR,
+      maxAgeMs: Math.round(env.SESSION_MAX_PERSISTENCE_HOURS * 3_600_000),
+      cleanupIntervalMs: Math.round(env.SESSION_CLEANUP_INTERVAL_MINUTES * 60_000),
+    },
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,95 @@
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+
+// Every setting voxgate reads, with its default. Keys are the environment variable names, so an error
+// can name exactly what the operator has to fix. docs/configuration.md and .env.example list the same
+// keys (test/config/docs.test.ts keeps them in step).
+
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off', 'True', 'False', 'TRUE', 'FALSE'], {
+    error: 'expected true or false',
+  })
+  .transform((value) => ['true', '1', 'yes', 'on'].includes(value.toLowerCase()));
+
+function integer(min: number, max: number) {
+  return z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, { error: `expected an integer ${min}..${max}` })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { error: `expected an integer ${min}..${max}` }).max(max, { error: `expected an integer ${min}..${max}` }));
+}
+
+function decimal(min: number, max: number) {
+  return z
+    .string()
+    .trim()
+    .regex(/^-?\d+(\.\d+)?$/, { error: `expected a number ${min}..${max}` })
+    .transform(Number)
+    .pipe(z.number().min(min, { error: `expected a number ${min}..${max}` }).max(max, { error: `expected a number ${min}..${max}` }));
+}
+
+const commaList = z
+  .string()
+  .transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0));
+
+const url = z.string().trim().pipe(z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }));
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+  error: 'expected one of fatal, error, warn, info, debug, trace, silent',
+});
+
+/** Raw environment -> typed settings. Absent keys take the default; empty strings count as absent. */
+export const EnvSchema = z.object({
+  HOST: z.string().trim().min(1).default('0.0.0.0'),
+  PORT: integer(0, 65535).default(8000),
+  DEBUG: boolean.default(false),
+  LOG_LEVEL: logLevel.optional(),
+  LOG_FILE: z.string().trim().optional(),
+  LOG_FILE_MAX_SIZE: z.string().trim().regex(/^\d+[kmg]?$/i, { error: 'expected a size such as 10m' }).default('10m'),
+  LOG_FILE_KEEP: integer(1, 1000).default(7),
+  ALLOWED_ORIGINS: commaList.default(['*']),
+  ALLOW_FALLBACK_TRANSPORT: boolean.default(false),
+
+  OPENROUTER_API_KEY: z.string().trim().optional(),
+  OPENROUTER_BASE_URL: url.default('https://openrouter.ai/api/v1'),
+  OPENROUTER_MODEL: z.string().trim().min(1).default('openai/gpt-4o-mini'),
+  OPENROUTER_FALLBACK_MODELS: commaList.default([]),
+  OPENROUTER_TEMPERATURE: decimal(0, 2).default(0.7),
+  OPENROUTER_MAX_TOKENS: integer(16, 32768).default(600),
+  OPENROUTER_TIMEOUT_MS: integer(1000, 600_000).default(30_000),
+  OPENROUTER_IDLE_TIMEOUT_MS: integer(500, 600_000).default(15_000),
+  OPENROUTER_MAX_RETRIES: integer(0, 10).default(2),
+  OPENROUTER_REFERER: z.string().trim().default('https://github.com/voxgate/voxgate'),
+  OPENROUTER_TITLE: z.string().trim().default('voxgate'),
+  LLM_MAX_IN_FLIGHT: integer(1, 100_000).default(512),
+  LLM_MAX_QUEUE: integer(0, 1_000_000).default(2048),
+  MOCK_LLM_DELTA_DELAY_MS: integer(0, 10_000).default(20),
+
+  STT_ENGINE: z.enum(['auto', 'vosk', 'mock'], { error: 'expected auto, vosk or mock' }).optional(),
+  USE_REAL_VOSK: boolean.optional(),
+  VOSK_MODEL_PATH: z.string().trim().min(1).default('model/vosk-model-small-cn-0.22'),
+  VOSK_SAMPLE_RATE: integer(8000, 48000).default(16000),
+  MAX_WORKERS: integer(0, 256).default(availableParallelism()),
+
+  AUDIO_BUFFER_MAX_SIZE: integer(64 * 1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  WEBSOCKET_MAX_MESSAGE_SIZE: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  WEBSOCKET_PING_INTERVAL: integer(4, 3600).default(20),
+  WEBSOCKET_HIGH_WATER_BYTES: integer(1024, 256 * 1024 * 1024).default(256 * 1024),
+  WEBSOCKET_MAX_BUFFERED_BYTES: integer(4096, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+  SLOW_CONSUMER_TIMEOUT_MS: integer(100, 600_000).default(10_000),
+  MAX_CONNECTIONS: integer(1, 1_000_000).default(10_000),
+  MAX_SESSIONS_PER_CONNECTION: integer(1, 1000).default(8),
+  EVENT_RATE_PER_SECOND: integer(1, 100_000).default(50),
+  EVENT_RATE_BURST: integer(1, 100_000).default(200),
+  AUTO_SUGGEST: boolean.default(true),
+  SHUTDOWN_DRAIN_MS: integer(0, 600_000).default(5_000),
+
+  SESSION_PERSISTENCE_ENABLED: boolean.default(true),
+  SESSION_PERSISTENCE_DIR: z.string().trim().min(1).default('data'),
+  SESSION_MAX_PERSISTENCE_HOURS: decimal(0.0001, 24 * 365).default(24),
+  SESSION_CLEANUP_INTERVAL_MINUTES: decimal(0.001, 24 * 60).default(60),
+});
+
+export type Env = z.output<typeof EnvSchema>;
+export type EnvKey = keyof z.input<typeof EnvSchema>;

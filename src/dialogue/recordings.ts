@@ -1,0 +1,143 @@
+import type { Logger } from 'pino';
+import { AudioLimitExceededError, NotRecordingError, StoreError, toVoxgateError, type VoxgateError } from '../errors.js';
+import { errorEvent, transcriptPartial } from '../protocol/server-events.js';
+import type { SttEngine } from '../stt/engine.js';
+import { joinTranscript } from '../stt/transcript-text.js';
+import type { LiveRecording, Session } from './session.js';
+import type { SessionManager } from './session-manager.js';
+
+export interface RecordingServiceOptions {
+  stt: SttEngine;
+  sessions: SessionManager;
+  logger: Logger;
+  /** AUDIO_BUFFER_MAX_SIZE: audio bytes one recording may receive. */
+  maxAudioBytesPerRecording: number;
+}
+
+export interface FinishedRecording {
+  messageId: string;
+  sender: string;
+  text: string;
+  /** The STT failure during the recording, if any; `text` then holds what was recognised before it. */
+  failure: VoxgateError | null;
+}
+
+/**
+ * Connects a session's recording to an STT stream: opens it, feeds it audio within the limit, reports
+ * partial text and keeps every endpoint segment (durably, as it arrives), and finishes it into one text.
+ */
+export class RecordingService {
+  readonly #options: RecordingServiceOptions;
+
+  constructor(options: RecordingServiceOptions) {
+    this.#options = options;
+  }
+
+  /** message_start: opens a stream (throws STT_SERVICE_BUSY / STT_SERVICE_ERROR) and begins a recording. */
+  start(session: Session, sender: string): LiveRecording {
+    const messageId = session.reserveMessageId('recording');
+    return this.#open(session, messageId, sender, []);
+  }
+
+  /**
+   * A session whose durable state says "recording" but that has no stream in this process (it was
+   * loaded after a restart): open a new stream that continues the same message.
+   */
+  reopen(session: Session): LiveRecording | null {
+    const stored = session.storedRecording;
+    if (session.liveRecording || !stored) return session.liveRecording;
+    return this.#open(session, stored.messageId, stored.sender, stored.segments);
+  }
+
+  /** Appends audio to the session's recording. Throws NOT_RECORDING, or AUDIO_LIMIT_EXCEEDED once. */
+  appendAudio(session: Session, pcm: Uint8Array): void {
+    const recording = session.liveRecording ?? this.#reopenForAudio(session);
+    if (recording.audioBytes + pcm.byteLength > this.#options.maxAudioBytesPerRecording) {
+      if (recording.hasReportedAudioLimit) return;
+      recording.hasReportedAudioLimit = true;
+      throw new AudioLimitExceededError(
+        `recording ${recording.messageId} reached the audio limit of ${this.#options.maxAudioBytesPerRecording} bytes; later audio is discarded until message_end`,
+        { details: `max_audio_bytes: ${this.#options.maxAudioBytesPerRecording}` },
+      );
+    }
+    recording.audioBytes += pcm.byteLength;
+    if (recording.failure === null) recording.stream.write(pcm);
+  }
+
+  /** message_end: closes the stream and joins every segment with the final text. */
+  async finish(session: Session): Promise<FinishedRecording> {
+    const stored = session.storedRecording;
+    const recording = session.detachRecording();
+    if (!recording) {
+      if (!stored) throw notRecording(session.id);
+      // Loaded after a restart and no stream could be reopened: the stored segments are the message.
+      return { messageId: stored.messageId, sender: stored.sender, text: joinTranscript(stored.segments), failure: null };
+    }
+    let tail = '';
+    if (recording.failure === null) {
+      try {
+        tail = await recording.stream.finish();
+      } catch (err) {
+        recording.failure = toVoxgateError(err);
+      }
+    }
+    return {
+      messageId: recording.messageId,
+      sender: recording.sender,
+      text: joinTranscript([...recording.segments, tail]),
+      failure: recording.failure === null ? null : toVoxgateError(recording.failure),
+    };
+  }
+
+  #reopenForAudio(session: Session): LiveRecording {
+    const recording = this.reopen(session);
+    if (!recording) throw notRecording(session.id);
+    return recording;
+  }
+
+  #open(session: Session, messageId: string, sender: string, carried: readonly string[]): LiveRecording {
+    const { sessions } = this.#options;
+    // The callbacks are made once per stream and find their recording through this holder.
+    const holder: { recording: LiveRecording | null } = { recording: null };
+    const stream = this.#options.stt.openStream({
+      streamId: `${session.id}/${messageId}`,
+      onPartial: (text) => {
+        const recording = holder.recording;
+        if (!recording || recording.partial === text) return;
+        recording.partial = text;
+        sessions.broadcast(session, transcriptPartial(session.id, messageId, joinTranscript([...recording.segments, text])));
+      },
+      onSegment: (text) => {
+        const recording = holder.recording;
+        if (!recording) return;
+        try {
+          session.addRecordingSegment(recording, text);
+        } catch (err) {
+          const error = err instanceof StoreError ? err : toVoxgateError(err);
+          session.log.error({ err: error, messageId, segment: text }, 'could not store recognised segment');
+          sessions.broadcast(session, errorEvent(session.id, error));
+        }
+        sessions.broadcast(session, transcriptPartial(session.id, messageId, joinTranscript(recording.segments)));
+      },
+      onError: (err) => {
+        const recording = holder.recording;
+        if (recording) recording.failure = err;
+        session.log.error({ err, code: err.code, messageId }, 'speech recognition stream failed');
+        sessions.broadcast(session, errorEvent(session.id, err));
+      },
+    });
+    try {
+      holder.recording = session.beginRecording(messageId, sender, stream, carried);
+    } catch (err) {
+      stream.abort();
+      throw err;
+    }
+    return holder.recording;
+  }
+}
+
+function notRecording(sessionId: string): NotRecordingError {
+  return new NotRecordingError(`session ${sessionId} has no recording in progress; send message_start first`, {
+    details: `session_id: ${sessionId}`,
+  });
+}

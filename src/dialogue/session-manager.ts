@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
+import type { ProfileJson, ServerEvent } from '../protocol/server-events.js';
+import type { SessionRecord, SessionStore, StoredMessage, StoreHealth } from '../store/session-store.js';
+import type { ServiceState } from '../stt/engine.js';
+import type { ClientChannel } from './channel.js';
+import type { RequestManager } from './request-manager.js';
+import { Session } from './session.js';
+
+export interface SessionManagerOptions {
+  store: SessionStore;
+  requests: RequestManager;
+  logger: Logger;
+  maxSessionsPerConnection: number;
+  /** Sessions untouched for longer are deleted by the clean-up sweep. */
+  maxAgeMs: number;
+  cleanupIntervalMs: number;
+}
+
+export interface NewSessionInput {
+  responseCount: number;
+  scenarioDescription: string | null;
+  historyMessages: ReadonlyArray<{ message_id: string; sender: string; content: string }>;
+  userProfile: ProfileJson;
+  targetProfile: ProfileJson;
+}
+
+export interface SessionManagerHealth {
+  status: ServiceState;
+  reason: string | null;
+  activeSessions: number;
+  attachedConnections: number;
+  store: StoreHealth;
+}
+
+// Persisting updatedAt on every read-only event would cost a write per event; once a minute is enough
+// to keep a session in use from expiring.
+const TOUCH_PERSIST_INTERVAL_MS = 60_000;
+
+/**
+ * Owns which sessions exist in this process and which connections are attached to which. A connection
+ * may act on a session only while attached (created or resumed it); to every other connection the
+ * session does not exist (SESSION_NOT_FOUND), so one client can never read or steer another's session.
+ */
+export class SessionManager {
+  readonly #options: SessionManagerOptions;
+  readonly #sessions = new Map<string, Session>();
+  readonly #byChannel = new Map<ClientChannel, Set<string>>();
+  readonly #lastPersistedTouch = new Map<string, number>();
+  #cleanupTimer: NodeJS.Timeout | null = null;
+
+  constructor(options: SessionManagerOptions) {
+    this.#options = options;
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  create(channel: ClientChannel, input: NewSessionInput): Session {
+    this.#assertRoomFor(channel);
+    const now = new Date().toISOString();
+    const record: SessionRecord = {
+      id: randomUUID(),
+      createdAt: now,
+      updatedAt: now,
+      scenarioDescription: input.scenarioDescription,
+      responseCount: input.responseCount,
+      userProfile: input.userProfile,
+      targetProfile: input.targetProfile,
+      historyMessages: input.historyMessages.map(
+        (message): StoredMessage => ({
+          messageId: message.message_id,
+          sender: message.sender,
+          content: message.content,
+          createdAt: now,
+          type: 'history',
+        }),
+      ),
+      messages: [],
+      focusedMessageIds: [],
+      modifications: [],
+      recording: null,
+    };
+    this.#options.store.create(record);
+    const session = this.#adopt(record);
+    this.#attach(session, channel);
+    session.log.info({ historyMessages: record.historyMessages.length }, 'session created');
+    return session;
+  }
+
+  /** The session if `channel` is attached to it; SESSION_NOT_FOUND otherwise. */
+  attached(sessionId: string, channel: ClientChannel): Session {
+    const session = this.#sessions.get(sessionId);
+    if (!session || !session.channels.has(channel)) {
+      throw new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` });
+    }
+    this.#touch(session);
+    return session;
+  }
+
+  /** Attaches `channel` to a session kept in memory or, after a restart, in the store. */
+  resume(sessionId: string, channel: ClientChannel): Session {
+    let session = this.#sessions.get(sessionId);
+    if (!session) {
+      const record = this.#options.store.load(sessionId);
+      if (!record) {
+        throw new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` });
+      }
+      session = this.#adopt(record);
+      session.log.info({ messages: record.messages.length, recording: record.recording !== null }, 'session loaded from store');
+    }
+    if (!session.channels.has(channel)) {
+      this.#assertRoomFor(channel);
+      this.#attach(session, channel);
+    }
+    this.#touch(session);
+    return session;
+  }
+
+  /** Ends a session for good: cancels its work, deletes it from memory and the store. */
+  end(session: Session, reason: string): void {
+    this.#options.requests.cancel(session.id);
+    const recording = session.detachRecording();
+    recording?.stream.abort();
+    for (const channel of session.channels) this.#byChannel.get(channel)?.delete(session.id);
+    this.#sessions.delete(session.id);
+    this.#lastPersistedTouch.delete(session.id);
+    this.#options.store.delete(session.id);
+    session.log.info({ reason }, 'session deleted');
+  }
+
+  /** A connection closed: detach it everywhere; sessions left without a connection stop their LLM work. */
+  detachChannel(channel: ClientChannel): void {
+    const sessionIds = this.#byChannel.get(channel);
+    this.#byChannel.delete(channel);
+    if (!sessionIds) return;
+    for (const sessionId of sessionIds) {
+      const session = this.#sessions.get(sessionId);
+      if (!session) continue;
+      session.detachChannel(channel);
+      if (session.channels.size === 0) {
+        this.#options.requests.cancel(sessionId);
+        session.log.info({ recording: session.liveRecording !== null }, 'last connection left; session kept for resume');
+      }
+    }
+  }
+
+  /** Sends an event to every connection attached to the session (and to no other). */
+  broadcast(session: Session, event: ServerEvent): void {
+    for (const channel of session.channels) channel.send(event);
+  }
+
+  sessionsOf(channel: ClientChannel): readonly string[] {
+    return [...(this.#byChannel.get(channel) ?? [])];
+  }
+
+  /** Deletes sessions untouched for maxAgeMs; returns how many. */
+  sweepExpired(now = Date.now()): number {
+    const before = new Date(now - this.#options.maxAgeMs).toISOString();
+    let expiredIds: string[];
+    try {
+      expiredIds = this.#options.store.deleteExpired(before);
+    } catch (err) {
+      this.#options.logger.error({ err: toVoxgateError(err) }, 'session clean-up failed');
+      return 0;
+    }
+    for (const [id, session] of this.#sessions) {
+      if (session.updatedAt < before && session.channels.size === 0 && !expiredIds.includes(id)) expiredIds.push(id);
+    }
+    for (const id of expiredIds) {
+      const session = this.#sessions.get(id);
+      if (session) this.end(session, 'expired');
+      else this.#options.logger.info({ sessionId: id, reason: 'expired' }, 'session deleted');
+    }
+    return expiredIds.length;
+  }
+
+  startCleanup(): void {
+    if (this.#cleanupTimer) return;
+    this.#cleanupTimer = setInterval(() => this.sweepExpired(), this.#options.cleanupIntervalMs);
+    this.#cleanupTimer.unref();
+  }
+
+  /** Stops the sweep and aborts every live STT stream; the store keeps the sessions for the next start. */
+  close(): void {
+    if (this.#cleanupTimer) clearInterval(this.#cleanupTimer);
+    this.#cleanupTimer = null;
+    for (const session of this.#sessions.values()) session.liveRecording?.stream.abort();
+  }
+
+  health(): SessionManagerHealth {
+    const store = this.#options.store.health();
+    return {
+      status: store.status,
+      reason: store.lastError,
+      activeSessions: this.#sessions.size,
+      attachedConnections: this.#byChannel.size,
+      store,
+    };
+  }
+
+  #adopt(record: SessionRecord): Session {
+    const session = new Session(record, this.#options.store, this.#options.logger.child({ sessionId: record.id }));
+    this.#sessions.set(record.id, session);
+    return session;
+  }
+
+  #attach(session: Session, channel: ClientChannel): void {
+    session.attachChannel(channel);
+    let ids = this.#byChannel.get(channel);
+    if (!ids) {
+      ids = new Set();
+      this.#byChannel.set(channel, ids);
+    }
+    ids.add(session.id);
+  }
+
+  #assertRoomFor(channel: ClientChannel): void {
+    const count = this.#byChannel.get(channel)?.size ?? 0;
+    if (count >= this.#options.maxSessionsPerConnection) {
+      throw new SessionLimitExceededError(
+        `this connection already has ${count} sessions (limit ${this.#options.maxSessionsPerConnection}); end one first`,
+        { details: `max_sessions_per_connection: ${this.#options.maxSessionsPerConnection}` },
+      );
+    }
+  }
+
+  #touch(session: Session): void {
+    session.touch();
+    const now = Date.now();
+    if (now - (this.#lastPersistedTouch.get(session.id) ?? 0) < TOUCH_PERSIST_INTERVAL_MS) return;
+    this.#lastPersistedTouch.set(session.id, now);
+    try {
+      session.updateSettings({});
+    } catch (err) {
+      session.log.warn({ err: toVoxgateError(err) }, 'could not persist session activity time');
+    }
+  }
+}

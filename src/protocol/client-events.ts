@@ -1,0 +1,102 @@
+import { z } from 'zod';
+
+// The events the app (and any other client) sends, one zod schema each. Field names are the app's
+// contract (see docs/protocol.md). Unknown fields inside `data` are accepted and dropped: the app sends
+// extras such as `format` or `sample_rate` on audio_stream.
+
+/** Size limits on client-supplied text, so one event can't make the server hold megabytes per session. */
+export const LIMITS = {
+  sessionIdChars: 128,
+  senderChars: 200,
+  messageChars: 20_000,
+  scenarioChars: 20_000,
+  modificationChars: 2_000,
+  userCorpusChars: 10_000,
+  historyMessages: 1_000,
+  focusedMessageIds: 1_000,
+  profileListItems: 100,
+  profileItemChars: 500,
+} as const;
+
+const sessionId = z.string().min(1).max(LIMITS.sessionIdChars);
+const responseCount = z.int().min(1).max(5);
+const shortList = z.array(z.string().max(LIMITS.profileItemChars)).max(LIMITS.profileListItems);
+
+export const ProfileSchema = z.object({
+  name: z.string().max(LIMITS.senderChars).nullish(),
+  age: z.int().min(0).max(200).nullish(),
+  gender: z.string().max(32).nullish(),
+  relations: shortList.nullish(),
+  personalities: shortList.nullish(),
+  preferences: shortList.nullish(),
+  taboos: shortList.nullish(),
+  common_topics: shortList.nullish(),
+});
+
+export const HistoryMessageSchema = z.object({
+  message_id: z.string().min(1).max(LIMITS.sessionIdChars),
+  sender: z.string().max(LIMITS.senderChars),
+  content: z.string().max(LIMITS.messageChars),
+});
+
+export const ConversationStartData = z.object({
+  response_count: responseCount,
+  scenario_description: z.string().max(LIMITS.scenarioChars).nullish(),
+  history_messages: z.array(HistoryMessageSchema).max(LIMITS.historyMessages).nullish(),
+  user_profile: ProfileSchema.nullish(),
+  target_profile: ProfileSchema.nullish(),
+});
+
+export const MessageStartData = z.object({ session_id: sessionId, sender: z.string().min(1).max(LIMITS.senderChars) });
+export const AudioStreamData = z.object({ session_id: sessionId, audio_chunk: z.string() });
+export const SessionOnlyData = z.object({ session_id: sessionId });
+export const ManualGenerateData = z.object({
+  session_id: sessionId,
+  focused_message_ids: z.array(z.string().max(LIMITS.sessionIdChars)).max(LIMITS.focusedMessageIds).nullish(),
+  user_corpus: z.string().max(LIMITS.userCorpusChars).nullish(),
+});
+export const UserModificationData = z.object({
+  session_id: sessionId,
+  modification: z.string().min(1).max(LIMITS.modificationChars),
+});
+export const UserSelectedResponseData = z.object({
+  session_id: sessionId,
+  selected_content: z.string().min(1).max(LIMITS.messageChars),
+  sender: z.string().min(1).max(LIMITS.senderChars),
+});
+export const ScenarioSupplementData = z.object({
+  session_id: sessionId,
+  supplement: z.string().max(LIMITS.scenarioChars),
+});
+export const ResponseCountUpdateData = z.object({ session_id: sessionId, response_count: responseCount });
+
+/** Event type -> schema of its `data`. The single source of truth for what a client may send. */
+export const CLIENT_EVENT_DATA = {
+  conversation_start: ConversationStartData,
+  message_start: MessageStartData,
+  audio_stream: AudioStreamData,
+  message_end: SessionOnlyData,
+  manual_generate: ManualGenerateData,
+  user_modification: UserModificationData,
+  user_selected_response: UserSelectedResponseData,
+  scenario_supplement: ScenarioSupplementData,
+  response_count_update: ResponseCountUpdateData,
+  conversation_end: SessionOnlyData,
+  session_resume: SessionOnlyData,
+  get_message_history: SessionOnlyData,
+} as const;
+
+export type ClientEventType = keyof typeof CLIENT_EVENT_DATA;
+
+export type ClientEvent = {
+  [K in ClientEventType]: { type: K; data: z.output<(typeof CLIENT_EVENT_DATA)[K]> };
+}[ClientEventType];
+
+export type ClientEventOf<K extends ClientEventType> = Extract<ClientEvent, { type: K }>;
+
+export type ProfileInput = z.output<typeof ProfileSchema>;
+export type HistoryMessageInput = z.output<typeof HistoryMessageSchema>;
+
+export function isClientEventType(type: string): type is ClientEventType {
+  return Object.hasOwn(CLIENT_EVENT_DATA, type);
+}

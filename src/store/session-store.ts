@@ -1,0 +1,72 @@
+import type { ServiceState } from '../stt/engine.js';
+import type { MessageType, ProfileJson } from '../protocol/server-events.js';
+
+// What a session is, durably. The session manager owns live state (connections, STT streams, LLM
+// requests); a SessionStore keeps the part a user would lose if the process died. Every method commits
+// before it returns, so the caller may acknowledge to the client right after: write before acknowledge.
+// Methods throw StoreError when the write did not happen; the caller then must not change its state.
+
+export interface StoredMessage {
+  messageId: string;
+  sender: string;
+  content: string;
+  /** ISO-8601. */
+  createdAt: string;
+  type: MessageType;
+}
+
+/** A recording in progress: the text of every endpoint segment recognised so far. */
+export interface RecordingState {
+  messageId: string;
+  sender: string;
+  segments: string[];
+  startedAt: string;
+}
+
+export interface SessionRecord {
+  id: string;
+  createdAt: string;
+  updatedAt: string;
+  scenarioDescription: string | null;
+  responseCount: number;
+  /** Profiles exactly as the client sent them (profile_archive returns them unchanged). */
+  userProfile: ProfileJson;
+  targetProfile: ProfileJson;
+  historyMessages: StoredMessage[];
+  messages: StoredMessage[];
+  focusedMessageIds: string[];
+  modifications: string[];
+  recording: RecordingState | null;
+}
+
+export interface SessionSettingsPatch {
+  scenarioDescription?: string | null;
+  responseCount?: number;
+  focusedMessageIds?: string[];
+  recording?: RecordingState | null;
+}
+
+export interface StoreHealth {
+  kind: 'memory' | 'sqlite';
+  status: ServiceState;
+  path: string | null;
+  sessions: number;
+  lastError: string | null;
+}
+
+export interface SessionStore {
+  readonly kind: 'memory' | 'sqlite';
+  create(record: SessionRecord): void;
+  /** A copy of the stored session, or null. */
+  load(sessionId: string): SessionRecord | null;
+  update(sessionId: string, patch: SessionSettingsPatch, updatedAt: string): void;
+  appendMessage(sessionId: string, message: StoredMessage, updatedAt: string): void;
+  appendModification(sessionId: string, modification: string, updatedAt: string): void;
+  appendRecordingSegment(sessionId: string, text: string, updatedAt: string): void;
+  /** Returns whether a session was deleted. */
+  delete(sessionId: string): boolean;
+  /** Deletes sessions whose updatedAt is before `before` (ISO-8601); returns their ids. */
+  deleteExpired(before: string): string[];
+  health(): StoreHealth;
+  close(): void;
+}
