@@ -80,8 +80,10 @@ export interface FakeRequestRecord {
   endedAt: number | null;
   tokensSent: number;
   bytesWritten: number;
-  /** Times res.write() returned false (the client stopped reading). */
+  /** Times res.write() returned false (its buffer was full; the client may just be slower than us). */
   writeBlocks: number;
+  /** A blocked write waited longer than `stuckAfterMs` for drain: the client stopped reading. */
+  isStuck: boolean;
   /** The connection closed before the response ended. */
   clientAborted: boolean;
   completed: boolean;
@@ -95,6 +97,8 @@ export interface FakeOpenRouterOptions {
   tokenIntervalMs?: number;
   tokenChars?: number;
   keepAliveIntervalMs?: number;
+  /** How long a blocked write waits for drain before the fake reports `write-stuck` (default 200 ms). */
+  stuckAfterMs?: number;
   /** Decides the script of a request when the queue is empty; undefined means the default reply. */
   respond?: (record: FakeRequestRecord) => FakeScript | undefined;
 }
@@ -154,6 +158,7 @@ export class FakeOpenRouter {
       tokenIntervalMs: options.tokenIntervalMs ?? 2,
       tokenChars: options.tokenChars ?? 4,
       keepAliveIntervalMs: options.keepAliveIntervalMs ?? 1000,
+      stuckAfterMs: options.stuckAfterMs ?? 200,
     };
     this.#respond = options.respond;
     this.#server = createServer((req, res) => {
@@ -232,6 +237,7 @@ export class FakeOpenRouter {
       tokensSent: 0,
       bytesWritten: 0,
       writeBlocks: 0,
+      isStuck: false,
       clientAborted: false,
       completed: false,
     };
@@ -340,9 +346,9 @@ export class FakeOpenRouter {
         res.destroy();
         return 'stop';
       case 'flood': {
-        const blocksBefore = record.writeBlocks;
+        // Fill every buffer between us and the client's parser; a client that keeps reading takes it all.
         let bytes = 0;
-        while (record.writeBlocks === blocksBefore && bytes < FLOOD_MAX_BYTES) {
+        while (!record.isStuck && bytes < FLOOD_MAX_BYTES) {
           await this.#write(record, res, FLOOD_CHUNK);
           bytes += FLOOD_CHUNK.length;
         }
@@ -359,7 +365,18 @@ export class FakeOpenRouter {
     if (res.write(text)) return;
     record.writeBlocks++;
     this.events.emit('write-blocked', record);
-    await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    const drained = Promise.race([once(res, 'drain'), once(res, 'close')]);
+    const stuck = new AbortController();
+    const isDrained = await Promise.race([
+      drained.then(() => true),
+      delay(this.#options.stuckAfterMs, false, { signal: stuck.signal }),
+    ]);
+    stuck.abort();
+    if (!isDrained) {
+      record.isStuck = true;
+      this.events.emit('write-stuck', record);
+      await drained;
+    }
     if (res.destroyed) throw new ClientGone();
     this.events.emit('write-drained', record);
   }
