@@ -35,10 +35,14 @@ type PromptName = (typeof PROMPT_FILES)[number];
  * (dist/src/llm/prompt-builder.js) reads them from the source tree (src/llm/prompts) instead of a copy
  * that could drift; under tsx the module sits next to them.
  */
-export const DEFAULT_PROMPT_DIRS: readonly string[] = [
-  fileURLToPath(new URL('./prompts/', import.meta.url)),
-  fileURLToPath(new URL('../../../src/llm/prompts/', import.meta.url)),
-];
+export function defaultPromptDirs(moduleUrl: string): string[] {
+  return [
+    fileURLToPath(new URL('./prompts/', moduleUrl)),
+    fileURLToPath(new URL('../../../src/llm/prompts/', moduleUrl)),
+  ];
+}
+
+export const DEFAULT_PROMPT_DIRS: readonly string[] = defaultPromptDirs(import.meta.url);
 
 /** A template split once at load time into literal text and `{{placeholder}}` names. */
 class Template {
