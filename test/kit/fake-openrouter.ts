@@ -84,8 +84,10 @@ export interface FakeRequestRecord {
   writeBlocks: number;
   /** A blocked write waited longer than `stuckAfterMs` for drain: the client stopped reading. */
   isStuck: boolean;
-  /** The connection closed before the response ended. */
+  /** The client closed the connection before the response ended. */
   clientAborted: boolean;
+  /** The script destroyed the socket itself (`hang-up`). */
+  serverHungUp: boolean;
   completed: boolean;
 }
 
@@ -239,6 +241,7 @@ export class FakeOpenRouter {
       writeBlocks: 0,
       isStuck: false,
       clientAborted: false,
+      serverHungUp: false,
       completed: false,
     };
     record.script = this.#queue.shift() ?? this.#respond?.(record) ?? { kind: 'stream' };
@@ -246,7 +249,7 @@ export class FakeOpenRouter {
     const gone = new AbortController();
     res.on('close', () => {
       record.endedAt = performance.now();
-      if (!res.writableFinished) {
+      if (!res.writableFinished && !record.serverHungUp) {
         record.clientAborted = true;
         this.events.emit('client-abort', record);
       }
@@ -343,6 +346,7 @@ export class FakeOpenRouter {
         if (!gone.aborted) await once(gone, 'abort');
         return 'stop';
       case 'hang-up':
+        record.serverHungUp = true;
         res.destroy();
         return 'stop';
       case 'flood': {

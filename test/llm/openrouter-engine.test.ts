@@ -188,6 +188,22 @@ t.test('a mid-stream error after tokens fails without a retry', async (t) => {
   t.equal(fake.requests.length, 1);
 });
 
+t.test('a connection lost before the first token is retried, after it is not', async (t) => {
+  const { fake, engine } = await setup(t);
+  fake.enqueue(
+    { kind: 'stream', interrupt: { tokens: 0, then: 'hang-up' } },
+    { kind: 'stream', interrupt: { tokens: 12, then: 'hang-up' } },
+  );
+  const sink = new RecordingSink();
+  await t.rejects(engine.generateSuggestions(request(), sink, never()), {
+    code: 'LLM_SERVICE_ERROR',
+    retryable: false,
+    message: 'connection to openrouter failed',
+  });
+  t.ok(sink.writes.length > 0);
+  t.equal(fake.requests.length, 2);
+});
+
 t.test('finish_reason "error" fails the request', async (t) => {
   const { fake, engine } = await setup(t);
   fake.enqueue({ kind: 'stream', interrupt: { tokens: 12, then: 'finish-error' } });
