@@ -26,7 +26,6 @@ export interface WsHandlerOptions {
 export class WsHandler {
   readonly #options: WsHandlerOptions;
   readonly #connections = new Set<Connection>();
-  readonly #textDecoder = new TextDecoder('utf-8', { fatal: true });
 
   constructor(options: WsHandlerOptions) {
     this.#options = options;
@@ -114,13 +113,8 @@ export class WsHandler {
       this.#options.dialogue.handleBinaryAudio(connection, new Uint8Array(message));
       return;
     }
-    let text: string;
-    try {
-      text = this.#textDecoder.decode(message);
-    } catch {
-      text = '\u0000';
-    }
-    const decoded = decodeClientEvent(text);
+    // uWS has already validated text frames as UTF-8 (it closes with 1007 otherwise).
+    const decoded = decodeClientEvent(Buffer.from(message).toString('utf8'));
     if (!decoded.ok) {
       connection.log.info({ code: decoded.error.code, details: decoded.error.details }, 'malformed event');
       connection.send(errorEvent(decoded.sessionId, decoded.error));

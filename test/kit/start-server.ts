@@ -1,0 +1,54 @@
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { startVoxgate, type Voxgate, type VoxgateParts } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config/load.js';
+
+export interface TestServer {
+  voxgate: Voxgate;
+  config: Config;
+  port: number;
+  httpUrl: string;
+  wsUrl: (path?: string) => string;
+  /** Every log line the server wrote, parsed. */
+  logs: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a real voxgate in this process on a free loopback port, with the mock engines unless `env` or
+ * `parts` say otherwise. Log lines are captured (not printed) so tests can assert on them.
+ */
+export async function startTestServer(env: Record<string, string> = {}, parts: VoxgateParts = {}): Promise<TestServer> {
+  const config = loadConfig({
+    envFile: null,
+    env: {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      STT_ENGINE: 'mock',
+      SESSION_PERSISTENCE_ENABLED: 'false',
+      MOCK_LLM_DELTA_DELAY_MS: '2',
+      SHUTDOWN_DRAIN_MS: '0',
+      LOG_LEVEL: 'debug',
+      ...env,
+    },
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  const logger: Logger = pino({ level: config.logLevel }, sink);
+  const voxgate = await startVoxgate(config, logger, parts);
+  const port = voxgate.port;
+  return {
+    voxgate,
+    config,
+    port,
+    httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl: (path = '/conversation') => `ws://127.0.0.1:${port}${path}`,
+    logs,
+    close: () => voxgate.shutdown(),
+  };
+}
