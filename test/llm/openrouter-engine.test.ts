@@ -388,3 +388,16 @@ t.test('health turns degraded after repeated failures and recovers on success', 
   await engine.generateSuggestions(request(), new RecordingSink(), never());
   t.match(engine.health(), { status: 'healthy', reason: null });
 });
+
+t.test('destroy() fails running calls at once and refuses new ones', async (t) => {
+  const { fake, engine } = await setup(t, { firstTokenDelayMs: 5_000, keepAliveIntervalMs: 100 });
+  const running = engine.generateSuggestions(request(), new RecordingSink(), never());
+  const aborted = once(fake.events, 'client-abort');
+  await once(fake.events, 'request');
+  await engine.destroy();
+  await t.rejects(running, { code: 'LLM_SERVICE_ERROR', details: 'UND_ERR_DESTROYED' });
+  t.equal(fake.requests.length, 1, 'no retry on a destroyed pool');
+  await aborted;
+  await t.rejects(engine.generateSuggestions(request(), new RecordingSink(), never()), { code: 'SERVER_SHUTTING_DOWN' });
+  t.match(engine.health(), { status: 'unavailable' });
+});

@@ -197,6 +197,7 @@ export class OpenRouterClient {
   readonly #maxRetries: number;
   readonly #retryBaseDelayMs: number;
   readonly #log: Logger;
+  #isClosed = false;
 
   constructor(options: OpenRouterClientOptions) {
     const base = new URL(options.baseUrl);
@@ -248,6 +249,8 @@ export class OpenRouterClient {
         // Caller abort, deadline, idle stall or slow consumer: the scope's reason is the answer.
         if (scope.signal.aborted) throw scope.signal.reason;
         if (!(err instanceof LlmServiceError) || !err.retryable || attempt > this.#maxRetries) throw err;
+        // A closed pool refuses every attempt: retrying would only wait out the backoff.
+        if (this.#isClosed) throw err;
         const delayMs = this.#backoffMs(attempt, err.retryAfterSeconds);
         if (delayMs >= scope.remainingMs()) throw err;
         this.#log.warn(
@@ -266,7 +269,14 @@ export class OpenRouterClient {
 
   /** Lets in-flight requests finish, then closes the connections. */
   close(): Promise<void> {
+    this.#isClosed = true;
     return this.#pool.close();
+  }
+
+  /** Closes every connection now; in-flight requests fail. */
+  destroy(): Promise<void> {
+    this.#isClosed = true;
+    return this.#pool.destroy();
   }
 
   /** Retry-After when given; otherwise base * 2^(attempt-1), jittered over its upper half. */

@@ -160,6 +160,13 @@ export class OpenRouterEngine implements LlmEngine {
     return this.#closing;
   }
 
+  /** Shutdown past its drain budget: fails queued calls and destroys the connections under running ones. */
+  async destroy(): Promise<void> {
+    this.#closing ??= Promise.resolve();
+    this.#limiter.close();
+    await this.#client.destroy();
+  }
+
   /** Runs one upstream call under the limiter and the call's deadline; `finish` validates what arrived. */
   async #call<T>(requestId: string, prompt: BuiltPrompt, consumer: ContentConsumer, signal: AbortSignal,
     finish: () => T): Promise<T> {
