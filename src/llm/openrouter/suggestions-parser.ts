@@ -74,11 +74,6 @@ export class SuggestionsParser {
     this.#onDelta = onDelta;
   }
 
-  /** Suggestions completed so far. */
-  get suggestions(): readonly string[] {
-    return this.#suggestions;
-  }
-
   push(text: string): void {
     const length = text.length;
     let i = 0;
