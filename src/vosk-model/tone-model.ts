@@ -144,6 +144,22 @@ function affineWeights(bins: readonly number[], isFbank: boolean): number[][] {
   );
 }
 
+export interface AffineLayer {
+  /** One row per output (pdf 0 = silence, then one per word), one column per feature. */
+  weights: number[][];
+  bias: number[];
+}
+
+/** The tone model's only layer, from features to the pdf logits (the bench variant builds on it). */
+export function toneModelAffine(options: ToneModelOptions = {}): AffineLayer {
+  const words = options.words ?? DEFAULT_TONE_WORDS;
+  validateWords(words);
+  const bins = [...toneTable(words).melBins.values()];
+  const bias = new Array<number>(words.length + 1).fill(0);
+  bias[0] = BETA * TAU;
+  return { weights: affineWeights(bins, options.fbank === true), bias };
+}
+
 type Triple = readonly [phone: number, hmmState: number, pdf: number];
 
 function transitionModelText(triples: readonly Triple[], emittingPhones: readonly number[]): string {
@@ -253,7 +269,6 @@ export async function writeToneModel(dir: string, options: ToneModelOptions = {}
   const hasUnk = options.noUnk !== true;
   const isFbank = options.fbank === true;
   const numWords = words.length;
-  const bins = words.map((word) => tones.melBins.get(word) ?? 0);
 
   // Phone 1 is silence, phone 1+k is word k, phone K+2 is "[unk]" (reusing the word pdfs).
   const wordPhones = words.map((_, k) => k + 2);
@@ -270,9 +285,7 @@ export async function writeToneModel(dir: string, options: ToneModelOptions = {}
     for (let s = 0; s < WORD_STATES; s++) for (let k = 1; k <= numWords; k++) triples.push([unkPhone, s, k]);
   }
 
-  const weights = affineWeights(bins, isFbank);
-  const bias = new Array<number>(numWords + 1).fill(0);
-  bias[0] = BETA * TAU;
+  const { weights, bias } = toneModelAffine({ ...options, words });
 
   const pronunciations: Pronunciation[] = wordPhones.map((phone, k) => ({
     phone,
