@@ -102,15 +102,13 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   let shuttingDown: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
     shuttingDown ??= (async () => {
+      // readyz turns 503 and new WebSocket upgrades are refused, but HTTP keeps being served during the
+      // drain so that orchestrators can see the state; open connections may finish their work.
       lifecycle = 'draining';
-      server.stopListening();
       logger.info({ drainMs: config.shutdownDrainMs, connections: ws.connectionCount }, 'shutting down: draining');
-      // In-flight work (LLM requests, recordings) may finish within the drain time; idle clients need not wait.
-      await waitUntil(
-        () => ws.connectionCount === 0 || (requests.inFlight === 0 && stt.health().activeStreams === 0),
-        config.shutdownDrainMs,
-      );
+      await waitUntil(() => ws.connectionCount === 0, config.shutdownDrainMs);
       ws.closeAll(CloseCode.goingAway, 'server shutting down');
+      server.stopListening();
       requests.cancelAll();
       sessions.close();
       await Promise.allSettled([stt.close(), llm.close()]);

@@ -107,8 +107,8 @@ export class MockLlmEngine implements LlmEngine {
   health(): LlmHealth {
     return {
       engine: 'mock',
-      status: this.#isClosed ? 'unavailable' : 'healthy',
-      reason: this.#isClosed ? 'closing' : 'mock engine: replies are stand-ins, no LLM is called',
+      status: this.#isClosed ? 'unavailable' : 'degraded',
+      reason: this.#isClosed ? 'closing' : 'mock engine (no OPENROUTER_API_KEY): replies are stand-ins, no LLM is called',
       model: null,
       inFlight: this.#inFlight,
       queued: 0,

@@ -1,0 +1,52 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../src/version.js';
+
+export interface SpawnedServer {
+  child: ChildProcess;
+  /** Resolves with the bound port once the server logged "voxgate listening". */
+  port: Promise<number>;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Runs `src/main.ts` in a child process exactly as `npm run dev` would (through tsx), with only the
+ * given environment (plus PATH/HOME), from a working directory without a .env file unless `cwd` says.
+ */
+export function spawnServer(env: Record<string, string>, options: { cwd?: string } = {}): SpawnedServer {
+  // tsx resolved here, so that the child finds it from any working directory.
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(PROJECT_ROOT, 'src/main.ts')], {
+    cwd: options.cwd ?? PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const port = new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /"port":(\d+),[^\n]*"msg":"voxgate listening"/.exec(stdout);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening: ${stderr}`)));
+  });
+  port.catch(() => {});
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  return {
+    child,
+    port,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited,
+    kill: (signal = 'SIGKILL') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
+}
