@@ -43,7 +43,9 @@ async function downloadZip(url: string, zipPath: string, options: DownloadModelO
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
   } catch (err) {
-    throw new ModelInvalidError(`cannot download ${url}`, { cause: err });
+    throw new ModelInvalidError(`cannot download ${url}: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
   }
   if (response.statusCode !== 200) {
     await response.body.dump();
