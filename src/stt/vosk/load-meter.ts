@@ -21,7 +21,8 @@ export class LoadMeter {
   readonly #bytesPerMs: number;
   #windowStart = performance.now();
   #windowBusyMs = 0;
-  #windowAudioBytes = 0;
+  #costBusyMs = 0;
+  #costAudioBytes = 0;
 
   constructor(options: LoadMeterOptions) {
     this.#windowMs = options.windowMs;
@@ -31,19 +32,22 @@ export class LoadMeter {
   /** One batch finished: it spent `busyMs` decoding `audioBytes`. */
   record(busyMs: number, audioBytes: number, now: number): void {
     this.#windowBusyMs += busyMs;
-    this.#windowAudioBytes += audioBytes;
+    this.#costBusyMs += busyMs;
+    this.#costAudioBytes += audioBytes;
+    // Cost per audio second is measured per second of audio decoded (however fast that happened), so
+    // it is known after the first second of speech; fewer bytes say more about per-batch overhead.
+    const audioMs = this.#costAudioBytes / this.#bytesPerMs;
+    if (audioMs >= 1000) {
+      const cost = this.#costBusyMs / audioMs;
+      this.costPerAudioSecond = this.costPerAudioSecond === 0 ? cost : this.costPerAudioSecond * (1 - SMOOTHING) + cost * SMOOTHING;
+      this.#costBusyMs = 0;
+      this.#costAudioBytes = 0;
+    }
     const elapsed = now - this.#windowStart;
     if (elapsed < this.#windowMs) return;
     this.utilisation = this.utilisation * (1 - SMOOTHING) + (this.#windowBusyMs / elapsed) * SMOOTHING;
-    // Windows with little audio say more about per-batch overhead than about cost per stream.
-    const audioMs = this.#windowAudioBytes / this.#bytesPerMs;
-    if (audioMs >= this.#windowMs) {
-      const cost = this.#windowBusyMs / audioMs;
-      this.costPerAudioSecond = this.costPerAudioSecond === 0 ? cost : this.costPerAudioSecond * (1 - SMOOTHING) + cost * SMOOTHING;
-    }
     this.#windowStart = now;
     this.#windowBusyMs = 0;
-    this.#windowAudioBytes = 0;
   }
 
   /** Forgets the measurements (the slot's thread was replaced). */
@@ -52,6 +56,7 @@ export class LoadMeter {
     this.costPerAudioSecond = 0;
     this.#windowStart = performance.now();
     this.#windowBusyMs = 0;
-    this.#windowAudioBytes = 0;
+    this.#costBusyMs = 0;
+    this.#costAudioBytes = 0;
   }
 }

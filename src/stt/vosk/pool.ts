@@ -3,8 +3,8 @@
 // stream's recogniser is only ever touched by one thread and its audio ring is read by one reader.
 //
 // Binding: when Piscina reports a thread ready ('workerCreate') it is bound to the lowest slot without a
-// thread; when a thread is destroyed ('workerDestroy': crash, exit, terminate) its slot is unbound and
-// reported lost, and Piscina starts a replacement that is bound as soon as it is ready. Tasks are only
+// thread; when a thread exits (crash, uncaught error, terminate) its slot is unbound and reported lost,
+// and Piscina starts a replacement that is bound as soon as it is ready. Tasks are only
 // submitted for bound slots, so the balancer always has an answer and Piscina's queue stays empty (a
 // queued task would hold up every other slot's tasks behind it).
 import { extname } from 'node:path';
@@ -60,9 +60,8 @@ export class VoskPool implements DecodeExecutor {
       loadBalancer: (task, workers) => this.#balance(task, workers),
     });
     this.#piscina.on('workerCreate', (worker: PiscinaWorkerView) => this.#onWorkerReady(worker.id));
-    this.#piscina.on('workerDestroy', (worker: PiscinaWorkerView) => this.#onWorkerDestroyed(worker.id));
     // Piscina emits 'error' for a thread that failed with no task running; the thread is replaced and
-    // 'workerDestroy' already reported its slot. Without a listener the emit would throw.
+    // the thread's 'exit' reports its slot. Without a listener the emit would throw.
     this.#piscina.on('error', (err: unknown) => {
       this.#logger.error({ err }, 'vosk worker failed outside a task');
     });
@@ -114,15 +113,18 @@ export class VoskPool implements DecodeExecutor {
     if (this.#isDestroying) return;
     const slot = this.#slotThreads.indexOf(-1);
     if (slot === -1) return;
+    const thread = this.#piscina.threads.find((candidate) => candidate.threadId === threadId);
+    if (thread === undefined) return;
+    // The thread's own 'exit' (it follows crashes, uncaught errors and terminate()) marks the slot lost;
+    // Piscina's 'workerDestroy' cannot: by then the interface's id reads -1.
+    thread.once('exit', () => this.#onThreadExit(slot, threadId));
     this.#slotThreads[slot] = threadId;
     this.#logger.debug({ slot, threadId }, 'vosk worker ready');
     this.#listener.onSlotReady(slot, threadId);
   }
 
-  #onWorkerDestroyed(threadId: number): void {
-    if (this.#isDestroying) return;
-    const slot = this.#slotThreads.indexOf(threadId);
-    if (slot === -1) return;
+  #onThreadExit(slot: number, threadId: number): void {
+    if (this.#isDestroying || this.#slotThreads[slot] !== threadId) return;
     this.#slotThreads[slot] = -1;
     this.#logger.warn({ slot, threadId }, 'vosk worker stopped; replacing it');
     this.#listener.onSlotLost(slot, new Error(`vosk worker thread ${threadId} stopped`));

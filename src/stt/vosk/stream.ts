@@ -18,6 +18,8 @@ export type StreamPhase = 'open' | 'finishing' | 'aborting' | 'closed';
 export interface StreamHost {
   /** Copies `pcm` into the ring; false when the stream's region is full. */
   writeAudio(handle: number, pcm: Uint8Array): boolean;
+  /** Bytes the stream may write before its buffer is full. */
+  freeBytes(handle: number): number;
   /** The stream's phase changed or it has audio worth sending: flush on the next turn. */
   schedule(): void;
 }
@@ -36,6 +38,9 @@ export class VoskStream implements SttStream {
   #finished: Promise<string> | null = null;
   #resolveFinish: ((text: string) => void) | null = null;
   #rejectFinish: ((err: VoxgateError) => void) | null = null;
+  #writable: Promise<void> | null = null;
+  #resolveWritable: (() => void) | null = null;
+  #writableBytes = 0;
   readonly #host: StreamHost;
   readonly #options: SttStreamOptions;
   readonly #logger: Logger;
@@ -85,6 +90,7 @@ export class VoskStream implements SttStream {
       this.#rejectFinish = reject;
     });
     this.#phase = 'finishing';
+    this.#wakeWriter();
     this.#host.schedule();
     return this.#finished;
   }
@@ -92,9 +98,23 @@ export class VoskStream implements SttStream {
   abort(): void {
     if (this.#phase !== 'open' && this.#phase !== 'finishing') return;
     this.#phase = 'aborting';
+    this.#wakeWriter();
     // A finish() still waiting gets the empty text: the caller dropped the stream.
     this.#settleFinish('', null);
     this.#host.schedule();
+  }
+
+  /**
+   * Resolves once the stream's buffer has room for `bytes` more (backpressure for producers faster than
+   * real time, e.g. file uploads), or at once if it has, or when the stream ends.
+   */
+  whenWritable(bytes: number): Promise<void> {
+    if (this.#phase !== 'open' || this.#host.freeBytes(this.handle) >= bytes) return Promise.resolve();
+    this.#writableBytes = bytes;
+    this.#writable ??= new Promise<void>((resolve) => {
+      this.#resolveWritable = resolve;
+    });
+    return this.#writable;
   }
 
   // --- called by the slot -----------------------------------------------------------------------
@@ -102,6 +122,11 @@ export class VoskStream implements SttStream {
   noteThread(threadId: number): void {
     if (this.threadId === null) this.threadId = threadId;
     else if (this.threadId !== threadId) this.threadChanges += 1;
+  }
+
+  /** The worker consumed some of this stream's audio; `freeBytes` can be written now. */
+  roomChanged(freeBytes: number): void {
+    if (this.#resolveWritable !== null && freeBytes >= this.#writableBytes) this.#wakeWriter();
   }
 
   deliverPartial(text: string): void {
@@ -124,12 +149,14 @@ export class VoskStream implements SttStream {
 
   deliverFinal(text: string): void {
     this.#phase = 'closed';
+    this.#wakeWriter();
     this.#settleFinish(text, null);
   }
 
   /** The abort reached the worker: the recogniser is freed. */
   released(): void {
     this.#phase = 'closed';
+    this.#wakeWriter();
   }
 
   /**
@@ -143,6 +170,7 @@ export class VoskStream implements SttStream {
     }
     const wasAborted = this.#phase === 'aborting';
     this.#phase = options.isRecogniserGone ? 'closed' : 'aborting';
+    this.#wakeWriter();
     if (wasAborted) return; // the caller already dropped it: no one to tell
     this.#error = err;
     this.#settleFinish(null, err);
@@ -153,6 +181,13 @@ export class VoskStream implements SttStream {
       this.#logger.error({ err: callbackErr, streamId: this.streamId }, 'stt onError callback threw');
     }
     if (!options.isRecogniserGone) this.#host.schedule();
+  }
+
+  #wakeWriter(): void {
+    const resolve = this.#resolveWritable;
+    this.#resolveWritable = null;
+    this.#writable = null;
+    resolve?.();
   }
 
   #settleFinish(text: string | null, err: VoxgateError | null): void {

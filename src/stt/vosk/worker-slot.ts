@@ -1,8 +1,9 @@
 // One worker slot: the streams bound to one worker thread, their audio ring, and the batching between
-// them. Per event-loop turn at most one decode task per slot carries every stream's pending work:
-// small client frames (20 ms) wait until a stream has `minPieceBytes` (~100 ms), and big writes (the app's
-// 1 s chunks) go out `maxPieceBytes` (~200 ms) per batch so partial results keep flowing. A finishing
-// stream sends everything it has at once, followed by the finish op.
+// them. Per event-loop turn at most one decode task per slot carries every stream's pending work (and
+// at most maxBatchesInFlight are running): small client frames (20 ms) wait until a stream has
+// `minPieceBytes` (~100 ms); big writes (the app's 1 s chunks) are cut into `maxPieceBytes` (~200 ms)
+// pieces, after each of which the worker reads the partial result. A finishing stream sends everything
+// it has, then the finish op.
 //
 // Results come back in order; each one releases the ring bytes its batch carried and its events go to
 // the streams. The slot owns handles, the ring, in-flight batches and load figures; streams own phases.
@@ -128,6 +129,10 @@ export class WorkerSlot implements StreamHost {
     return stream;
   }
 
+  freeBytes(handle: number): number {
+    return this.#ring.freeBytes(handle);
+  }
+
   writeAudio(handle: number, pcm: Uint8Array): boolean {
     if (!this.#ring.write(handle, pcm)) return false;
     if (this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) this.schedule();
@@ -162,14 +167,11 @@ export class WorkerSlot implements StreamHost {
         count = this.#pushOp(count, BatchOp.abort, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
       } else if (phase === 'finishing') {
-        for (let length = this.#ring.takePiece(handle, this.#maxPieceBytes); length > 0; length = this.#ring.takePiece(handle, this.#maxPieceBytes)) {
-          count = this.#pushOp(count, BatchOp.audio, handle, this.#ring.pieceOffset, length);
-        }
+        count = this.#pushPieces(count, handle);
         count = this.#pushOp(count, BatchOp.finish, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
       } else if (phase === 'open' && this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) {
-        const length = this.#ring.takePiece(handle, this.#maxPieceBytes);
-        count = this.#pushOp(count, BatchOp.audio, handle, this.#ring.pieceOffset, length);
+        count = this.#pushPieces(count, handle);
       }
     }
     if (count === 0) return;
@@ -221,6 +223,18 @@ export class WorkerSlot implements StreamHost {
     }
   }
 
+  /**
+   * All of the stream's pending audio, cut into pieces of at most maxPieceBytes: the worker reads the
+   * partial result after each piece, so a 1 s chunk still yields its partials word by word, and no audio
+   * waits for a later batch.
+   */
+  #pushPieces(count: number, handle: number): number {
+    for (let length = this.#ring.takePiece(handle, this.#maxPieceBytes); length > 0; length = this.#ring.takePiece(handle, this.#maxPieceBytes)) {
+      count = this.#pushOp(count, BatchOp.audio, handle, this.#ring.pieceOffset, length);
+    }
+    return count;
+  }
+
   #pushOp(count: number, code: BatchOpCode, handle: number, offset: number, length: number): number {
     if (count + OP_WIDTH > this.#ops.length) {
       const grown = new Int32Array(this.#ops.length * 2);
@@ -256,7 +270,13 @@ export class WorkerSlot implements StreamHost {
     if (ops !== null && ops !== undefined) {
       // Release first: an event below may free a handle for reuse.
       for (let i = 0; i < ops.length; i += OP_WIDTH) {
-        if (ops[i] === BatchOp.audio) this.#ring.release(ops[i + 1]!, ops[i + 3]!);
+        if (ops[i] !== BatchOp.audio) continue;
+        const handle = ops[i + 1]!;
+        this.#ring.release(handle, ops[i + 3]!);
+        const stream = this.#streams[handle];
+        if (stream === null || stream === undefined) continue;
+        stream.noteThread(result.threadId);
+        stream.roomChanged(this.#ring.freeBytes(handle));
       }
     }
     for (const event of result.events) this.#applyEvent(event, result.threadId);

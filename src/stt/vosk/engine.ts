@@ -1,0 +1,366 @@
+// The Vosk speech engine: validates and loads the model, runs recognition on a fixed pool of worker
+// threads (or on the main thread with `workers: 0`), admits streams only while a worker has room, and
+// reports health. Streams, batching and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { ConfigError, ModelInvalidError, SttBusyError, SttServiceError } from '../../errors.js';
+import { checkModel } from '../../vosk-model/check.js';
+import type { SttEngine, SttHealth, SttStream, SttStreamOptions } from '../engine.js';
+import { AudioRing } from './audio-ring.js';
+import { InProcessExecutor, type DecodeExecutor, type SlotListener } from './executor.js';
+import { modelLoadCount, setVoskLogLevel, SharedVoskModel } from './model.js';
+import { VoskPool } from './pool.js';
+import { WorkerSlot, type SlotStreamSnapshot } from './worker-slot.js';
+
+export interface VoskEngineOptions {
+  /** Directory of the Vosk model. */
+  modelPath: string;
+  /** Sample rate of the PCM streams receive (Hz, VOSK_SAMPLE_RATE). */
+  sampleRate: number;
+  /** Worker threads; 0 runs recognition on the main thread. Default: available cores. */
+  workers?: number;
+  /** Concurrent streams one worker may hold. Default 256. */
+  maxStreamsPerWorker?: number;
+  logger: Logger;
+  /** Audio one stream may have buffered ahead of its recogniser (ms). Default 4000. */
+  streamBufferMs?: number;
+  /** A stream's audio is sent once this much is pending (ms). Default 100. */
+  minChunkMs?: number;
+  /** At most this much of one stream's audio per batch (ms), so partials keep flowing. Default 200. */
+  maxChunkMs?: number;
+  /** Batches one worker may have in flight (pipelining). Default 2. */
+  maxBatchesInFlight?: number;
+  /** Refuse new streams on a worker whose predicted decode load would pass this (0..1). Default 0.9. */
+  maxUtilisation?: number;
+  /** Refuse new streams on a worker whose oldest running batch is older than this (ms). Default 500. */
+  maxLagMs?: number;
+  /** Time the model check (child process) may take (ms). Default 30000. */
+  modelCheckTimeoutMs?: number;
+  /** libvosk's log level (stderr): -1 silent, 0 info. Default -1. */
+  voskLogLevel?: number;
+}
+
+export interface VoskEngineEvents {
+  /** A worker thread serves `slot` (at start and after a replacement). */
+  workerReady: [slot: number, threadId: number];
+  /** The worker of `slot` stopped; its streams failed with STT_SERVICE_ERROR. */
+  workerLost: [slot: number, cause: Error];
+}
+
+export interface VoskSlotSnapshot {
+  slot: number;
+  threadId: number | null;
+  streams: number;
+  batchesInFlight: number;
+  utilisation: number;
+  costPerAudioSecond: number;
+  lagMs: number;
+}
+
+export interface VoskEngineSnapshot {
+  /** vosk_model_new calls in this process so far. */
+  modelLoads: number;
+  slots: VoskSlotSnapshot[];
+  streams: SlotStreamSnapshot[];
+}
+
+interface ResolvedOptions {
+  modelPath: string;
+  sampleRate: number;
+  workers: number;
+  maxStreamsPerWorker: number;
+  streamBufferMs: number;
+  minChunkMs: number;
+  maxChunkMs: number;
+  maxBatchesInFlight: number;
+  maxUtilisation: number;
+  maxLagMs: number;
+  modelCheckTimeoutMs: number;
+  voskLogLevel: number;
+}
+
+function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOptions> {
+  const resolved: ResolvedOptions = {
+    modelPath: options.modelPath,
+    sampleRate: options.sampleRate,
+    workers: options.workers ?? availableParallelism(),
+    maxStreamsPerWorker: options.maxStreamsPerWorker ?? 256,
+    streamBufferMs: options.streamBufferMs ?? 4000,
+    minChunkMs: options.minChunkMs ?? 100,
+    maxChunkMs: options.maxChunkMs ?? 200,
+    maxBatchesInFlight: options.maxBatchesInFlight ?? 2,
+    maxUtilisation: options.maxUtilisation ?? 0.9,
+    maxLagMs: options.maxLagMs ?? 500,
+    modelCheckTimeoutMs: options.modelCheckTimeoutMs ?? 30_000,
+    voskLogLevel: options.voskLogLevel ?? -1,
+  };
+  const problems: string[] = [];
+  const integer = (name: keyof ResolvedOptions, min: number, max: number): void => {
+    const value = resolved[name];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name}=${String(value)}: expected an integer ${min}..${max}`);
+    }
+  };
+  if (typeof resolved.modelPath !== 'string' || resolved.modelPath === '') problems.push('modelPath: expected a directory');
+  integer('sampleRate', 8000, 192_000);
+  integer('workers', 0, 256);
+  integer('maxStreamsPerWorker', 1, 65_536);
+  integer('streamBufferMs', 1000, 60_000);
+  integer('minChunkMs', 10, 1000);
+  integer('maxChunkMs', 10, 5000);
+  integer('maxBatchesInFlight', 1, 16);
+  integer('maxLagMs', 1, 60_000);
+  integer('modelCheckTimeoutMs', 1, 600_000);
+  integer('voskLogLevel', -1, 10);
+  if (!(resolved.maxUtilisation > 0 && resolved.maxUtilisation <= 1)) problems.push(`maxUtilisation=${resolved.maxUtilisation}: expected 0 < x <= 1`);
+  if (resolved.maxChunkMs < resolved.minChunkMs) problems.push('maxChunkMs: must be >= minChunkMs');
+  if (resolved.streamBufferMs < 2 * resolved.maxChunkMs) problems.push('streamBufferMs: must be >= 2 * maxChunkMs');
+  if (problems.length > 0) throw new ConfigError(`invalid Vosk engine options: ${problems.join('; ')}`, { details: problems.join('; ') });
+  return Object.freeze(resolved);
+}
+
+export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEngine, SlotListener {
+  readonly name = 'vosk';
+  readonly #options: Readonly<ResolvedOptions>;
+  readonly #logger: Logger;
+  readonly #model: SharedVoskModel;
+  readonly #slots: WorkerSlot[];
+  readonly #executor: DecodeExecutor;
+  #isClosing = false;
+  #closed: Promise<void> | null = null;
+  #onDrained: (() => void) | null = null;
+
+  /**
+   * Validates the model in a child process (a broken model can abort the process inside libvosk), then
+   * loads it once and starts the workers. Throws ModelInvalidError when the model is unusable and
+   * ConfigError for bad options.
+   */
+  static async create(options: VoskEngineOptions): Promise<VoskEngine> {
+    const resolved = resolveOptions(options);
+    const check = await checkModel(resolved.modelPath, { timeoutMs: resolved.modelCheckTimeoutMs });
+    if (!check.ok) {
+      throw new ModelInvalidError(`Vosk model at ${resolved.modelPath} is unusable: ${check.reason}`, { details: check.reason });
+    }
+    setVoskLogLevel(resolved.voskLogLevel);
+    const model = SharedVoskModel.acquire(resolved.modelPath);
+    try {
+      return new VoskEngine(resolved, model, options.logger.child({ component: 'stt-vosk' }));
+    } catch (err) {
+      model.release();
+      throw err;
+    }
+  }
+
+  private constructor(options: Readonly<ResolvedOptions>, model: SharedVoskModel, logger: Logger) {
+    super();
+    this.#options = options;
+    this.#model = model;
+    this.#logger = logger;
+    const bytesPerMs = (options.sampleRate * 2) / 1000;
+    const even = (ms: number): number => 2 * Math.ceil((ms * bytesPerMs) / 2);
+    const slotCount = Math.max(1, options.workers);
+    const rings: AudioRing[] = [];
+    for (let i = 0; i < slotCount; i++) {
+      rings.push(new AudioRing({ streams: options.maxStreamsPerWorker, regionBytes: even(options.streamBufferMs) }));
+    }
+    this.#executor =
+      options.workers === 0
+        ? new InProcessExecutor({
+            modelAddress: model.address,
+            sampleRate: options.sampleRate,
+            ring: rings[0]!.buffer,
+            streamsPerSlot: options.maxStreamsPerWorker,
+            listener: this,
+          })
+        : new VoskPool({
+            workers: options.workers,
+            workerData: {
+              modelAddress: model.address,
+              sampleRate: options.sampleRate,
+              rings: rings.map((ring) => ring.buffer),
+              streamsPerSlot: options.maxStreamsPerWorker,
+            },
+            maxBatchesInFlight: options.maxBatchesInFlight,
+            listener: this,
+            logger,
+          });
+    this.#slots = rings.map(
+      (ring, index) =>
+        new WorkerSlot({
+          index,
+          ring,
+          executor: this.#executor,
+          minPieceBytes: even(options.minChunkMs),
+          maxPieceBytes: even(options.maxChunkMs),
+          maxBatchesInFlight: options.maxBatchesInFlight,
+          bytesPerMs,
+          logger,
+          onHandleFreed: () => this.#onHandleFreed(),
+        }),
+    );
+    logger.info({ modelPath: model.path, workers: options.workers, sampleRate: options.sampleRate }, 'vosk engine started');
+  }
+
+  /** The model path as loaded (absolute). */
+  get modelPath(): string {
+    return this.#model.path;
+  }
+
+  openStream(options: SttStreamOptions): SttStream {
+    if (this.#isClosing) throw new SttServiceError('speech recognition is shutting down');
+    const now = performance.now();
+    let best: WorkerSlot | null = null;
+    for (const slot of this.#slots) {
+      if (!this.#canAdmit(slot, now)) continue;
+      if (best === null || slot.usedHandles < best.usedHandles) best = slot;
+    }
+    if (best === null) {
+      throw new SttBusyError('speech recognition is at capacity', { details: this.#busyReason(now) });
+    }
+    return best.openStream(options, this.#logger);
+  }
+
+  health(): SttHealth {
+    let activeStreams = 0;
+    let queueDepth = 0;
+    let ready = 0;
+    let admitting = 0;
+    const now = performance.now();
+    for (const slot of this.#slots) {
+      activeStreams += slot.usedHandles;
+      queueDepth += slot.batchesInFlight;
+      if (slot.threadId !== null) ready += 1;
+      if (this.#canAdmit(slot, now)) admitting += 1;
+    }
+    let status: SttHealth['status'] = 'healthy';
+    let reason: string | null = null;
+    if (this.#isClosing) {
+      status = 'unavailable';
+      reason = 'vosk engine closed';
+    } else if (ready === 0) {
+      status = 'unavailable';
+      reason = 'no vosk worker is running';
+    } else if (ready < this.#slots.length) {
+      status = 'degraded';
+      reason = `${this.#slots.length - ready} of ${this.#slots.length} vosk workers restarting`;
+    } else if (admitting === 0) {
+      status = 'degraded';
+      reason = `at capacity: ${this.#busyReason(now)}`;
+    }
+    return {
+      engine: 'vosk',
+      status,
+      reason,
+      modelPath: this.#model.path,
+      workers: this.#options.workers,
+      activeStreams,
+      queueDepth,
+    };
+  }
+
+  /** Counters for tests and diagnostics. */
+  snapshot(): VoskEngineSnapshot {
+    const now = performance.now();
+    const streams: SlotStreamSnapshot[] = [];
+    for (const slot of this.#slots) slot.snapshot(streams);
+    return {
+      modelLoads: modelLoadCount(),
+      slots: this.#slots.map((slot) => ({
+        slot: slot.index,
+        threadId: slot.threadId,
+        streams: slot.usedHandles,
+        batchesInFlight: slot.batchesInFlight,
+        utilisation: slot.load.utilisation,
+        costPerAudioSecond: slot.load.costPerAudioSecond,
+        lagMs: slot.lagMs(now),
+      })),
+      streams,
+    };
+  }
+
+  /** Stops one worker thread now, as a crash would (diagnostics and fault tests). */
+  terminateWorker(slot: number): Promise<void> {
+    return this.#executor.terminateSlot(slot);
+  }
+
+  /**
+   * Refuses new streams, waits until every open stream finished or was aborted (bound it with your own
+   * timer and call destroy()), then stops the workers and frees the model. A second call joins the first.
+   */
+  close(): Promise<void> {
+    if (this.#closed === null) {
+      this.#isClosing = true;
+      this.#closed = this.#drained().then(() => this.#release());
+    }
+    return this.#closed;
+  }
+
+  /** Aborts every stream and stops now. Idempotent; joins a close() in progress. */
+  destroy(): Promise<void> {
+    this.#isClosing = true;
+    for (const slot of this.#slots) slot.abortAll();
+    if (this.#closed === null) this.#closed = this.#release();
+    else this.#onDrained?.();
+    return this.#closed;
+  }
+
+  // --- SlotListener (executor -> engine) --------------------------------------------------------
+
+  onSlotReady(slot: number, threadId: number): void {
+    this.#slots[slot]?.ready(threadId);
+    this.emit('workerReady', slot, threadId);
+  }
+
+  onSlotLost(slot: number, cause: Error): void {
+    this.#slots[slot]?.lost(cause);
+    this.emit('workerLost', slot, cause);
+  }
+
+  // --- internals --------------------------------------------------------------------------------
+
+  #canAdmit(slot: WorkerSlot, now: number): boolean {
+    if (slot.threadId === null || slot.freeHandles === 0) return false;
+    if (slot.lagMs(now) > this.#options.maxLagMs) return false;
+    // Predicted load if every stream (and one more) sends real-time audio.
+    const predicted = (slot.usedHandles + 1) * slot.load.costPerAudioSecond;
+    return predicted <= this.#options.maxUtilisation && slot.load.utilisation <= this.#options.maxUtilisation;
+  }
+
+  #busyReason(now: number): string {
+    return this.#slots
+      .map((slot) => {
+        if (slot.threadId === null) return `worker ${slot.index}: restarting`;
+        return `worker ${slot.index}: ${slot.usedHandles} streams, load ${slot.load.utilisation.toFixed(2)}, lag ${slot.lagMs(now).toFixed(0)} ms`;
+      })
+      .join('; ');
+  }
+
+  #onHandleFreed(): void {
+    if (this.#onDrained !== null && this.#activeStreams() === 0) this.#onDrained();
+  }
+
+  #activeStreams(): number {
+    let active = 0;
+    for (const slot of this.#slots) active += slot.usedHandles;
+    return active;
+  }
+
+  #drained(): Promise<void> {
+    if (this.#activeStreams() === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onDrained = () => {
+        this.#onDrained = null;
+        resolve();
+      };
+    });
+  }
+
+  async #release(): Promise<void> {
+    // Workers first (their recognisers go with them; in-process ones are freed here), then the model.
+    await this.#executor.destroy();
+    this.#model.release();
+    this.#logger.info('vosk engine closed');
+  }
+}
