@@ -35,6 +35,17 @@ export class ModelInvalidError extends VoxgateError {
   readonly code = 'MODEL_INVALID';
 }
 
+/** A model archive could not be fetched (network error or HTTP status); retrying may help. */
+export class ModelDownloadError extends VoxgateError {
+  readonly code = 'MODEL_DOWNLOAD_FAILED';
+  override readonly retryable: boolean;
+
+  constructor(message: string, options: VoxgateErrorOptions & { retryable: boolean }) {
+    super(message, options);
+    this.retryable = options.retryable;
+  }
+}
+
 // --- Protocol (sent to clients as `error` events) --------------------------------------------------
 
 export class InvalidEventDataError extends VoxgateError {

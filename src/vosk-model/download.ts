@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { request, type Dispatcher } from 'undici';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 
-import { ModelInvalidError } from '../errors.js';
+import { ModelDownloadError, ModelInvalidError } from '../errors.js';
 import { checkModel, type ModelCheckResult } from './check.js';
 
 export const DEFAULT_MODEL_BASE_URL = 'https://alphacephei.com/vosk/models';
@@ -43,14 +43,16 @@ async function downloadZip(url: string, zipPath: string, options: DownloadModelO
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
   } catch (err) {
-    throw new ModelInvalidError(`cannot download ${url}: ${err instanceof Error ? err.message : String(err)}`, {
+    throw new ModelDownloadError(`cannot download ${url}: ${err instanceof Error ? err.message : String(err)}`, {
       cause: err,
+      retryable: true,
     });
   }
   if (response.statusCode !== 200) {
     await response.body.dump();
-    throw new ModelInvalidError(`cannot download ${url}: HTTP ${response.statusCode}`, {
+    throw new ModelDownloadError(`cannot download ${url}: HTTP ${response.statusCode}`, {
       details: String(response.statusCode),
+      retryable: response.statusCode >= 500 || response.statusCode === 429,
     });
   }
   await pipeline(response.body, createWriteStream(zipPath));

@@ -56,8 +56,9 @@ t.test('an HTTP error names the status and leaves nothing behind', async (t) => 
   const { baseUrl } = await serve(t, new Map());
   const destDir = join(root, 'model');
   await t.rejects(downloadModel('vosk-model-missing', { baseUrl, destDir }), {
-    code: 'MODEL_INVALID',
+    code: 'MODEL_DOWNLOAD_FAILED',
     message: /HTTP 404/,
+    retryable: false,
   });
   t.same(await readdir(destDir), []);
 });
