@@ -80,10 +80,6 @@ export class RateLimitedError extends VoxgateError {
   readonly code = 'RATE_LIMITED';
 }
 
-export class MessageTooLargeError extends VoxgateError {
-  readonly code = 'MESSAGE_TOO_LARGE';
-}
-
 export class ServerShuttingDownError extends VoxgateError {
   readonly code = 'SERVER_SHUTTING_DOWN';
 }
