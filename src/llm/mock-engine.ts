@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ServerShuttingDownError } from '../errors.js';
+import { untilAborted } from './abortable.js';
 import {
   MOODS,
   TENDENCIES,
@@ -29,24 +30,6 @@ function subjectOf(context: DialogueContext): string {
   const points = Array.from(text.trim());
   if (points.length === 0) return '…';
   return points.length > SNIPPET_CODE_POINTS ? `${points.slice(0, SNIPPET_CODE_POINTS).join('')}…` : points.join('');
-}
-
-/** Waits for the sink to drain, or rejects with the signal's reason as soon as it aborts. */
-function drainedOrAborted(sink: SuggestionSink, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    sink.drained().then(
-      () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 /**
@@ -80,7 +63,7 @@ export class MockLlmEngine implements LlmEngine {
         for (let at = 0; at < points.length; at += DELTA_CODE_POINTS) {
           await this.#pause(signal);
           if (!sink.write(index, points.slice(at, at + DELTA_CODE_POINTS).join(''))) {
-            await drainedOrAborted(sink, signal);
+            await untilAborted(sink.drained(), signal);
           }
         }
       }

@@ -4,6 +4,7 @@ import { Pool } from 'undici';
 import { LlmServiceError, ServiceTimeoutError, VoxgateError } from '../../errors.js';
 import type { CallScope } from './call-scope.js';
 import { SseDecoder } from './sse.js';
+import { untilAborted } from '../abortable.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -103,25 +104,6 @@ function parseRetryAfter(value: string | string[] | undefined): number | null {
   if (Number.isFinite(seconds) && seconds >= 0) return seconds;
   const at = Date.parse(text);
   return Number.isNaN(at) ? null : Math.max(0, (at - Date.now()) / 1000);
-}
-
-/** Waits for the consumer to drain, but gives up at once when the call is aborted. */
-function settleOrAbort(promise: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 /**
@@ -317,7 +299,7 @@ export class OpenRouterClient {
         if (pending !== null) {
           isPaused = true;
           try {
-            await settleOrAbort(pending, scope.signal);
+            await untilAborted(pending, scope.signal);
           } catch (err) {
             // Destroy the upstream request now: a consumer that will never drain must not keep it open.
             scope.abort(err);
