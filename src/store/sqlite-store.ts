@@ -1,0 +1,425 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { StoreError } from '../errors.js';
+import type { ProfileJson } from '../protocol/server-events.js';
+import type { ServiceState } from '../stt/engine.js';
+import { migrate } from './migrations/index.js';
+import type {
+  RecordingState,
+  SessionRecord,
+  SessionSettingsPatch,
+  SessionStore,
+  StoredMessage,
+  StoreHealth,
+} from './session-store.js';
+
+/** The database file inside SESSION_PERSISTENCE_DIR. */
+export const DATABASE_FILE_NAME = 'voxgate.db';
+
+export interface SqliteSessionStoreOptions {
+  /** SESSION_PERSISTENCE_DIR: created if missing; holds voxgate.db and its -wal/-shm files. */
+  dir: string;
+  logger: Logger;
+  /**
+   * NORMAL (default): a commit is in the WAL file, handed to the OS, before the method returns, so it
+   * survives a crash or SIGKILL of this process; an OS crash or power loss may roll back the last
+   * commits (the file stays consistent). FULL also fsyncs the WAL on every commit (survives power loss;
+   * see bench/README.md for what it costs).
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+  /** How long a write waits for a lock held by another connection before failing (SQLITE_BUSY). */
+  busyTimeoutMs?: number;
+}
+
+// A failure or two may be a passing condition (a lock held a moment too long); this many in a row and the
+// store is treated as unusable, so /readyz sends traffic elsewhere.
+const UNAVAILABLE_AFTER_FAILURES = 3;
+// After a failure, this many successful writes in a row before the store reports healthy again: one
+// success may be luck (a write that fit in the last free page of a full disk).
+const HEALTHY_AFTER_SUCCESSES = 5;
+const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+// The WAL is reset at each checkpoint; this bounds the file it leaves behind after a burst of writes.
+const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+interface SessionRow {
+  id: string;
+  created_at: string;
+  updated_at: string;
+  scenario_description: string | null;
+  response_count: number;
+  user_profile: string | null;
+  target_profile: string | null;
+  focused_message_ids: string;
+}
+
+interface MessageRow {
+  list: 'history' | 'session';
+  message_id: string;
+  sender: string;
+  content: string;
+  created_at: string;
+  type: StoredMessage['type'];
+}
+
+interface RecordingRow {
+  message_id: string;
+  sender: string;
+  started_at: string;
+}
+
+/** Every statement the store runs, prepared once when the store opens. */
+function prepareStatements(db: Database.Database) {
+  return {
+    sessionExists: db.prepare<[string], { found: number }>('SELECT 1 AS found FROM sessions WHERE id = ?'),
+    insertSession: db.prepare(
+      `INSERT INTO sessions (id, created_at, updated_at, scenario_description, response_count, user_profile, target_profile, focused_message_ids)
+       VALUES (@id, @createdAt, @updatedAt, @scenarioDescription, @responseCount, @userProfile, @targetProfile, @focusedMessageIds)`,
+    ),
+    insertMessageAt: db.prepare(
+      `INSERT INTO messages (session_id, list, seq, message_id, sender, content, created_at, type)
+       VALUES (@sessionId, @list, @seq, @messageId, @sender, @content, @createdAt, @type)`,
+    ),
+    appendSessionMessage: db.prepare(
+      `INSERT INTO messages (session_id, list, seq, message_id, sender, content, created_at, type)
+       VALUES (@sessionId, 'session',
+               (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = @sessionId AND list = 'session'),
+               @messageId, @sender, @content, @createdAt, @type)`,
+    ),
+    appendModification: db.prepare(
+      `INSERT INTO modifications (session_id, seq, modification)
+       VALUES (@sessionId, (SELECT COALESCE(MAX(seq), 0) + 1 FROM modifications WHERE session_id = @sessionId), @modification)`,
+    ),
+    touch: db.prepare<[string, string]>('UPDATE sessions SET updated_at = ? WHERE id = ?'),
+    setScenario: db.prepare<[string | null, string]>('UPDATE sessions SET scenario_description = ? WHERE id = ?'),
+    setResponseCount: db.prepare<[number, string]>('UPDATE sessions SET response_count = ? WHERE id = ?'),
+    setFocused: db.prepare<[string, string]>('UPDATE sessions SET focused_message_ids = ? WHERE id = ?'),
+    deleteRecording: db.prepare<[string]>('DELETE FROM recordings WHERE session_id = ?'),
+    insertRecording: db.prepare(
+      'INSERT INTO recordings (session_id, message_id, sender, started_at) VALUES (@sessionId, @messageId, @sender, @startedAt)',
+    ),
+    recordingExists: db.prepare<[string], { found: number }>('SELECT 1 AS found FROM recordings WHERE session_id = ?'),
+    insertSegmentAt: db.prepare<[string, number, string]>('INSERT INTO recording_segments (session_id, seq, text) VALUES (?, ?, ?)'),
+    appendSegment: db.prepare(
+      `INSERT INTO recording_segments (session_id, seq, text)
+       VALUES (@sessionId, (SELECT COALESCE(MAX(seq), 0) + 1 FROM recording_segments WHERE session_id = @sessionId), @text)`,
+    ),
+    selectSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
+    selectMessages: db.prepare<[string], MessageRow>(
+      'SELECT list, message_id, sender, content, created_at, type FROM messages WHERE session_id = ? ORDER BY list, seq',
+    ),
+    selectModifications: db.prepare<[string], { modification: string }>(
+      'SELECT modification FROM modifications WHERE session_id = ? ORDER BY seq',
+    ),
+    selectRecording: db.prepare<[string], RecordingRow>('SELECT message_id, sender, started_at FROM recordings WHERE session_id = ?'),
+    selectSegments: db.prepare<[string], { text: string }>('SELECT text FROM recording_segments WHERE session_id = ? ORDER BY seq'),
+    deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
+    deleteExpired: db.prepare<[string], { id: string }>('DELETE FROM sessions WHERE updated_at < ? RETURNING id'),
+    countSessions: db.prepare<[], { count: number }>('SELECT COUNT(*) AS count FROM sessions'),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** The multi-statement operations, each one transaction; built once (better-sqlite3 wraps them once). */
+function prepareTransactions(db: Database.Database, s: Statements) {
+  const touch = (sessionId: string, updatedAt: string): void => {
+    if (s.touch.run(updatedAt, sessionId).changes === 0) throw notInStore(sessionId);
+  };
+  const insertRecording = (sessionId: string, recording: RecordingState): void => {
+    s.insertRecording.run({ sessionId, messageId: recording.messageId, sender: recording.sender, startedAt: recording.startedAt });
+    recording.segments.forEach((text, index) => s.insertSegmentAt.run(sessionId, index + 1, text));
+  };
+  return {
+    create: db.transaction((record: SessionRecord) => {
+      if (s.sessionExists.get(record.id)) throw new StoreError(`session ${record.id} already exists`, { details: `session_id: ${record.id}` });
+      s.insertSession.run({
+        id: record.id,
+        createdAt: record.createdAt,
+        updatedAt: record.updatedAt,
+        scenarioDescription: record.scenarioDescription,
+        responseCount: record.responseCount,
+        userProfile: profileToJson(record.userProfile),
+        targetProfile: profileToJson(record.targetProfile),
+        focusedMessageIds: JSON.stringify(record.focusedMessageIds),
+      });
+      const insertList = (list: 'history' | 'session', messages: readonly StoredMessage[]): void => {
+        messages.forEach((message, index) => s.insertMessageAt.run({ sessionId: record.id, list, seq: index + 1, ...message }));
+      };
+      insertList('history', record.historyMessages);
+      insertList('session', record.messages);
+      for (const modification of record.modifications) s.appendModification.run({ sessionId: record.id, modification });
+      if (record.recording) insertRecording(record.id, record.recording);
+    }),
+    load: db.transaction((sessionId: string): SessionRecord | null => {
+      const row = s.selectSession.get(sessionId);
+      if (!row) return null;
+      const historyMessages: StoredMessage[] = [];
+      const messages: StoredMessage[] = [];
+      for (const message of s.selectMessages.all(sessionId)) {
+        const stored: StoredMessage = {
+          messageId: message.message_id,
+          sender: message.sender,
+          content: message.content,
+          createdAt: message.created_at,
+          type: message.type,
+        };
+        (message.list === 'history' ? historyMessages : messages).push(stored);
+      }
+      const recordingRow = s.selectRecording.get(sessionId);
+      const recording: RecordingState | null = recordingRow
+        ? {
+            messageId: recordingRow.message_id,
+            sender: recordingRow.sender,
+            startedAt: recordingRow.started_at,
+            segments: s.selectSegments.all(sessionId).map((segment) => segment.text),
+          }
+        : null;
+      return {
+        id: row.id,
+        createdAt: row.created_at,
+        updatedAt: row.updated_at,
+        scenarioDescription: row.scenario_description,
+        responseCount: row.response_count,
+        userProfile: profileFromJson(row.user_profile),
+        targetProfile: profileFromJson(row.target_profile),
+        historyMessages,
+        messages,
+        focusedMessageIds: JSON.parse(row.focused_message_ids) as string[],
+        modifications: s.selectModifications.all(sessionId).map((m) => m.modification),
+        recording,
+      };
+    }),
+    update: db.transaction((sessionId: string, patch: SessionSettingsPatch, updatedAt: string) => {
+      touch(sessionId, updatedAt);
+      if (patch.scenarioDescription !== undefined) s.setScenario.run(patch.scenarioDescription, sessionId);
+      if (patch.responseCount !== undefined) s.setResponseCount.run(patch.responseCount, sessionId);
+      if (patch.focusedMessageIds !== undefined) s.setFocused.run(JSON.stringify(patch.focusedMessageIds), sessionId);
+      if (patch.recording !== undefined) {
+        s.deleteRecording.run(sessionId); // its segments go with it (ON DELETE CASCADE)
+        if (patch.recording !== null) insertRecording(sessionId, patch.recording);
+      }
+    }),
+    appendMessage: db.transaction((sessionId: string, message: StoredMessage, updatedAt: string) => {
+      touch(sessionId, updatedAt);
+      s.appendSessionMessage.run({ sessionId, ...message });
+    }),
+    appendModification: db.transaction((sessionId: string, modification: string, updatedAt: string) => {
+      touch(sessionId, updatedAt);
+      s.appendModification.run({ sessionId, modification });
+    }),
+    appendRecordingSegment: db.transaction((sessionId: string, text: string, updatedAt: string) => {
+      touch(sessionId, updatedAt);
+      if (!s.recordingExists.get(sessionId)) throw new StoreError(`session ${sessionId} is not recording`, { details: `session_id: ${sessionId}` });
+      s.appendSegment.run({ sessionId, text });
+    }),
+  };
+}
+
+type Transactions = ReturnType<typeof prepareTransactions>;
+
+/**
+ * Sessions in an SQLite file (WAL mode): every method is one transaction that has committed when it
+ * returns, so the caller may acknowledge right after, and a process crash loses nothing acknowledged.
+ * SQLite failures (disk full, read-only file, lock timeout, corruption) become StoreError with the SQLite
+ * error as `cause` and its code in `details`; the store stays usable and reports its state in health().
+ * One process per directory: sessions also live in that process's memory.
+ */
+export class SqliteSessionStore implements SessionStore {
+  readonly kind = 'sqlite' as const;
+  /** The database file. */
+  readonly path: string;
+  readonly #log: Logger;
+  #db: Database.Database | null;
+  readonly #statements: Statements;
+  readonly #transactions: Transactions;
+  #consecutiveFailures = 0;
+  #successesSinceFailure = HEALTHY_AFTER_SUCCESSES;
+  #lastError: string | null = null;
+
+  /** Opens (creating and migrating as needed) `<dir>/voxgate.db`; throws StoreError naming the path and cause. */
+  constructor(options: SqliteSessionStoreOptions) {
+    const dir = resolve(options.dir);
+    this.path = join(dir, DATABASE_FILE_NAME);
+    this.#log = options.logger.child({ component: 'store' });
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw new StoreError(`cannot create the session directory ${dir}: ${messageOf(err)}`, {
+        details: `path: ${dir}; code: ${codeOf(err)}`,
+        cause: err,
+      });
+    }
+    let db: Database.Database | null = null;
+    try {
+      db = new Database(this.path);
+      const journalMode = db.pragma('journal_mode = WAL', { simple: true });
+      if (journalMode !== 'wal') throw new Error(`journal_mode is ${String(journalMode)}, WAL could not be enabled`);
+      db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
+      db.pragma('foreign_keys = ON');
+      db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
+      // A damaged file is refused at start-up, never repaired or replaced: the operator decides
+      // (docs/persistence.md). quick_check reads every page once: milliseconds for a session store.
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw Object.assign(new Error(`integrity check failed: ${String(check)}`), { code: 'SQLITE_CORRUPT' });
+      const migration = migrate(db);
+      for (const step of migration.applied) this.#log.info({ version: step.version, step: step.name }, 'session database migrated');
+      this.#statements = prepareStatements(db);
+      this.#db = db;
+      this.#transactions = prepareTransactions(db, this.#statements);
+      this.#log.info(
+        { path: this.path, schemaVersion: migration.toVersion, synchronous: options.synchronous ?? 'NORMAL', sessions: this.#count() },
+        'session store opened',
+      );
+    } catch (err) {
+      db?.close();
+      if (err instanceof StoreError) {
+        throw new StoreError(`cannot open the session database ${this.path}: ${err.message}`, { details: err.details, cause: err });
+      }
+      const code = codeOf(err);
+      const advice = code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB'
+        ? '; the file was left untouched: restore a backup or move it aside to start without stored sessions (docs/persistence.md)'
+        : '';
+      throw new StoreError(`cannot open the session database ${this.path}: ${messageOf(err)} (${code})${advice}`, {
+        details: `path: ${this.path}; sqlite: ${code}`,
+        cause: err,
+      });
+    }
+  }
+
+  create(record: SessionRecord): void {
+    this.#write('create', record.id, () => this.#transactions.create(record));
+  }
+
+  load(sessionId: string): SessionRecord | null {
+    return this.#run('load', sessionId, () => this.#transactions.load(sessionId), { isWrite: false });
+  }
+
+  update(sessionId: string, patch: SessionSettingsPatch, updatedAt: string): void {
+    this.#write('update', sessionId, () => this.#transactions.update(sessionId, patch, updatedAt));
+  }
+
+  appendMessage(sessionId: string, message: StoredMessage, updatedAt: string): void {
+    this.#write('append a message to', sessionId, () => this.#transactions.appendMessage(sessionId, message, updatedAt));
+  }
+
+  appendModification(sessionId: string, modification: string, updatedAt: string): void {
+    this.#write('append a modification to', sessionId, () => this.#transactions.appendModification(sessionId, modification, updatedAt));
+  }
+
+  appendRecordingSegment(sessionId: string, text: string, updatedAt: string): void {
+    this.#write('append a recording segment to', sessionId, () => this.#transactions.appendRecordingSegment(sessionId, text, updatedAt));
+  }
+
+  delete(sessionId: string): boolean {
+    return this.#write('delete', sessionId, () => this.#statements.deleteSession.run(sessionId).changes > 0);
+  }
+
+  deleteExpired(before: string): string[] {
+    return this.#write('delete expired', null, () => this.#statements.deleteExpired.all(before).map((row) => row.id));
+  }
+
+  health(): StoreHealth {
+    let sessions = 0;
+    let status = this.#status();
+    let lastError = this.#lastError;
+    if (this.#db === null) {
+      return { kind: 'sqlite', status: 'unavailable', path: this.path, sessions: 0, lastError: 'the session store is closed' };
+    }
+    try {
+      sessions = this.#count();
+    } catch (err) {
+      status = 'unavailable';
+      lastError = `cannot read the session database: ${messageOf(err)} (${codeOf(err)})`;
+    }
+    return { kind: 'sqlite', status, path: this.path, sessions, lastError };
+  }
+
+  /** Closes the database (SQLite checkpoints the WAL into the main file). A second call does nothing. */
+  close(): void {
+    const db = this.#db;
+    if (db === null) return;
+    this.#db = null;
+    db.close();
+    this.#log.info({ path: this.path }, 'session store closed');
+  }
+
+  #write<T>(operation: string, sessionId: string | null, work: () => T): T {
+    return this.#run(operation, sessionId, work, { isWrite: true });
+  }
+
+  /**
+   * Runs one store operation. A StoreError of our own (unknown session) passes through and says nothing
+   * about the disk; any other failure is SQLite's: wrapped, counted for health, logged on state changes.
+   */
+  #run<T>(operation: string, sessionId: string | null, work: () => T, options: { isWrite: boolean }): T {
+    if (this.#db === null) throw new StoreError('the session store is closed', { details: `path: ${this.path}` });
+    let result: T;
+    try {
+      result = work();
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      const code = codeOf(err);
+      const target = sessionId === null ? 'sessions' : `session ${sessionId}`;
+      const error = new StoreError(`could not ${operation} ${target}: ${messageOf(err)}`, { details: `sqlite: ${code}`, cause: err });
+      this.#onFailure(error, code);
+      throw error;
+    }
+    if (options.isWrite) this.#onWriteSuccess();
+    return result;
+  }
+
+  #onFailure(error: StoreError, code: string): void {
+    const before = this.#status();
+    this.#consecutiveFailures++;
+    this.#successesSinceFailure = 0;
+    this.#lastError = `${new Date().toISOString()} ${error.message} (${code})`;
+    const after = this.#status();
+    if (after !== before) this.#log.error({ err: error, code, path: this.path, status: after }, 'session store writes are failing');
+  }
+
+  #onWriteSuccess(): void {
+    if (this.#consecutiveFailures === 0 && this.#successesSinceFailure >= HEALTHY_AFTER_SUCCESSES) return;
+    const before = this.#status();
+    this.#consecutiveFailures = 0;
+    this.#successesSinceFailure++;
+    const after = this.#status();
+    if (after === 'healthy') this.#log.info({ path: this.path, lastError: this.#lastError }, 'session store recovered: writes succeed again');
+    else if (after !== before) this.#log.warn({ path: this.path, status: after }, 'session store recovering: a write succeeded');
+  }
+
+  /** unavailable: the last writes all failed; degraded: a write failed recently; healthy otherwise. */
+  #status(): ServiceState {
+    if (this.#consecutiveFailures >= UNAVAILABLE_AFTER_FAILURES) return 'unavailable';
+    if (this.#consecutiveFailures > 0 || this.#successesSinceFailure < HEALTHY_AFTER_SUCCESSES) return 'degraded';
+    return 'healthy';
+  }
+
+  #count(): number {
+    return this.#statements.countSessions.get()!.count;
+  }
+}
+
+function notInStore(sessionId: string): StoreError {
+  return new StoreError(`session ${sessionId} is not in the store`, { details: `session_id: ${sessionId}` });
+}
+
+function profileToJson(profile: ProfileJson): string | null {
+  return profile === null ? null : JSON.stringify(profile);
+}
+
+function profileFromJson(json: string | null): ProfileJson {
+  return json === null ? null : (JSON.parse(json) as ProfileJson);
+}
+
+/** SQLite's extended code (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR_WRITE...) or Node's (ENOTDIR). */
+function codeOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'UNKNOWN';
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
