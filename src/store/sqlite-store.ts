@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { StoreError } from '../errors.js';
@@ -244,7 +244,7 @@ export class SqliteSessionStore implements SessionStore {
     this.path = join(dir, DATABASE_FILE_NAME);
     this.#log = options.logger.child({ component: 'store' });
     try {
-      mkdirSync(dir, { recursive: true });
+      createDirectory(dir);
     } catch (err) {
       throw new StoreError(`cannot create the session directory ${dir}: ${messageOf(err)}`, {
         details: `path: ${dir}; code: ${codeOf(err)}`,
@@ -399,6 +399,19 @@ export class SqliteSessionStore implements SessionStore {
 
   #count(): number {
     return this.#statements.countSessions.get()!.count;
+  }
+}
+
+/**
+ * mkdir -p, with the real reason: Node's recursive mkdir reports ENOENT for a directory on a read-only
+ * file system, so a failure is retried without `recursive` to get EROFS / EACCES / ENOTDIR.
+ */
+function createDirectory(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    if (codeOf(err) !== 'ENOENT' || !existsSync(dirname(dir))) throw err;
+    mkdirSync(dir);
   }
 }
 

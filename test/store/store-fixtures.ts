@@ -25,7 +25,8 @@ export function capturedLogger(): CapturedLogger {
 
 /** Opens a store in `dir` (a fresh test directory by default), closed at teardown. */
 export function openStore(t: Test, options: Partial<SqliteSessionStoreOptions> = {}): SqliteSessionStore {
-  const store = new SqliteSessionStore({ dir: t.testdir(), logger: capturedLogger().logger, ...options });
+  // Only ask for a test directory when none is given: t.testdir() empties the test's directory.
+  const store = new SqliteSessionStore({ logger: capturedLogger().logger, ...options, dir: options.dir ?? t.testdir() });
   t.teardown(() => store.close());
   return store;
 }

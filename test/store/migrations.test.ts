@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import t from 'tap';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS, migrate } from '../../src/store/migrations/index.js';
+import { SqliteSessionStore } from '../../src/store/sqlite-store.js';
+import { capturedLogger, fullRecord, openStore, rawConnection } from './store-fixtures.js';
+
+t.test('versions are 1..N without gaps and a new file gets the latest', async (t) => {
+  t.same(MIGRATIONS.map((m) => m.version), Array.from({ length: MIGRATIONS.length }, (_, i) => i + 1));
+  const store = openStore(t);
+  const raw = rawConnection(t, store.path);
+  t.equal(raw.pragma('user_version', { simple: true }), LATEST_SCHEMA_VERSION);
+});
+
+t.test('a version 1 database with sessions is migrated on open, its sessions intact', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'voxgate.db');
+  // A database as the first release left it: schema 1, written without the store (its SQL by hand).
+  const old = new Database(path);
+  old.pragma('journal_mode = WAL');
+  t.same(migrate(old, 1), { fromVersion: 0, toVersion: 1, applied: [{ version: 1, name: 'initial schema' }] });
+  old.prepare(`INSERT INTO sessions VALUES ('old', '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:01.000Z', 'scene', 2, '{"name":"A"}', NULL, '["h-1"]')`).run();
+  old.prepare(`INSERT INTO messages VALUES ('old', 'history', 1, 'h-1', 'other', 'hello', '2025-01-01T00:00:00.000Z', 'history')`).run();
+  old.prepare(`INSERT INTO recordings VALUES ('old', 'msg_001', 'other', '2025-01-01T00:00:01.000Z')`).run();
+  old.prepare(`INSERT INTO recording_segments VALUES ('old', 1, 'alpha')`).run();
+  old.close();
+
+  const { logger, lines } = capturedLogger();
+  const store = openStore(t, { dir, logger });
+  const raw = rawConnection(t, path);
+  t.equal(raw.pragma('user_version', { simple: true }), 2);
+  t.ok(raw.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'sessions_by_updated_at'`).get(), 'index of step 2 exists');
+  t.ok(lines.some((line) => line.msg === 'session database migrated' && line.version === 2), 'the step is logged');
+  t.match(store.load('old'), {
+    scenarioDescription: 'scene',
+    responseCount: 2,
+    userProfile: { name: 'A' },
+    targetProfile: null,
+    historyMessages: [{ messageId: 'h-1', content: 'hello', type: 'history' }],
+    focusedMessageIds: ['h-1'],
+    recording: { messageId: 'msg_001', segments: ['alpha'] },
+  });
+  store.create(fullRecord('new'));
+  t.same(store.deleteExpired('2025-01-02T00:00:00.000Z'), ['old'], 'the migrated schema works for the sweep');
+});
+
+t.test('migrating twice (or from two processes) applies each step once', async (t) => {
+  const dir = t.testdir();
+  const a = openStore(t, { dir });
+  const b = openStore(t, { dir });
+  a.create(fullRecord('s'));
+  t.same(b.load('s'), fullRecord('s'));
+  const raw = rawConnection(t, a.path);
+  t.same(migrate(raw), { fromVersion: LATEST_SCHEMA_VERSION, toVersion: LATEST_SCHEMA_VERSION, applied: [] });
+});
+
+t.test('a database from a newer voxgate is refused, untouched', async (t) => {
+  const dir = t.testdir();
+  const newer = new Database(join(dir, 'voxgate.db'));
+  newer.pragma(`user_version = ${LATEST_SCHEMA_VERSION + 1}`);
+  newer.close();
+  const err = t.throws(() => new SqliteSessionStore({ dir, logger: capturedLogger().logger })) as Error & { code: string; details: string };
+  t.equal(err.code, 'STORAGE_ERROR');
+  t.match(err.message, /schema version 3, newer than this voxgate supports \(2\)/);
+  t.match(err.message, join(dir, 'voxgate.db'));
+  t.equal(err.details, 'schema_version: 3');
+  const raw = rawConnection(t, join(dir, 'voxgate.db'));
+  t.equal(raw.pragma('user_version', { simple: true }), 3);
+});
