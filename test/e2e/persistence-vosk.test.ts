@@ -1,0 +1,55 @@
+import { join } from 'node:path';
+import t from 'tap';
+import { synthesizeToneAudio } from '../../src/vosk-model/tone-audio.js';
+import { writeToneModel } from '../../src/vosk-model/tone-model.js';
+import { rawConnection } from '../store/store-fixtures.js';
+import { crash, startOn } from '../store/persistence-kit.js';
+import type { TestClient } from '../kit/ws-client.js';
+
+// The real recogniser (libvosk on the generated tone model): text recognised into endpoint segments
+// before a SIGKILL is part of the message finished after the restart.
+
+function sendAudio(client: TestClient, pcm: Buffer): void {
+  for (let offset = 0; offset < pcm.byteLength; offset += 3200) client.sendRaw(pcm.subarray(offset, offset + 3200), true);
+}
+
+t.test('SIGKILL mid-recording with Vosk: "alpha bravo" before, "charlie" after, one message with all three', async (t) => {
+  const modelDir = t.testdir();
+  await writeToneModel(modelDir);
+  const dataDir = join(modelDir, 'data');
+  const env = { STT_ENGINE: 'vosk', VOSK_MODEL_PATH: modelDir, MAX_WORKERS: '1' };
+
+  const first = await startOn(t, dataDir, env);
+  const client = await first.connect();
+  const sessionId = await client.startConversation({ response_count: 2 });
+  client.send('message_start', { session_id: sessionId, sender: 'other' });
+  await client.next('status_update');
+  // Gaps of 900 ms: the endpointer (0.5 s of trailing silence) closes a segment after each word.
+  sendAudio(client, synthesizeToneAudio(['alpha', 'bravo'], { gapMs: 900 }));
+
+  // A segment is written to the store before its transcript_partial is sent: on each partial, look in
+  // the file (a second connection, as an operator would) until both segments are there.
+  const db = rawConnection(t, join(dataDir, 'voxgate.db'), { readonly: true });
+  const segments = db.prepare<[string], { text: string }>('SELECT text FROM recording_segments WHERE session_id = ? ORDER BY seq');
+  let stored: string[] = [];
+  while (stored.length < 2) {
+    await client.next('transcript_partial', 30_000);
+    stored = segments.all(sessionId).map((row) => row.text);
+  }
+  t.same(stored, ['alpha', 'bravo']);
+  db.close();
+
+  await crash(first);
+
+  const second = await startOn(t, dataDir, env);
+  const resumed = await second.connect();
+  resumed.send('session_resume', { session_id: sessionId });
+  t.match((await resumed.next('session_restored')).data, { session_id: sessionId, status: 'recording_message', message_count: 0 });
+  t.match((await resumed.next('status_update')).data, { status: 'recording_message' });
+  sendAudio(resumed, synthesizeToneAudio(['charlie']));
+  const partial = await resumed.waitFor((e) => e.type === 'transcript_partial' && /charlie/.test(e.data.text), 30_000);
+  t.equal(partial.data.text, 'alpha bravo charlie', 'partials carry the stored segments');
+  resumed.send('message_end', { session_id: sessionId });
+  const recorded = await resumed.next('message_recorded', 30_000);
+  t.same(recorded.data, { session_id: sessionId, message_id: 'msg_001', message_content: 'alpha bravo charlie' });
+});
