@@ -13,6 +13,7 @@ const VOSK_PACKAGE = 'vosk@0.3.39';
 const VOSK_TARBALL_INTEGRITY =
   'sha512-/pWD6KLLxV/0Pu/ZfovNWadFC6q01hyvzY5DTEQY5r/6QlQMg60FaY1bjK0qcWN42roNOOnRrBxtAOqk7/OGkw==';
 const LIBRARY_IN_TARBALL = 'package/lib/linux-x86_64/libvosk.so';
+const LIBRARY_SHA256 = '9f94ef218c32e271ae8ac84065ab25191af48832c06c6e624984b1c80f0b0920';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const target = join(projectRoot, 'node_modules', 'vosk-koffi', 'bin-linux-x64', 'libvosk.so');
@@ -29,9 +30,15 @@ if (!existsSync(join(projectRoot, 'node_modules', 'vosk-koffi'))) {
   log('skipped: vosk-koffi is not installed');
   process.exit(0);
 }
+const sha256 = (path) => createHash('sha256').update(readFileSync(path)).digest('hex');
+// A file already there may be vosk-koffi's own download (another libvosk version) or a truncated copy:
+// keep it only if it is exactly the library we pin.
 if (existsSync(target)) {
-  log(`present: ${target}`);
-  process.exit(0);
+  if (sha256(target) === LIBRARY_SHA256) {
+    log(`present: ${target}`);
+    process.exit(0);
+  }
+  log(`replacing ${target}: it is not the libvosk of ${VOSK_PACKAGE}`);
 }
 
 const workDir = mkdtempSync(join(tmpdir(), 'voxgate-libvosk-'));
@@ -49,8 +56,10 @@ try {
     throw new Error(`${VOSK_PACKAGE} tarball integrity mismatch: got ${digest}`);
   }
   execFileSync('tar', ['-xzf', tarball, '-C', workDir, LIBRARY_IN_TARBALL], { stdio: 'inherit' });
+  const extracted = join(workDir, LIBRARY_IN_TARBALL);
+  if (sha256(extracted) !== LIBRARY_SHA256) throw new Error(`${LIBRARY_IN_TARBALL} in ${VOSK_PACKAGE} has an unexpected sha256`);
   mkdirSync(dirname(target), { recursive: true });
-  copyFileSync(join(workDir, LIBRARY_IN_TARBALL), target);
+  copyFileSync(extracted, target);
   log(`installed ${target} from ${VOSK_PACKAGE}`);
 } finally {
   rmSync(workDir, { recursive: true, force: true });

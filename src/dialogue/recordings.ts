@@ -95,6 +95,13 @@ export class RecordingService {
     return recording;
   }
 
+  /** transcript_partial with everything recognised so far in this recording, when it changed. */
+  #sendTranscript(session: Session, recording: LiveRecording, text: string): void {
+    if (text === recording.lastSentText) return;
+    recording.lastSentText = text;
+    this.#options.sessions.broadcast(session, transcriptPartial(session.id, recording.messageId, text));
+  }
+
   #open(session: Session, messageId: string, sender: string, carried: readonly string[]): LiveRecording {
     const { sessions } = this.#options;
     // The callbacks are made once per stream and find their recording through this holder.
@@ -105,7 +112,7 @@ export class RecordingService {
         const recording = holder.recording;
         if (!recording || recording.partial === text) return;
         recording.partial = text;
-        sessions.broadcast(session, transcriptPartial(session.id, messageId, joinTranscript([...recording.segments, text])));
+        this.#sendTranscript(session, recording, joinTranscript([...recording.segments, text]));
       },
       onSegment: (text) => {
         const recording = holder.recording;
@@ -117,7 +124,7 @@ export class RecordingService {
           session.log.error({ err: error, messageId, segment: text }, 'could not store recognised segment');
           sessions.broadcast(session, errorEvent(session.id, error));
         }
-        sessions.broadcast(session, transcriptPartial(session.id, messageId, joinTranscript(recording.segments)));
+        this.#sendTranscript(session, recording, joinTranscript(recording.segments));
       },
       onError: (err) => {
         const recording = holder.recording;

@@ -20,6 +20,8 @@ export interface LiveRecording {
   readonly segments: string[];
   /** The current segment's partial text. */
   partial: string;
+  /** The last transcript_partial text sent, so that an unchanged text is not sent twice. */
+  lastSentText: string;
   audioBytes: number;
   hasReportedAudioLimit: boolean;
   /** Set when the STT stream failed; the recording then ends with the text recognised before. */
@@ -174,6 +176,7 @@ export class Session {
       stream,
       segments: [...carriedSegments],
       partial: '',
+      lastSentText: '',
       audioBytes: 0,
       hasReportedAudioLimit: false,
       failure: null,

@@ -23,11 +23,12 @@ export async function createSttEngine(config: Config['stt'], logger: Logger): Pr
     return new MockSttEngine({ sampleRate: config.sampleRate, reason });
   }
   try {
+    // The engine names its own component in its log lines.
     return await VoskEngine.create({
       modelPath: config.modelPath,
       sampleRate: config.sampleRate,
       workers: config.workers,
-      logger: log,
+      logger,
     });
   } catch (err) {
     if (config.engine === 'vosk' || !(err instanceof ModelInvalidError)) throw err;

@@ -28,6 +28,8 @@ export interface SocketUserData {
   clientId: string | null;
   path: string;
   remoteAddress: string;
+  /** The X-Forwarded-For header set by a reverse proxy (the real client), or null. */
+  forwardedFor: string | null;
   connection: Connection | null;
 }
 

@@ -70,6 +70,7 @@ export class WsHandler {
     const key = req.getHeader('sec-websocket-key');
     const protocol = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
+    const forwardedFor = req.getHeader('x-forwarded-for') || null;
     const clientId = url.startsWith('/ws/') ? decodeURIComponent(req.getParameter(0)) : null;
     const reject = (status: string, reason: string): void => {
       this.#options.logger.warn({ url, origin, reason }, 'websocket upgrade rejected');
@@ -84,7 +85,7 @@ export class WsHandler {
     const allowed = this.#options.allowedOrigins;
     if (allowed !== null && origin !== '' && !allowed.includes(origin)) return reject('403 Forbidden', `origin ${origin} not allowed`);
     const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-    const userData: SocketUserData = { clientId, path: url, remoteAddress, connection: null };
+    const userData: SocketUserData = { clientId, path: url, remoteAddress, forwardedFor, connection: null };
     res.upgrade(userData, key, protocol, extensions, context);
   }
 
@@ -95,7 +96,10 @@ export class WsHandler {
     const connection = new Connection(id, ws, this.#options.limits, log);
     userData.connection = connection;
     this.#connections.add(connection);
-    log.info({ path: userData.path, remoteAddress: userData.remoteAddress, connections: this.#connections.size }, 'connection opened');
+    log.info(
+      { path: userData.path, remoteAddress: userData.remoteAddress, forwardedFor: userData.forwardedFor, connections: this.#connections.size },
+      'connection opened',
+    );
   }
 
   #message(ws: WebSocket<SocketUserData>, message: ArrayBuffer, isBinary: boolean): void {

@@ -145,12 +145,39 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     }
     setVoskLogLevel(resolved.voskLogLevel);
     const model = SharedVoskModel.acquire(resolved.modelPath);
+    let engine: VoskEngine;
     try {
-      return new VoskEngine(resolved, model, options.logger.child({ component: 'stt-vosk' }));
+      engine = new VoskEngine(resolved, model, options.logger.child({ component: 'stt-vosk' }));
     } catch (err) {
       model.release();
       throw err;
     }
+    try {
+      await engine.#whenAllSlotsReady(resolved.modelCheckTimeoutMs);
+    } catch (err) {
+      await engine.destroy();
+      throw err;
+    }
+    return engine;
+  }
+
+  /** Resolves once every slot has a started thread, so the first streams don't wait for thread start-up. */
+  #whenAllSlotsReady(timeoutMs: number): Promise<void> {
+    const isReady = (): boolean => this.#slots.every((slot) => slot.threadId !== null);
+    if (isReady()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('workerReady', onReady);
+        reject(new SttServiceError(`vosk workers did not start within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onReady = (): void => {
+        if (!isReady()) return;
+        clearTimeout(timer);
+        this.off('workerReady', onReady);
+        resolve();
+      };
+      this.on('workerReady', onReady);
+    });
   }
 
   private constructor(options: Readonly<ResolvedOptions>, model: SharedVoskModel, logger: Logger) {

@@ -119,8 +119,25 @@ export class VoskPool implements DecodeExecutor {
     // Piscina's 'workerDestroy' cannot: by then the interface's id reads -1.
     thread.once('exit', () => this.#onThreadExit(slot, threadId));
     this.#slotThreads[slot] = threadId;
-    this.#logger.debug({ slot, threadId }, 'vosk worker ready');
-    this.#listener.onSlotReady(slot, threadId);
+    // 'workerCreate' comes before the thread has loaded its module (libvosk, the decoder): an empty batch
+    // binds the thread to its slot and proves it can decode, so no stream waits for a thread's start-up.
+    this.#piscina.run(this.#warmUpTask(slot)).then(
+      () => {
+        if (this.#isDestroying || this.#slotThreads[slot] !== threadId) return;
+        this.#logger.debug({ slot, threadId }, 'vosk worker ready');
+        this.#listener.onSlotReady(slot, threadId);
+      },
+      (err: unknown) => {
+        // The thread failed to start; its 'exit' unbinds the slot and Piscina starts a replacement.
+        this.#logger.error({ err, slot, threadId }, 'vosk worker failed to start');
+      },
+    );
+  }
+
+  #warmUpTask(slot: number): DecodeTask {
+    const task = { type: 'decode', slot, seq: -1, ops: new Int32Array(0) } as DecodeTask & { [key: symbol]: SlotRoute };
+    task[Piscina.queueOptionsSymbol] = { slot };
+    return task;
   }
 
   #onThreadExit(slot: number, threadId: number): void {
