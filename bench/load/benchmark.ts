@@ -1,0 +1,203 @@
+// The load test as a function of its command line: options -> runs -> table (stdout), JSON and SVG files.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { runIdle, type IdleRunResult } from './idle-run.js';
+import { parseEnvSpec, runLoad, type LoadRunOptions, type LoadRunResult } from './load-run.js';
+import { defaultModelCacheDir, prepareModel, type ModelKind } from './model.js';
+import { loadAverage1m } from './proc-stats.js';
+import { describe, idleSummary, loadTable, ratioTable } from './report.js';
+import { renderChart, type Panel, type Series } from './svg-chart.js';
+
+export const USAGE = `npx tsx bench/load/run.ts [options]
+
+Load:      --steps 25,50,100,150,200  --step-seconds 30  --warmup-seconds 5  --stagger-seconds 5
+           --procs 2 (client processes)  --audio base64|binary  --env "KEY=value ..." (server)
+           --think-ms 1000  --timeout-ms 10000  --words 3-5  --response-count 3  --seed 1
+           --threshold-ms 300 (capacity: p99 message_end->message_recorded below it, no errors)
+Compare:   --a "KEY=value ..." --b "KEY=value ..." [--audio-a binary --audio-b base64]
+Idle:      --idle 20000  --idle-batch 500  --idle-hold-seconds 10
+Model/LLM: --model bench|tone  --model-dir DIR (cache; default in the temp dir)
+           --llm-first-token-ms 300  --llm-tokens-per-second 30
+Output:    --out PREFIX (writes PREFIX.json and PREFIX.svg; default in the temp dir)  --open-files 65535`;
+
+export interface BenchmarkOutput {
+  runs: LoadRunResult[];
+  idle: IdleRunResult | null;
+  jsonPath: string;
+  svgPath: string | null;
+  text: string;
+}
+
+const PERCENTILE_COLORS = { p50: '#1f77b4', p95: '#ff7f0e', p99: '#d62728' } as const;
+
+function intList(text: string, name: string): number[] {
+  const values = text.split(',').map((part) => Number(part.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1)) throw new Error(`--${name}: expected positive integers, got ${text}`);
+  return values;
+}
+
+function positive(text: string, name: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name}: expected a number >= 0, got ${text}`);
+  return value;
+}
+
+function audioMode(text: string, name: string): 'base64' | 'binary' {
+  if (text !== 'base64' && text !== 'binary') throw new Error(`--${name}: expected base64 or binary, got ${text}`);
+  return text;
+}
+
+export function chartOf(runs: LoadRunResult[], thresholdMs: number): string {
+  const isComparison = runs.length > 1;
+  const names = isComparison ? runs.map((run, i) => `${String.fromCharCode(65 + i)}`) : [''];
+  const seriesOf = (metric: 'stt_ms' | 'first_delta_ms' | 'llm_response_ms', percentile: 'p50' | 'p95' | 'p99', run: LoadRunResult, index: number,
+    label: string): Series => ({
+    label: `${isComparison ? `${names[index]} ` : ''}${label}`,
+    color: PERCENTILE_COLORS[percentile],
+    dashed: index === 1,
+    points: run.steps.map((step) => [step.users, step.latency[metric][percentile]]),
+  });
+  const percentilesList = ['p50', 'p95', 'p99'] as const;
+  const sttPanel: Panel = {
+    title: 'message_end -> message_recorded',
+    thresholdMs,
+    series: runs.flatMap((run, i) => percentilesList.map((p) => seriesOf('stt_ms', p, run, i, p))),
+  };
+  const llmPanel: Panel = {
+    title: 'manual_generate -> first delta / llm_response',
+    series: runs.flatMap((run, i) => [
+      ...percentilesList.map((p) => seriesOf('first_delta_ms', p, run, i, `1st delta ${p}`)),
+      { ...seriesOf('llm_response_ms', 'p99', run, i, 'llm_response p99'), color: '#2ca02c' },
+    ]),
+  };
+  const first = runs[0]!;
+  const title = `voxgate load test (${first.model} model, ${first.startedAt.slice(0, 16).replace('T', ' ')} UTC)`;
+  const subtitle = isComparison
+    ? runs.map((run, i) => `${names[i]}${i === 1 ? ' (dashed)' : ''}: ${describe(run)}`).join('  |  ')
+    : `${describe(first)}; capacity ${first.capacity.users ?? 'none'} users (${first.capacity.rule})`;
+  return renderChart(title, subtitle, [sttPanel, llmPanel]);
+}
+
+export async function runBenchmark(argv: string[], log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<BenchmarkOutput> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      steps: { type: 'string', default: '25,50,100,150,200' },
+      'step-seconds': { type: 'string', default: '30' },
+      'warmup-seconds': { type: 'string', default: '5' },
+      'stagger-seconds': { type: 'string', default: '5' },
+      procs: { type: 'string', default: '2' },
+      audio: { type: 'string', default: 'base64' },
+      env: { type: 'string', default: '' },
+      a: { type: 'string' },
+      b: { type: 'string' },
+      'audio-a': { type: 'string' },
+      'audio-b': { type: 'string' },
+      'think-ms': { type: 'string', default: '1000' },
+      'timeout-ms': { type: 'string', default: '10000' },
+      words: { type: 'string', default: '3-5' },
+      'response-count': { type: 'string', default: '3' },
+      seed: { type: 'string', default: '1' },
+      'threshold-ms': { type: 'string', default: '300' },
+      idle: { type: 'string' },
+      'idle-batch': { type: 'string', default: '500' },
+      'idle-hold-seconds': { type: 'string', default: '10' },
+      model: { type: 'string', default: 'bench' },
+      'model-dir': { type: 'string' },
+      'llm-first-token-ms': { type: 'string', default: '300' },
+      'llm-tokens-per-second': { type: 'string', default: '30' },
+      out: { type: 'string' },
+      'open-files': { type: 'string', default: '65535' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    return { runs: [], idle: null, jsonPath: '', svgPath: null, text: USAGE };
+  }
+  const modelKind = values.model as ModelKind;
+  if (modelKind !== 'bench' && modelKind !== 'tone') throw new Error(`--model: expected bench or tone, got ${values.model}`);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const prefix = resolve(values.out ?? join(tmpdir(), `voxgate-load-${stamp}`));
+  await mkdir(dirname(prefix), { recursive: true });
+  const openFiles = positive(values['open-files'], 'open-files');
+  const model = await prepareModel(modelKind, values['model-dir'] ?? defaultModelCacheDir(modelKind), log);
+  const machine = {
+    cores: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 1024 ** 3),
+    node: process.version,
+    loadAverage1mAtStart: loadAverage1m(),
+  };
+  log(`machine: ${machine.cores} cores (${machine.cpu}), load average ${machine.loadAverage1mAtStart}`);
+  const processes = Math.max(1, Math.round(positive(values.procs, 'procs')));
+
+  if (values.idle !== undefined) {
+    const idle = await runIdle({
+      target: intList(values.idle, 'idle')[0]!,
+      batch: intList(values['idle-batch'], 'idle-batch')[0]!,
+      processes,
+      holdSeconds: positive(values['idle-hold-seconds'], 'idle-hold-seconds'),
+      timeoutMs: positive(values['timeout-ms'], 'timeout-ms'),
+      model,
+      serverEnv: parseEnvSpec(values.env),
+      openFiles,
+      log,
+    });
+    const jsonPath = `${prefix}-idle.json`;
+    await writeFile(jsonPath, `${JSON.stringify({ machine, idle }, null, 2)}\n`);
+    const text = idleSummary(idle);
+    return { runs: [], idle, jsonPath, svgPath: null, text };
+  }
+
+  const [minWords, maxWords] = values.words.split('-').map(Number) as [number, number?];
+  const wordsMax = maxWords ?? minWords;
+  if (!Number.isInteger(minWords) || minWords < 1 || !Number.isInteger(wordsMax) || wordsMax < minWords) throw new Error(`--words: expected like 3-5, got ${values.words}`);
+  const stepSeconds = positive(values['step-seconds'], 'step-seconds');
+  const warmupSeconds = Math.min(positive(values['warmup-seconds'], 'warmup-seconds'), stepSeconds / 2);
+  const thresholdMs = positive(values['threshold-ms'], 'threshold-ms');
+  const base: Omit<LoadRunOptions, 'label' | 'serverEnv' | 'audio'> = {
+    model,
+    steps: intList(values.steps, 'steps'),
+    stepSeconds,
+    warmupSeconds,
+    staggerSeconds: positive(values['stagger-seconds'], 'stagger-seconds'),
+    processes,
+    thinkMs: positive(values['think-ms'], 'think-ms'),
+    timeoutMs: positive(values['timeout-ms'], 'timeout-ms'),
+    minWords,
+    maxWords: wordsMax,
+    responseCount: intList(values['response-count'], 'response-count')[0]!,
+    seed: positive(values.seed, 'seed'),
+    llmFirstTokenMs: positive(values['llm-first-token-ms'], 'llm-first-token-ms'),
+    llmTokenIntervalMs: 1000 / Math.max(1, positive(values['llm-tokens-per-second'], 'llm-tokens-per-second')),
+    openFiles,
+    capacityRule: { metric: 'stt_ms', percentile: 'p99', belowMs: thresholdMs },
+    log,
+  };
+  const audio = audioMode(values.audio, 'audio');
+  const configs: Array<{ label: string; env: Record<string, string>; audio: 'base64' | 'binary' }> = [];
+  if (values.a !== undefined || values.b !== undefined) {
+    configs.push({ label: 'A', env: parseEnvSpec(values.a ?? ''), audio: audioMode(values['audio-a'] ?? audio, 'audio-a') });
+    configs.push({ label: 'B', env: parseEnvSpec(values.b ?? ''), audio: audioMode(values['audio-b'] ?? audio, 'audio-b') });
+  } else {
+    configs.push({ label: 'run', env: parseEnvSpec(values.env), audio });
+  }
+  const runs: LoadRunResult[] = [];
+  const texts: string[] = [];
+  for (const config of configs) {
+    const run = await runLoad({ ...base, label: config.label, serverEnv: config.env, audio: config.audio });
+    runs.push(run);
+    texts.push(`${config.label === 'run' ? '' : `${config.label}: `}${describe(run)} (${model.kind} model)\n${loadTable(run)}`);
+  }
+  if (runs.length === 2) texts.push(ratioTable(runs[0]!, runs[1]!));
+  const jsonPath = `${prefix}.json`;
+  const svgPath = `${prefix}.svg`;
+  await writeFile(jsonPath, `${JSON.stringify({ machine, loadAverage1mAtEnd: loadAverage1m(), runs }, null, 2)}\n`);
+  await writeFile(svgPath, chartOf(runs, thresholdMs));
+  texts.push(`JSON: ${jsonPath}\nSVG:  ${svgPath}`);
+  return { runs, idle: null, jsonPath, svgPath, text: texts.join('\n\n') };
+}

@@ -1,0 +1,143 @@
+// Child processes of the load test: the server under test, the fake LLM and the client processes, each
+// started through bash with a raised open-files limit (`ulimit -n`), since thousands of sockets need
+// thousands of descriptors and the default soft limit is often 1024.
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+import { PROJECT_ROOT } from '../../src/version.js';
+
+export const TSX_IMPORT: string = import.meta.resolve('tsx');
+
+export interface SpawnedNode {
+  child: ChildProcess;
+  pid: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The last ~64 KB of stdout and stderr. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after graceMs; resolves once the process is gone. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const OUTPUT_KEEP_CHARS = 64 * 1024;
+
+/**
+ * Runs `node --import tsx <script>` (or plain node for .js) with `ulimit -n openFiles`. `bash -c '... exec'`
+ * replaces the shell, so the pid is node's own and /proc/<pid> measures the server itself.
+ */
+export function spawnNode(script: string, options: {
+  args?: string[];
+  env: Record<string, string>;
+  openFiles: number;
+  ipc?: boolean;
+  onLine?: (line: string) => void;
+}): SpawnedNode {
+  const nodeArgs = script.endsWith('.ts') ? ['--import', TSX_IMPORT, script] : [script];
+  const stdio: StdioOptions = options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'];
+  // Without CAP_SYS_RESOURCE (containers) the soft limit can rise only to the hard one: take what is allowed.
+  const raiseLimit = `ulimit -n ${options.openFiles} 2>/dev/null || ulimit -n "$(ulimit -Hn)"`;
+  const child = spawn('bash', ['-c', `${raiseLimit}; exec "$0" "$@"`, process.execPath, ...nodeArgs, ...(options.args ?? [])], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
+    stdio,
+  });
+  if (child.pid === undefined) throw new Error(`could not spawn ${script}`);
+  let output = '';
+  let partial = '';
+  const keep = (chunk: Buffer): void => {
+    const text = chunk.toString();
+    output = (output + text).slice(-OUTPUT_KEEP_CHARS);
+    if (options.onLine) {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) options.onLine(line);
+    }
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  const isRunning = (): boolean => child.exitCode === null && child.signalCode === null;
+  return {
+    child,
+    pid: child.pid,
+    exited,
+    output: () => output,
+    stop: async (graceMs = 10_000) => {
+      if (!isRunning()) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        if (isRunning()) child.kill('SIGKILL');
+      }, graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The soft open-files limit a process runs with (from /proc/<pid>/limits), or null. */
+export function openFilesLimit(pid: number): number | null {
+  try {
+    const match = /^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (the server runs at LOG_LEVEL=warn, so it does not log its port). */
+export async function freeLoopbackPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  await once(server, 'close');
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+export interface ServerUnderTest extends SpawnedNode {
+  port: number;
+  httpUrl: string;
+  wsUrl: string;
+  /** Log lines at warn (40) or above, by message. */
+  warnings: Map<string, number>;
+}
+
+/** Starts voxgate (src/main.ts through tsx) on 127.0.0.1 with `env` and waits until /readyz says 200. */
+export async function startServer(env: Record<string, string>, options: { openFiles: number; readyTimeoutMs: number }): Promise<ServerUnderTest> {
+  const port = await freeLoopbackPort();
+  const warnings = new Map<string, number>();
+  const spawned = spawnNode(join(PROJECT_ROOT, 'src/main.ts'), {
+    env: { ...env, HOST: '127.0.0.1', PORT: String(port) },
+    openFiles: options.openFiles,
+    onLine: (line) => {
+      const match = /"level":(\d+).*"msg":"([^"]*)"/.exec(line);
+      if (match && Number(match[1]) >= 40) warnings.set(match[2]!, (warnings.get(match[2]!) ?? 0) + 1);
+    },
+  });
+  const httpUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + options.readyTimeoutMs;
+  let hasExited = false;
+  void spawned.exited.then(() => {
+    hasExited = true;
+  });
+  for (;;) {
+    if (hasExited) throw new Error(`server exited before it was ready:\n${spawned.output()}`);
+    try {
+      const response = await fetch(`${httpUrl}/readyz`);
+      await response.arrayBuffer();
+      if (response.status === 200) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await spawned.stop(1000);
+      throw new Error(`server not ready after ${options.readyTimeoutMs} ms:\n${spawned.output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return { ...spawned, port, httpUrl, wsUrl: `ws://127.0.0.1:${port}/conversation`, warnings };
+}
