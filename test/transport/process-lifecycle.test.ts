@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -33,6 +33,20 @@ t.test('a .env file is read; the environment wins over it', async (t) => {
   good.kill('SIGTERM');
   await good.exited;
   t.notMatch(good.stdout(), /sk-secret-value-123/, 'the API key never reaches the log');
+});
+
+t.test('LOG_FILE: the same JSON lines also go to a size-rotated file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'voxgate-log-'));
+  const server = spawnServer({ STT_ENGINE: 'mock', SESSION_PERSISTENCE_ENABLED: 'false', LOG_FILE: join(dir, 'logs/app.log'), LOG_FILE_MAX_SIZE: '1m' });
+  t.teardown(() => server.kill());
+  await server.port;
+  server.kill('SIGTERM');
+  t.equal((await server.exited).code, 0);
+  // pino-roll numbers the files it rotates through: app.1.log, app.2.log, ...
+  const lines = readFileSync(join(dir, 'logs/app.1.log'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.ok(lines.some((line) => line.msg === 'voxgate listening'));
+  t.ok(lines.some((line) => line.msg === 'shutdown complete'), 'flushed at shutdown');
+  t.match(server.stdout(), /"msg":"voxgate listening"/, 'stdout still gets the lines');
 });
 
 t.test('the pure-JS uWebSockets.js fallback is refused unless allowed', async (t) => {
