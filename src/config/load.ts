@@ -84,7 +84,22 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
   const parsed = EnvSchema.safeParse(merged);
   if (!parsed.success) throw configErrorFrom(parsed.error, merged);
+  assertConsistent(parsed.data);
   return deepFreeze(toConfig(parsed.data));
+}
+
+// One flush of streamed suggestions may pass the high-water mark by up to this much before producers pause.
+const STREAMING_HEADROOM_BYTES = 64 * 1024;
+
+/** Rules that involve more than one key. */
+function assertConsistent(env: Env): void {
+  const minBuffered = env.WEBSOCKET_HIGH_WATER_BYTES + STREAMING_HEADROOM_BYTES;
+  if (env.WEBSOCKET_MAX_BUFFERED_BYTES < minBuffered) {
+    const problem =
+      `WEBSOCKET_MAX_BUFFERED_BYTES="${env.WEBSOCKET_MAX_BUFFERED_BYTES}": expected at least WEBSOCKET_HIGH_WATER_BYTES + 65536 ` +
+      `(${minBuffered}), or streaming clients are closed before they can be paused`;
+    throw new ConfigError(`invalid configuration: ${problem}`, { details: problem });
+  }
 }
 
 function readEnvFile(path: string | null): Record<string, string> {

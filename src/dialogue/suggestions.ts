@@ -14,6 +14,12 @@ import type { SessionManager } from './session-manager.js';
 
 /** Deltas that arrive faster than this are merged into one event per suggestion (fewer, larger frames). */
 export const DELTA_FLUSH_INTERVAL_MS = 20;
+/**
+ * A merged batch is flushed early at this size, so a fast upstream can't pile text up in the sink between
+ * flushes: the socket's buffer then tells the truth about what the client has not read, and one flush
+ * passes the high-water mark by at most this much (times the suggestions' JSON overhead).
+ */
+export const DELTA_FLUSH_MAX_CHARS = 16 * 1024;
 
 export interface ReplyRunnerOptions {
   llm: LlmEngine;
@@ -112,6 +118,7 @@ class SessionDeltaSink implements SuggestionSink {
   readonly #session: Session;
   readonly #handle: RequestHandle;
   readonly #pending: string[] = [];
+  #pendingChars = 0;
   #lastFlushAt = 0;
   #flushTimer: NodeJS.Timeout | null = null;
   readonly #flushLater = (): void => {
@@ -127,8 +134,9 @@ class SessionDeltaSink implements SuggestionSink {
   write(index: number, delta: string): boolean {
     if (!this.#handle.isCurrent()) return true;
     this.#pending[index] = (this.#pending[index] ?? '') + delta;
+    this.#pendingChars += delta.length;
     const now = performance.now();
-    if (now - this.#lastFlushAt >= DELTA_FLUSH_INTERVAL_MS) {
+    if (now - this.#lastFlushAt >= DELTA_FLUSH_INTERVAL_MS || this.#pendingChars >= DELTA_FLUSH_MAX_CHARS) {
       this.flush();
     } else if (this.#flushTimer === null) {
       this.#flushTimer = setTimeout(this.#flushLater, DELTA_FLUSH_INTERVAL_MS - (now - this.#lastFlushAt));
@@ -151,6 +159,7 @@ class SessionDeltaSink implements SuggestionSink {
       this.#flushTimer = null;
     }
     this.#lastFlushAt = performance.now();
+    this.#pendingChars = 0;
     if (this.#pending.length === 0 || !this.#handle.isCurrent()) {
       this.#pending.length = 0;
       return;
@@ -168,6 +177,7 @@ class SessionDeltaSink implements SuggestionSink {
     if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
     this.#pending.length = 0;
+    this.#pendingChars = 0;
   }
 
   #needsDrain(): boolean {

@@ -37,3 +37,10 @@ t.test('every problem is named with key, value and expectation', async (t) => {
     },
   );
 });
+
+t.test('the send buffer limit leaves room above the high-water mark', async (t) => {
+  t.throws(() => loadConfig({ env: { WEBSOCKET_HIGH_WATER_BYTES: '262144', WEBSOCKET_MAX_BUFFERED_BYTES: '300000' }, envFile: null }), {
+    code: 'CONFIG_INVALID',
+    message: /WEBSOCKET_MAX_BUFFERED_BYTES="300000": expected at least WEBSOCKET_HIGH_WATER_BYTES \+ 65536 \(327680\)/,
+  });
+});

@@ -369,7 +369,11 @@ export class FakeOpenRouter {
     if (res.write(text)) return;
     record.writeBlocks++;
     this.events.emit('write-blocked', record);
-    const drained = Promise.race([once(res, 'drain'), once(res, 'close')]);
+    // Whichever of drain/close comes first, the other listener is removed (no listener leak per write).
+    const settled = new AbortController();
+    const drained = Promise.race([once(res, 'drain', { signal: settled.signal }), once(res, 'close', { signal: settled.signal })]).finally(
+      () => settled.abort(),
+    );
     const stuck = new AbortController();
     const isDrained = await Promise.race([
       drained.then(() => true),

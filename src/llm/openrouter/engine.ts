@@ -111,7 +111,7 @@ export class OpenRouterEngine implements LlmEngine {
 
   constructor(options: OpenRouterEngineOptions) {
     this.#options = options;
-    this.#log = options.logger.child({ component: 'llm', engine: 'openrouter' });
+    this.#log = options.logger.child({ engine: 'openrouter' });
     this.#prompts = new PromptBuilder(options.promptsDir === undefined ? {} : { promptsDir: options.promptsDir });
     this.#limiter = new RequestLimiter({ maxInFlight: options.maxInFlight, maxQueue: options.maxQueue });
     this.#client = new OpenRouterClient({
