@@ -19,6 +19,11 @@ import { toneModelAffine, writeToneModel, type ToneModelOptions } from './tone-m
 import { mulberry32 } from './tone-audio.js';
 import type { ToneTable } from './tone-table.js';
 
+/** Hidden Affine+ReLU layers by default (see BenchModelOptions.layers). */
+export const DEFAULT_BENCH_LAYERS = 14;
+/** Units per hidden layer by default. */
+export const DEFAULT_BENCH_HIDDEN = 1024;
+
 export interface BenchModelOptions extends ToneModelOptions {
   /** Hidden Affine+ReLU layers (default 14: real-time factor about 0.05 on one 2-core EPYC thread). */
   layers?: number;
@@ -91,8 +96,8 @@ async function writeAffine(
 
 /** Writes a bench model into `dir`: a tone model whose am/final.mdl carries the deep network. */
 export async function writeBenchModel(dir: string, options: BenchModelOptions = {}): Promise<BenchModelInfo> {
-  const layers = options.layers ?? 14;
-  const hidden = options.hidden ?? 1024;
+  const layers = options.layers ?? DEFAULT_BENCH_LAYERS;
+  const hidden = options.hidden ?? DEFAULT_BENCH_HIDDEN;
   const { weights, bias } = toneModelAffine(options);
   const pdfs = weights.length;
   const signalUnits = 2 * pdfs;
