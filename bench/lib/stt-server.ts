@@ -1,0 +1,133 @@
+// The server under test: voxgate as its own process (src/main.ts through tsx, as `npm run dev` runs it),
+// configured for speech benchmarks, plus what /proc tells about it (CPU time, resident memory).
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+import { spawnServer, type SpawnedServer } from '../../test/kit/spawn-server.js';
+
+export interface SttServerOptions {
+  modelDir: string;
+  /** MAX_WORKERS: 0 = recognition on the main thread. */
+  workers: number;
+  /** Extra environment (wins over the defaults below). */
+  env?: Record<string, string>;
+  /** How long start-up (model check, load, workers) may take. */
+  startTimeoutMs?: number;
+}
+
+export interface SttServer {
+  pid: number;
+  port: number;
+  url: string;
+  /** utime + stime of the server process, all threads, in seconds. */
+  cpuSeconds(): number;
+  /** VmRSS of the server process in bytes. */
+  rssBytes(): number;
+  /** GET /api/health (it includes the speech engine's status and active streams). */
+  health(): Promise<Record<string, unknown>>;
+  stderr(): string;
+  /** SIGTERM, then SIGKILL after 5 s; resolves when the process is gone. */
+  stop(): Promise<void>;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (100 on every common Linux). */
+const CLOCK_TICKS_PER_SECOND: number = (() => {
+  const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  return Number.isInteger(value) && value > 0 ? value : 100;
+})();
+
+export function processCpuSeconds(pid: number): number {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may contain spaces and parentheses: fields start after the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // After the name, state is index 0: utime (field 14) is index 11, stime (field 15) index 12.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+export function processRssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** The 1-minute load average of the machine. */
+export function loadAverage1m(): number {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts voxgate with Vosk on `modelDir`, the mock LLM, no suggestions after recordings, no persistence,
+ * warn-level logs and connection/event limits out of the way; resolves once /readyz answers 200.
+ */
+export async function startSttServer(options: SttServerOptions): Promise<SttServer> {
+  const port = await freePort();
+  const spawned: SpawnedServer = spawnServer({
+    PORT: String(port),
+    STT_ENGINE: 'vosk',
+    VOSK_MODEL_PATH: options.modelDir,
+    MAX_WORKERS: String(options.workers),
+    AUTO_SUGGEST: 'false',
+    LOG_LEVEL: 'warn',
+    SESSION_PERSISTENCE_ENABLED: 'false',
+    MAX_CONNECTIONS: '100000',
+    MAX_SESSIONS_PER_CONNECTION: '8',
+    EVENT_RATE_PER_SECOND: '100000',
+    EVENT_RATE_BURST: '100000',
+    WEBSOCKET_PING_INTERVAL: '60',
+    ...options.env,
+  });
+  const pid = spawned.child.pid;
+  if (pid === undefined) throw new Error('the server process did not start');
+  const base = `http://127.0.0.1:${port}`;
+  const health = async (): Promise<Record<string, unknown>> => {
+    const response = await fetch(`${base}/api/health`);
+    return { httpStatus: response.status, ...((await response.json()) as Record<string, unknown>) };
+  };
+  const deadline = Date.now() + (options.startTimeoutMs ?? 90_000);
+  let exitedEarly = false;
+  void spawned.exited.then(() => {
+    exitedEarly = true;
+  });
+  for (;;) {
+    if (exitedEarly) throw new Error(`the server exited during start-up: ${spawned.stderr()}`);
+    if (Date.now() > deadline) {
+      spawned.kill();
+      throw new Error(`the server was not ready within ${options.startTimeoutMs ?? 90_000} ms: ${spawned.stderr()}`);
+    }
+    // Polling is the only readiness signal at LOG_LEVEL=warn (the "listening" line is info).
+    const status = await fetch(`${base}/readyz`).then(
+      (response) => response.status,
+      () => 0,
+    );
+    if (status === 200) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    pid,
+    port,
+    url: `ws://127.0.0.1:${port}/ws`,
+    cpuSeconds: () => processCpuSeconds(pid),
+    rssBytes: () => processRssBytes(pid),
+    health,
+    stderr: () => spawned.stderr(),
+    stop: async () => {
+      spawned.kill('SIGTERM');
+      const timer = setTimeout(() => spawned.kill('SIGKILL'), 5000);
+      await spawned.exited;
+      clearTimeout(timer);
+    },
+  };
+}
