@@ -1,0 +1,242 @@
+// Issue 4 (b) and (c): how many real-time speakers one server serves with p99 message_end ->
+// message_recorded under 300 ms, with the worker pool and without it; then what happens past that.
+//
+//   npx tsx bench/stt-realtime.ts [--models tone,bench] [--workers 2,0] [--seconds 8] [--layers N]
+//
+// One voxgate child process per (model, MAX_WORKERS), reused across trials (after one warm-up stream, so
+// admission control knows the decode cost). A trial: N speakers on their own connections, played by
+// child processes of this bench, start within 1 s of each other and send tone speech in real time
+// (100 ms binary frames, each when its audio has been spoken), then message_end. A trial passes when
+// every speaker was admitted, every transcript is exact and p99 latency < 300 ms. N grows by 25 % until
+// a trial fails, then is bisected to within 5 %. Past capacity (pool only) 1.5x the capacity is offered:
+// message_start refusals (STT_SERVICE_BUSY) are counted and the admitted speakers' latency reported.
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import type { RecordingResult } from './lib/stt-client.js';
+import { prepareSttModel, toneUtterance, type SttModel, type SttModelKind } from './lib/stt-model.js';
+import { fixed, isoDate, printTable, progress, quantile } from './lib/stt-report.js';
+import { loadAverage1m, startSttServer, type SttServer } from './lib/stt-server.js';
+import type { SpeakersCommand, SpeakersMessage, SpeakersSetup } from './lib/stt-speakers-process.js';
+
+const CHUNK_MS = 100;
+const P99_LIMIT_MS = 300;
+const START_SPREAD_MS = 1000;
+const SPEAKERS_PER_CLIENT_PROCESS = 192;
+const SPEAKERS_PROCESS_FILE = fileURLToPath(new URL('./lib/stt-speakers-process.ts', import.meta.url));
+
+/** First N tried, the most tried, and the figures to compare with, per model and pool/no pool. */
+const PLAN: Record<SttModelKind, { firstTry: { pool: number; main: number }; maxTry: number; target: number; reference: string }> = {
+  tone: { firstTry: { pool: 320, main: 192 }, maxTry: 2048, target: 512, reference: '192' },
+  bench: { firstTry: { pool: 28, main: 14 }, maxTry: 96, target: 34, reference: '24-30' },
+};
+
+interface Trial {
+  offered: number;
+  admitted: number;
+  busy: number;
+  correct: number;
+  wrong: number;
+  failed: number;
+  timedOut: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Server CPU seconds per wall second during the trial (2 = both cores). */
+  serverCpuPerWallSecond: number;
+  loadAverage: number;
+  passed: boolean;
+}
+
+interface ConfigResult {
+  model: string;
+  workers: number;
+  capacity: number;
+  target: number;
+  reference: string;
+  atCapacity: Trial | null;
+  trials: Trial[];
+  beyond: Trial | null;
+  /** After the overload trial: is a single new speaker admitted and served again? */
+  recoversAfterOverload: boolean | null;
+}
+
+const { values } = parseArgs({
+  options: {
+    models: { type: 'string', default: 'tone,bench' },
+    workers: { type: 'string', default: '2,0' },
+    seconds: { type: 'string', default: '8' },
+    layers: { type: 'string' },
+  },
+});
+const utteranceSeconds = Number(values.seconds);
+const layers = values.layers === undefined ? undefined : Number(values.layers);
+
+/** A child process playing `setup.speakers`; `go()` starts them once `onReady` was called. */
+function runSpeakersProcess(setup: SpeakersSetup, onReady: () => void): { go(): void; results: Promise<RecordingResult[]> } {
+  const child = fork(SPEAKERS_PROCESS_FILE, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const send = (command: SpeakersCommand): void => void child.send(command);
+  const results = new Promise<RecordingResult[]>((resolve, reject) => {
+    child.on('message', (message: SpeakersMessage) => {
+      if (message.type === 'ready') onReady();
+      else if (message.type === 'done') resolve(message.results);
+      else reject(new Error(`speakers process failed: ${message.message}`));
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`speakers process exited with ${code}`)));
+  });
+  send({ type: 'start', setup });
+  return { go: () => send({ type: 'go' }), results };
+}
+
+async function runTrial(server: SttServer, model: SttModel, speakers: number, seed: number): Promise<Trial> {
+  const processCount = Math.max(1, Math.ceil(speakers / SPEAKERS_PER_CLIENT_PROCESS));
+  const all = Array.from({ length: speakers }, (_, index) => ({
+    words: toneUtterance(model, utteranceSeconds, seed + index).words,
+    startDelayMs: Math.round((index * START_SPREAD_MS) / speakers),
+  }));
+  let ready = 0;
+  let onAllReady: () => void = () => {};
+  const allReady = new Promise<void>((resolve) => (onAllReady = resolve));
+  const processes = Array.from({ length: processCount }, (_, t) =>
+    runSpeakersProcess(
+      {
+        url: server.url,
+        frequenciesHz: [...model.frequenciesHz],
+        speakers: all.filter((_, index) => index % processCount === t),
+        chunkMs: CHUNK_MS,
+      },
+      () => {
+        ready += 1;
+        if (ready === processCount) onAllReady();
+      },
+    ),
+  );
+  await Promise.race([allReady, ...processes.map((child) => child.results)]);
+  const loadAverage = loadAverage1m();
+  const cpu0 = server.cpuSeconds();
+  const wall0 = performance.now();
+  for (const child of processes) child.go();
+  const results = (await Promise.all(processes.map((child) => child.results))).flat();
+  const serverCpuPerWallSecond = (server.cpuSeconds() - cpu0) / ((performance.now() - wall0) / 1000);
+  const latencies = results.filter((result) => result.latencyMs !== null && result.outcome !== 'busy').map((result) => result.latencyMs!);
+  const count = (outcome: RecordingResult['outcome']): number => results.filter((result) => result.outcome === outcome).length;
+  const trial: Trial = {
+    offered: speakers,
+    admitted: speakers - count('busy'),
+    busy: count('busy'),
+    correct: count('ok'),
+    wrong: count('wrong'),
+    failed: count('failed'),
+    timedOut: count('timeout'),
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    maxMs: quantile(latencies, 1),
+    serverCpuPerWallSecond,
+    loadAverage,
+    passed: false,
+  };
+  trial.passed = trial.correct === speakers && trial.p99Ms < P99_LIMIT_MS;
+  progress(
+    `  N=${speakers}: admitted ${trial.admitted}, busy ${trial.busy}, correct ${trial.correct}, wrong ${trial.wrong}, failed ${trial.failed}, ` +
+      `timeout ${trial.timedOut}, p50 ${fixed(trial.p50Ms, 0)} ms, p99 ${fixed(trial.p99Ms, 0)} ms, server CPU ${fixed(serverCpuPerWallSecond, 2)}/s, ` +
+      `load ${trial.loadAverage} -> ${trial.passed ? 'pass' : 'fail'}`,
+  );
+  await waitUntilIdle(server);
+  return trial;
+}
+
+/** Waits until the server has no open speech streams (finished recordings free them asynchronously). */
+async function waitUntilIdle(server: SttServer): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const health = (await server.health()) as { stt?: { activeStreams?: number } };
+    if ((health.stt?.activeStreams ?? 0) === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function measureConfig(model: SttModel, workers: number): Promise<ConfigResult> {
+  const plan = PLAN[model.kind];
+  const server = await startSttServer({ modelDir: model.dir, workers });
+  try {
+    // One speaker first, so that admission control has measured the decode cost.
+    await runTrial(server, model, 1, 0);
+    const trials: Trial[] = [];
+    let passing: Trial | null = null;
+    let failing: Trial | null = null;
+    let n = workers === 0 ? plan.firstTry.main : plan.firstTry.pool;
+    // Grow until a trial fails, then bisect between the last pass and the first fail.
+    for (;;) {
+      const trial = await runTrial(server, model, n, trials.length * 7);
+      trials.push(trial);
+      if (trial.passed) passing = passing === null || trial.offered > passing.offered ? trial : passing;
+      else failing = failing === null || trial.offered < failing.offered ? trial : failing;
+      if (failing === null) {
+        if (n >= plan.maxTry) break;
+        n = Math.min(plan.maxTry, Math.ceil(n * 1.25));
+      } else if (passing === null) {
+        if (n <= 1) break;
+        n = Math.max(1, Math.floor(n * 0.75));
+      } else {
+        if (failing.offered - passing.offered <= Math.max(1, Math.floor(passing.offered * 0.05))) break;
+        n = Math.floor((passing.offered + failing.offered) / 2);
+      }
+    }
+    const capacity = passing?.offered ?? 0;
+    let beyond: Trial | null = null;
+    let recoversAfterOverload: boolean | null = null;
+    if (workers > 0 && capacity > 0) {
+      progress(`  beyond capacity: offering ${Math.ceil(capacity * 1.5)}`);
+      beyond = await runTrial(server, model, Math.ceil(capacity * 1.5), 1000);
+      recoversAfterOverload = (await runTrial(server, model, 1, 2000)).passed;
+    }
+    return {
+      model: model.label,
+      workers,
+      capacity,
+      target: plan.target,
+      reference: plan.reference,
+      atCapacity: passing,
+      trials,
+      beyond,
+      recoversAfterOverload,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+const configs: ConfigResult[] = [];
+for (const kind of values.models.split(',')) {
+  if (kind !== 'tone' && kind !== 'bench') throw new Error(`--models: unknown model ${kind}`);
+  const model = await prepareSttModel({ kind, ...(kind === 'bench' && layers !== undefined ? { layers } : {}) }, progress);
+  for (const workers of values.workers.split(',').map(Number)) {
+    progress(`${model.label}, MAX_WORKERS=${workers}:`);
+    configs.push(await measureConfig(model, workers));
+  }
+}
+
+const label = (config: ConfigResult): string => `${config.model}, MAX_WORKERS=${config.workers}`;
+const latency = (trial: Trial | null): string => (trial === null ? '-' : `${fixed(trial.p50Ms, 0)} / ${fixed(trial.p99Ms, 0)} / ${fixed(trial.maxMs, 0)}`);
+process.stdout.write(
+  `\nReal-time speakers per server (${isoDate()} UTC, ${utteranceSeconds} s utterances, ${CHUNK_MS} ms frames, p99 message_end -> message_recorded < ${P99_LIMIT_MS} ms, every transcript exact)\n\n`,
+);
+printTable(
+  ['', ...configs.map(label)],
+  [
+    ['capacity: most real-time speakers passing', ...configs.map((config) => String(config.capacity))],
+    ['target (pool) / reference vosk-server', ...configs.map((config) => (config.workers > 0 ? `>= ${config.target} / ${config.reference}` : `- / ${config.reference}`))],
+    ['at capacity: latency p50 / p99 / max (ms)', ...configs.map((config) => latency(config.atCapacity))],
+    ['at capacity: server CPU-s per wall-s', ...configs.map((config) => fixed(config.atCapacity?.serverCpuPerWallSecond, 2))],
+    ['Ns tried (pass+ / fail-)', ...configs.map((config) => config.trials.map((trial) => `${trial.offered}${trial.passed ? '+' : '-'}`).join(' '))],
+    ['beyond: offered / admitted / STT_SERVICE_BUSY', ...configs.map((config) => (config.beyond === null ? '-' : `${config.beyond.offered} / ${config.beyond.admitted} / ${config.beyond.busy}`))],
+    ['beyond: admitted latency p50 / p99 / max (ms)', ...configs.map((config) => latency(config.beyond))],
+    ['beyond: wrong / failed / timed out', ...configs.map((config) => (config.beyond === null ? '-' : `${config.beyond.wrong} / ${config.beyond.failed} / ${config.beyond.timedOut}`))],
+    ['beyond: reference vosk-server', ...configs.map((config) => (config.workers > 0 ? 'latency grows to seconds, nothing refused' : '-'))],
+    ['admits and serves again after the overload', ...configs.map((config) => (config.recoversAfterOverload === null ? '-' : config.recoversAfterOverload ? 'yes' : 'NO'))],
+    ['load average (1 min) during trials', ...configs.map((config) => config.trials.map((trial) => fixed(trial.loadAverage, 1)).join(' '))],
+  ],
+);
+process.stdout.write(`${JSON.stringify({ bench: 'stt-realtime', date: new Date().toISOString(), chunkMs: CHUNK_MS, utteranceSeconds, p99LimitMs: P99_LIMIT_MS, configs })}\n`);
