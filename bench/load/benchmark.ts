@@ -8,6 +8,7 @@ import { runIdle, type IdleRunResult } from './idle-run.js';
 import { parseEnvSpec, runLoad, type LoadRunOptions, type LoadRunResult } from './load-run.js';
 import { defaultModelCacheDir, prepareModel, type ModelKind } from './model.js';
 import { loadAverage1m } from './proc-stats.js';
+import { capacity } from './stats.js';
 import { describe, idleSummary, loadTable, ratioTable } from './report.js';
 import { renderChart, type Panel, type Series } from './svg-chart.js';
 
@@ -17,6 +18,8 @@ Load:      --steps 25,50,100,150,200  --step-seconds 30  --warmup-seconds 5  --s
            --procs 2 (client processes)  --audio base64|binary  --env "KEY=value ..." (server)
            --think-ms 1000  --timeout-ms 10000  --words 3-5  --response-count 3  --seed 1
            --threshold-ms 300 (capacity: p99 message_end->message_recorded below it, no errors)
+           --fresh-server-per-step (each step starts from 0 users on a new server: an overloaded step
+             cannot leave the next one a server in a bad state)
 Compare:   --a "KEY=value ..." --b "KEY=value ..." [--audio-a binary --audio-b base64]
 Idle:      --idle 20000  --idle-batch 500  --idle-hold-seconds 10
 Model/LLM: --model bench|tone  --model-dir DIR (cache; default in the temp dir)
@@ -81,6 +84,28 @@ export function chartOf(runs: LoadRunResult[], thresholdMs: number): string {
   return renderChart(title, subtitle, [sttPanel, llmPanel]);
 }
 
+/** One run per step, each on its own fresh server, merged into one result. */
+async function runStepsApart(options: LoadRunOptions): Promise<LoadRunResult> {
+  const parts: LoadRunResult[] = [];
+  for (const users of options.steps) {
+    const part = await runLoad({ ...options, steps: [users] });
+    parts.push(part);
+    if (part.aborted !== null) break;
+  }
+  const first = parts[0]!;
+  const steps = parts.flatMap((part) => part.steps);
+  const warnings: Record<string, number> = {};
+  for (const part of parts) for (const [message, count] of Object.entries(part.serverWarnings)) warnings[message] = (warnings[message] ?? 0) + count;
+  return {
+    ...first,
+    settings: { ...first.settings, freshServerPerStep: true },
+    steps,
+    capacity: { rule: first.capacity.rule, ...capacity(steps, options.capacityRule) },
+    serverWarnings: warnings,
+    aborted: parts.find((part) => part.aborted !== null)?.aborted ?? null,
+  };
+}
+
 export async function runBenchmark(argv: string[], log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<BenchmarkOutput> {
   const { values } = parseArgs({
     args: argv,
@@ -111,6 +136,7 @@ export async function runBenchmark(argv: string[], log: (line: string) => void =
       'llm-tokens-per-second': { type: 'string', default: '30' },
       out: { type: 'string' },
       'open-files': { type: 'string', default: '65535' },
+      'fresh-server-per-step': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -189,9 +215,10 @@ export async function runBenchmark(argv: string[], log: (line: string) => void =
   const runs: LoadRunResult[] = [];
   const texts: string[] = [];
   for (const config of configs) {
-    const run = await runLoad({ ...base, label: config.label, serverEnv: config.env, audio: config.audio });
+    const options: LoadRunOptions = { ...base, label: config.label, serverEnv: config.env, audio: config.audio };
+    const run = values['fresh-server-per-step'] ? await runStepsApart(options) : await runLoad(options);
     runs.push(run);
-    texts.push(`${config.label === 'run' ? '' : `${config.label}: `}${describe(run)} (${model.kind} model)\n${loadTable(run)}`);
+    texts.push(`${config.label === 'run' ? '' : `${config.label}: `}${describe(run)} (${model.kind} model${run.settings.freshServerPerStep ? ', fresh server per step' : ''})\n${loadTable(run)}`);
   }
   if (runs.length === 2) texts.push(ratioTable(runs[0]!, runs[1]!));
   const jsonPath = `${prefix}.json`;

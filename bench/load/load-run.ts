@@ -53,6 +53,7 @@ export interface LoadRunResult {
     words: string;
     llmFirstTokenMs: number;
     llmTokensPerSecond: number;
+    freshServerPerStep: boolean;
   };
   steps: StepResult[];
   capacity: { rule: string; users: number | null; firstFailing: { users: number; reason: string } | null };
@@ -269,6 +270,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
         words: `${options.minWords}-${options.maxWords}`,
         llmFirstTokenMs: options.llmFirstTokenMs,
         llmTokensPerSecond: Math.round(1000 / options.llmTokenIntervalMs),
+        freshServerPerStep: false,
       },
       steps,
       capacity: { rule: `${rule.metric} ${rule.percentile} < ${rule.belowMs} ms, no errors`, ...capacity(steps, rule) },
