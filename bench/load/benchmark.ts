@@ -36,9 +36,14 @@ export interface BenchmarkOutput {
 
 const PERCENTILE_COLORS = { p50: '#1f77b4', p95: '#ff7f0e', p99: '#d62728' } as const;
 
+/** Upper bound of any count option (users, connections): the run must stay bounded. */
+const MAX_COUNT = 100_000;
+
 function intList(text: string, name: string): number[] {
   const values = text.split(',').map((part) => Number(part.trim()));
-  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1)) throw new Error(`--${name}: expected positive integers, got ${text}`);
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1 || v > MAX_COUNT)) {
+    throw new Error(`--${name}: expected integers 1..${MAX_COUNT}, got ${text}`);
+  }
   return values;
 }
 
@@ -64,10 +69,14 @@ export function chartOf(runs: LoadRunResult[], thresholdMs: number): string {
     points: run.steps.map((step) => [step.users, step.latency[metric][percentile]]),
   });
   const percentilesList = ['p50', 'p95', 'p99'] as const;
+  const first = runs[0]!;
   const sttPanel: Panel = {
     title: 'message_end -> message_recorded',
     thresholdMs,
     series: runs.flatMap((run, i) => percentilesList.map((p) => seriesOf('stt_ms', p, run, i, p))),
+    // Errors per step (A/B when comparing): a step with errors fails the capacity rule whatever its latency.
+    notes: first.steps.map((step) => [step.users,
+      `${runs.map((run) => run.steps.find((s) => s.users === step.users)?.errorTotal ?? '-').join('/')} err`]),
   };
   const llmPanel: Panel = {
     title: 'manual_generate -> first delta / llm_response',
@@ -76,7 +85,6 @@ export function chartOf(runs: LoadRunResult[], thresholdMs: number): string {
       { ...seriesOf('llm_response_ms', 'p99', run, i, 'llm_response p99'), color: '#2ca02c' },
     ]),
   };
-  const first = runs[0]!;
   const title = `voxgate load test (${first.model} model, ${first.startedAt.slice(0, 16).replace('T', ' ')} UTC)`;
   const subtitle = isComparison
     ? runs.map((run, i) => `${names[i]}${i === 1 ? ' (dashed)' : ''}: ${describe(run)}`).join('  |  ')
