@@ -190,10 +190,13 @@ export class Dialogue {
     const finished = await recordings.finish(session);
     if (finished.failure) sessions.broadcast(session, errorEvent(session.id, finished.failure));
     try {
-      session.appendMessage(
-        { messageId: finished.messageId, sender: finished.sender, content: finished.text, createdAt: new Date().toISOString(), type: 'recording' },
-        true,
-      );
+      session.finishRecording({
+        messageId: finished.messageId,
+        sender: finished.sender,
+        content: finished.text,
+        createdAt: new Date().toISOString(),
+        type: 'recording',
+      });
     } catch (err) {
       // The transcript is in the log so an operator can recover it; the client learns the save failed.
       session.log.error({ err, messageId: finished.messageId, transcript: finished.text }, 'could not store recorded message');
@@ -225,17 +228,14 @@ export class Dialogue {
 
   #userSelectedResponse(channel: ClientChannel, event: ClientEventOf<'user_selected_response'>): void {
     const session = this.#session(channel, event.data.session_id);
-    const messageId = session.reserveMessageId('selected_response');
-    session.appendMessage(
-      {
-        messageId,
-        sender: event.data.sender,
-        content: event.data.selected_content,
-        createdAt: new Date().toISOString(),
-        type: 'selected_response',
-      },
-      false,
-    );
+    const messageId = session.nextMessageId('selected_response');
+    session.appendMessage({
+      messageId,
+      sender: event.data.sender,
+      content: event.data.selected_content,
+      createdAt: new Date().toISOString(),
+      type: 'selected_response',
+    });
     // null, not the text: the app adds the chosen reply itself and would show it twice.
     this.#options.sessions.broadcast(session, messageRecorded(session.id, messageId, null));
     this.#options.replies.predict(session, event.data.selected_content);
@@ -252,11 +252,14 @@ export class Dialogue {
   #conversationEnd(channel: ClientChannel, event: ClientEventOf<'conversation_end'>): void {
     const { sessions } = this.#options;
     const session = this.#session(channel, event.data.session_id);
-    sessions.broadcast(session, profileArchive(session.id, session.userProfile, session.targetProfile));
-    for (const attached of session.channels) {
-      if (this.#binaryTarget.get(attached) === session.id) this.#binaryTarget.delete(attached);
-    }
+    const attached = [...session.channels];
+    // Deleted first: if the store fails, the client gets an error and the session is still there.
     sessions.end(session, 'conversation_end');
+    const archive = profileArchive(session.id, session.userProfile, session.targetProfile);
+    for (const other of attached) {
+      if (this.#binaryTarget.get(other) === session.id) this.#binaryTarget.delete(other);
+      other.send(archive);
+    }
   }
 
   #sessionResume(channel: ClientChannel, event: ClientEventOf<'session_resume'>): void {

@@ -35,8 +35,7 @@ export class RecordingService {
 
   /** message_start: opens a stream (throws STT_SERVICE_BUSY / STT_SERVICE_ERROR) and begins a recording. */
   start(session: Session, sender: string): LiveRecording {
-    const messageId = session.reserveMessageId('recording');
-    return this.#open(session, messageId, sender, []);
+    return this.#open(session, session.nextMessageId('recording'), sender, []);
   }
 
   /**

@@ -121,13 +121,13 @@ export class SessionManager {
 
   /** Ends a session for good: cancels its work, deletes it from memory and the store. */
   end(session: Session, reason: string): void {
+    this.#options.store.delete(session.id);
     this.#options.requests.cancel(session.id);
     const recording = session.detachRecording();
     recording?.stream.abort();
     for (const channel of session.channels) this.#byChannel.get(channel)?.delete(session.id);
     this.#sessions.delete(session.id);
     this.#lastPersistedTouch.delete(session.id);
-    this.#options.store.delete(session.id);
     session.log.info({ reason }, 'session deleted');
   }
 
@@ -152,10 +152,6 @@ export class SessionManager {
     for (const channel of session.channels) channel.send(event);
   }
 
-  sessionsOf(channel: ClientChannel): readonly string[] {
-    return [...(this.#byChannel.get(channel) ?? [])];
-  }
-
   /** Deletes sessions untouched for maxAgeMs; returns how many. */
   sweepExpired(now = Date.now()): number {
     const before = new Date(now - this.#options.maxAgeMs).toISOString();
@@ -171,8 +167,15 @@ export class SessionManager {
     }
     for (const id of expiredIds) {
       const session = this.#sessions.get(id);
-      if (session) this.end(session, 'expired');
-      else this.#options.logger.info({ sessionId: id, reason: 'expired' }, 'session deleted');
+      if (!session) {
+        this.#options.logger.info({ sessionId: id, reason: 'expired' }, 'session deleted');
+        continue;
+      }
+      try {
+        this.end(session, 'expired');
+      } catch (err) {
+        session.log.error({ err: toVoxgateError(err) }, 'could not delete expired session; will retry at the next sweep');
+      }
     }
     return expiredIds.length;
   }

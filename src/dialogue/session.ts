@@ -147,29 +147,40 @@ export class Session {
     this.#record.updatedAt = now;
   }
 
-  /** The next message id of the given kind, reserved so that concurrent recordings never share one. */
-  reserveMessageId(kind: 'recording' | 'selected_response'): string {
-    this.#lastMessageNumber++;
+  /**
+   * The id the next message of this kind gets. A number is taken only when its message (or, for a
+   * recording, its start) is stored, so a failed write never skips or repeats a number.
+   */
+  nextMessageId(kind: 'recording' | 'selected_response'): string {
     const prefix = kind === 'recording' ? 'msg' : 'usr';
-    return `${prefix}_${String(this.#lastMessageNumber).padStart(3, '0')}`;
+    return `${prefix}_${String(this.#lastMessageNumber + 1).padStart(3, '0')}`;
   }
 
-  /** Stores a finished message; `endsRecording` also clears the durable recording in the same write. */
-  appendMessage(message: StoredMessage, endsRecording: boolean): void {
+  /** Stores a chosen reply (or another message that had no recording). */
+  appendMessage(message: StoredMessage): void {
     const now = new Date().toISOString();
-    if (endsRecording) {
-      this.#store.update(this.id, { recording: null }, now);
-    }
     this.#store.appendMessage(this.id, message, now);
-    if (endsRecording) this.#record.recording = null;
+    this.#lastMessageNumber++;
     this.#record.messages.push(message);
     this.#record.updatedAt = now;
   }
 
-  /** Begins a recording: durable state first, then the live stream. */
+  /** Stores a recording's message and ends the durable recording, in one transaction. */
+  finishRecording(message: StoredMessage): void {
+    const now = new Date().toISOString();
+    this.#store.finishRecording(this.id, message, now);
+    this.#record.recording = null;
+    this.#record.messages.push(message);
+    this.#record.updatedAt = now;
+  }
+
+  /** Begins a recording: durable state first (it takes the message number), then the live stream. */
   beginRecording(messageId: string, sender: string, stream: SttStream, carriedSegments: readonly string[]): LiveRecording {
     const state: RecordingState = { messageId, sender, segments: [...carriedSegments], startedAt: new Date().toISOString() };
-    if (this.#record.recording?.messageId !== messageId) this.updateSettings({ recording: state });
+    if (this.#record.recording?.messageId !== messageId) {
+      this.updateSettings({ recording: state });
+      this.#lastMessageNumber++;
+    }
     this.#recording = {
       messageId,
       sender,

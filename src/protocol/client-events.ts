@@ -22,7 +22,8 @@ const sessionId = z.string().min(1).max(LIMITS.sessionIdChars);
 const responseCount = z.int().min(1).max(5);
 const shortList = z.array(z.string().max(LIMITS.profileItemChars)).max(LIMITS.profileListItems);
 
-export const ProfileSchema = z.object({
+// Loose: profile_archive returns a profile exactly as received, including fields voxgate doesn't know.
+export const ProfileSchema = z.looseObject({
   name: z.string().max(LIMITS.senderChars).nullish(),
   age: z.int().min(0).max(200).nullish(),
   gender: z.string().max(32).nullish(),

@@ -41,6 +41,13 @@ export class MemorySessionStore implements SessionStore {
     record.updatedAt = updatedAt;
   }
 
+  finishRecording(sessionId: string, message: StoredMessage, updatedAt: string): void {
+    const record = this.#get(sessionId);
+    record.recording = null;
+    record.messages.push({ ...message });
+    record.updatedAt = updatedAt;
+  }
+
   appendModification(sessionId: string, modification: string, updatedAt: string): void {
     const record = this.#get(sessionId);
     record.modifications.push(modification);

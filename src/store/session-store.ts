@@ -61,6 +61,8 @@ export interface SessionStore {
   load(sessionId: string): SessionRecord | null;
   update(sessionId: string, patch: SessionSettingsPatch, updatedAt: string): void;
   appendMessage(sessionId: string, message: StoredMessage, updatedAt: string): void;
+  /** Ends the recording in progress and stores its message, in one transaction. */
+  finishRecording(sessionId: string, message: StoredMessage, updatedAt: string): void;
   appendModification(sessionId: string, modification: string, updatedAt: string): void;
   appendRecordingSegment(sessionId: string, text: string, updatedAt: string): void;
   /** Returns whether a session was deleted. */

@@ -205,6 +205,11 @@ function prepareTransactions(db: Database.Database, s: Statements) {
       touch(sessionId, updatedAt);
       s.appendSessionMessage.run({ sessionId, ...message });
     }),
+    finishRecording: db.transaction((sessionId: string, message: StoredMessage, updatedAt: string) => {
+      touch(sessionId, updatedAt);
+      s.deleteRecording.run(sessionId);
+      s.appendSessionMessage.run({ sessionId, ...message });
+    }),
     appendModification: db.transaction((sessionId: string, modification: string, updatedAt: string) => {
       touch(sessionId, updatedAt);
       s.appendModification.run({ sessionId, modification });
@@ -303,6 +308,10 @@ export class SqliteSessionStore implements SessionStore {
 
   appendMessage(sessionId: string, message: StoredMessage, updatedAt: string): void {
     this.#write('append a message to', sessionId, () => this.#transactions.appendMessage(sessionId, message, updatedAt));
+  }
+
+  finishRecording(sessionId: string, message: StoredMessage, updatedAt: string): void {
+    this.#write('finish the recording of', sessionId, () => this.#transactions.finishRecording(sessionId, message, updatedAt));
   }
 
   appendModification(sessionId: string, modification: string, updatedAt: string): void {

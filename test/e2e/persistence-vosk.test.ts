@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { synthesizeToneAudio } from '../../src/vosk-model/tone-audio.js';
@@ -27,13 +28,13 @@ t.test('SIGKILL mid-recording with Vosk: "alpha bravo" before, "charlie" after, 
   // Gaps of 900 ms: the endpointer (0.5 s of trailing silence) closes a segment after each word.
   sendAudio(client, synthesizeToneAudio(['alpha', 'bravo'], { gapMs: 900 }));
 
-  // A segment is written to the store before its transcript_partial is sent: on each partial, look in
+  // Both words are recognised; the second segment closes after the trailing silence that follows. Look in
   // the file (a second connection, as an operator would) until both segments are there.
+  await client.waitFor((e) => e.type === 'transcript_partial' && e.data.text === 'alpha bravo', 30_000);
   const db = rawConnection(t, join(dataDir, 'voxgate.db'), { readonly: true });
   const segments = db.prepare<[string], { text: string }>('SELECT text FROM recording_segments WHERE session_id = ? ORDER BY seq');
   let stored: string[] = [];
-  while (stored.length < 2) {
-    await client.next('transcript_partial', 30_000);
+  for (const deadline = Date.now() + 30_000; stored.length < 2 && Date.now() < deadline; await delay(20)) {
     stored = segments.all(sessionId).map((row) => row.text);
   }
   t.same(stored, ['alpha', 'bravo']);

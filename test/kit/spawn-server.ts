@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/version.js';
 
@@ -15,13 +17,22 @@ export interface SpawnedServer {
 
 /**
  * Runs `src/main.ts` in a child process exactly as `npm run dev` would (through tsx), with only the
- * given environment (plus PATH/HOME), from a working directory without a .env file unless `cwd` says.
+ * given environment (plus PATH/HOME and a fresh data directory), from a working directory without a .env
+ * file unless `cwd` says.
  */
 export function spawnServer(env: Record<string, string>, options: { cwd?: string } = {}): SpawnedServer {
   // tsx resolved here, so that the child finds it from any working directory.
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(PROJECT_ROOT, 'src/main.ts')], {
     cwd: options.cwd ?? PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
+    // Each server gets its own data directory unless the test names one (to restart on the same data).
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      SESSION_PERSISTENCE_DIR: mkdtempSync(join(tmpdir(), 'voxgate-data-')),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
