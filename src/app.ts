@@ -43,7 +43,13 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
 
   let lifecycle: Lifecycle = 'starting';
   const store = parts.store ?? createSessionStore(config.sessions, logger);
-  const stt = parts.stt ?? (await createSttEngine(config.stt, logger));
+  let stt: SttEngine;
+  try {
+    stt = parts.stt ?? (await createSttEngine(config.stt, logger));
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   const llm = parts.llm ?? createLlmEngine(config.llm, logger);
   const requests = new RequestManager();
   const sessions = new SessionManager({
@@ -91,7 +97,14 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections: config.websocket.maxConnections }),
     },
   });
-  const port = await server.listen(config.host, config.port);
+  let port: number;
+  try {
+    port = await server.listen(config.host, config.port);
+  } catch (err) {
+    await Promise.allSettled([stt.close(), llm.close()]);
+    store.close();
+    throw err;
+  }
   sessions.startCleanup();
   lifecycle = 'ready';
   logger.info(
