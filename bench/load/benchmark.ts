@@ -88,7 +88,7 @@ export function chartOf(runs: LoadRunResult[], thresholdMs: number): string {
   const title = `voxgate load test (${first.model} model, ${first.startedAt.slice(0, 16).replace('T', ' ')} UTC)`;
   const subtitle = isComparison
     ? runs.map((run, i) => `${names[i]}${i === 1 ? ' (dashed)' : ''}: ${describe(run)}`).join('  |  ')
-    : `${describe(first)}; capacity ${first.capacity.users ?? 'none'} users (${first.capacity.rule})`;
+    : `${describe(first)}${first.settings.freshServerPerStep ? ', fresh server per step' : ''}; capacity ${first.capacity.users ?? 'none'} users (${first.capacity.rule})`;
   return renderChart(title, subtitle, [sttPanel, llmPanel]);
 }
 

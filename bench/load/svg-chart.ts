@@ -63,8 +63,9 @@ function renderPanel(panel: Panel, offsetX: number, xValues: number[]): string {
     out.push(`<line class="threshold" x1="${offsetX + MARGIN.left}" x2="${offsetX + MARGIN.left + plotW}" y1="${py(panel.thresholdMs)}" y2="${py(panel.thresholdMs)}" stroke="#c00" stroke-dasharray="2,3"/>`);
     out.push(`<text x="${offsetX + MARGIN.left + plotW - 4}" y="${py(panel.thresholdMs) - 4}" text-anchor="end" font-size="10" fill="#c00">${panel.thresholdMs} ms</text>`);
   }
-  for (const [x, note] of panel.notes ?? []) {
-    out.push(`<text class="note" x="${px(x)}" y="${MARGIN.top + 10}" text-anchor="middle" font-size="10" fill="#c00">${escape(note)}</text>`);
+  for (const [index, [x, note]] of (panel.notes ?? []).entries()) {
+    // Alternate rows, so that notes over close x values do not overlap.
+    out.push(`<text class="note" x="${px(x)}" y="${MARGIN.top + 10 + (index % 2) * 12}" text-anchor="middle" font-size="10" fill="#c00">${escape(note)}</text>`);
   }
   panel.series.forEach((series, index) => {
     const points = series.points.filter((p): p is [number, number] => p[1] !== null);
