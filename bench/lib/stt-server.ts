@@ -69,6 +69,20 @@ function freePort(): Promise<number> {
 }
 
 /**
+ * OpenBLAS settings of this shell (e.g. OPENBLAS_CORETYPE): libvosk's OpenBLAS reads them, and on this
+ * machine's EPYC its own core detection picks kernels about a third slower than OPENBLAS_CORETYPE=Haswell.
+ * spawnServer passes only PATH/HOME, so they are forwarded: the server decodes as `npm run dev` from this
+ * shell would, and exactly as the tight loop in this process does.
+ */
+export function blasEnvironment(): Record<string, string> {
+  const forwarded: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if ((key.startsWith('OPENBLAS_') || key.startsWith('OMP_')) && value !== undefined) forwarded[key] = value;
+  }
+  return forwarded;
+}
+
+/**
  * Starts voxgate with Vosk on `modelDir`, the mock LLM, no suggestions after recordings, no persistence,
  * warn-level logs and connection/event limits out of the way; resolves once /readyz answers 200.
  */
@@ -87,6 +101,7 @@ export async function startSttServer(options: SttServerOptions): Promise<SttServ
     EVENT_RATE_PER_SECOND: '100000',
     EVENT_RATE_BURST: '100000',
     WEBSOCKET_PING_INTERVAL: '60',
+    ...blasEnvironment(),
     ...options.env,
   });
   const pid = spawned.child.pid;

@@ -20,12 +20,15 @@ import { mulberry32 } from './tone-audio.js';
 import type { ToneTable } from './tone-table.js';
 
 /** Hidden Affine+ReLU layers by default (see BenchModelOptions.layers). */
-export const DEFAULT_BENCH_LAYERS = 14;
+export const DEFAULT_BENCH_LAYERS = 23;
 /** Units per hidden layer by default. */
 export const DEFAULT_BENCH_HIDDEN = 1024;
 
 export interface BenchModelOptions extends ToneModelOptions {
-  /** Hidden Affine+ReLU layers (default 14: real-time factor about 0.05 on one 2-core EPYC thread). */
+  /**
+   * Hidden Affine+ReLU layers (default 23: about 20 audio seconds per CPU second, a real-time factor of
+   * 0.05, for one stream on one thread of this 2-core EPYC with OPENBLAS_CORETYPE=Haswell; 14 gave 31).
+   */
   layers?: number;
   /** Units per hidden layer (default 1024). */
   hidden?: number;
@@ -43,7 +46,7 @@ export interface BenchModelInfo {
   finalMdlBytes: number;
 }
 
-/** Four significant digits, as the prototype writes: ample for filler, and it keeps the file at ~111 MB. */
+/** Four significant digits, as the prototype writes: ample for filler (the default model is ~186 MiB as text). */
 const BENCH_NUMBER_PRECISION = 4;
 const FLUSH_CHARS = 1 << 20;
 
