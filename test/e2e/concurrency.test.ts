@@ -1,15 +1,11 @@
 import t from 'tap';
-import { startTestServer } from '../kit/start-server.js';
+import { startTestServer, startWithConversation } from '../kit/start-server.js';
 import { TestClient, type ServerEventJson } from '../kit/ws-client.js';
 
 const audio = (ms: number) => Buffer.alloc(ms * 32).toString('base64');
 
 t.test('response_count 3, then 5, then 2: exactly that many suggestions each time', async (t) => {
-  const server = await startTestServer();
-  t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
-  t.teardown(() => client.close());
-  const sessionId = await client.startConversation({ response_count: 3 });
+  const { client, sessionId } = await startWithConversation(t, {}, { response_count: 3 });
   for (const count of [3, 5, 2]) {
     if (count !== 3) client.send('response_count_update', { session_id: sessionId, response_count: count });
     client.send('manual_generate', { session_id: sessionId });
@@ -20,11 +16,7 @@ t.test('response_count 3, then 5, then 2: exactly that many suggestions each tim
 });
 
 t.test('two manual_generate in quick succession: only the second one is delivered', async (t) => {
-  const server = await startTestServer({ MOCK_LLM_DELTA_DELAY_MS: '15' });
-  t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
-  t.teardown(() => client.close());
-  const sessionId = await client.startConversation();
+  const { client, sessionId } = await startWithConversation(t, { MOCK_LLM_DELTA_DELAY_MS: '15' });
   client.send('manual_generate', { session_id: sessionId });
   client.send('manual_generate', { session_id: sessionId });
   const response = await client.next('llm_response');
@@ -38,11 +30,7 @@ t.test('two manual_generate in quick succession: only the second one is delivere
 });
 
 t.test('after message_recorded a generation starts by itself; message_start cancels it', async (t) => {
-  const server = await startTestServer({ MOCK_LLM_DELTA_DELAY_MS: '20' });
-  t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
-  t.teardown(() => client.close());
-  const sessionId = await client.startConversation();
+  const { client, sessionId } = await startWithConversation(t, { MOCK_LLM_DELTA_DELAY_MS: '20' });
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   await client.next('status_update');
   client.send('audio_stream', { session_id: sessionId, audio_chunk: audio(500) });
@@ -66,11 +54,7 @@ t.test('after message_recorded a generation starts by itself; message_start canc
 });
 
 t.test('AUTO_SUGGEST=false: no generation after a recording', async (t) => {
-  const server = await startTestServer({ AUTO_SUGGEST: 'false' });
-  t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
-  t.teardown(() => client.close());
-  const sessionId = await client.startConversation();
+  const { client, sessionId } = await startWithConversation(t, { AUTO_SUGGEST: 'false' });
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   client.send('message_end', { session_id: sessionId });
   await client.next('message_recorded');
@@ -132,11 +116,7 @@ t.test('disconnect mid-recording, reconnect, resume: one message covers audio fr
 });
 
 t.test('a 90-second recording in 900 chunks of 100 ms ends in one message_recorded', async (t) => {
-  const server = await startTestServer({ AUTO_SUGGEST: 'false' });
-  t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
-  t.teardown(() => client.close());
-  const sessionId = await client.startConversation();
+  const { client, sessionId } = await startWithConversation(t, { AUTO_SUGGEST: 'false' });
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   const chunk = audio(100);
   for (let i = 0; i < 900; i++) client.send('audio_stream', { session_id: sessionId, audio_chunk: chunk });
@@ -148,11 +128,7 @@ t.test('a 90-second recording in 900 chunks of 100 ms ends in one message_record
 });
 
 t.test('audio past AUDIO_BUFFER_MAX_SIZE is refused once with AUDIO_LIMIT_EXCEEDED; what came before is kept', async (t) => {
-  const server = await startTestServer({ AUDIO_BUFFER_MAX_SIZE: '65536', AUTO_SUGGEST: 'false' });
-  t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
-  t.teardown(() => client.close());
-  const sessionId = await client.startConversation();
+  const { client, sessionId } = await startWithConversation(t, { AUDIO_BUFFER_MAX_SIZE: '65536', AUTO_SUGGEST: 'false' });
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   for (let i = 0; i < 4; i++) client.send('audio_stream', { session_id: sessionId, audio_chunk: audio(1000) });
   const error = await client.next('error');
@@ -164,11 +140,7 @@ t.test('audio past AUDIO_BUFFER_MAX_SIZE is refused once with AUDIO_LIMIT_EXCEED
 });
 
 t.test('message_start while recording is refused; the recording goes on', async (t) => {
-  const server = await startTestServer({ AUTO_SUGGEST: 'false' });
-  t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
-  t.teardown(() => client.close());
-  const sessionId = await client.startConversation();
+  const { client, sessionId } = await startWithConversation(t, { AUTO_SUGGEST: 'false' });
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   client.send('audio_stream', { session_id: sessionId, audio_chunk: audio(1000) });
   client.send('message_start', { session_id: sessionId, sender: 'other' });

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { startVoxgate, type Voxgate, type VoxgateParts } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
+import { TestClient } from './ws-client.js';
 
 export interface TestServer {
   voxgate: Voxgate;
@@ -51,4 +52,18 @@ export async function startTestServer(env: Record<string, string> = {}, parts: V
     logs,
     close: () => voxgate.shutdown(),
   };
+}
+
+/** A test server (closed at teardown) with one connected client that started a conversation. */
+export async function startWithConversation(
+  t: { teardown(fn: () => unknown): void },
+  env: Record<string, string> = {},
+  conversation: Record<string, unknown> = { response_count: 3 },
+): Promise<{ server: TestServer; client: TestClient; sessionId: string }> {
+  const server = await startTestServer(env);
+  t.teardown(() => server.close());
+  const client = await TestClient.connect(server.wsUrl());
+  t.teardown(() => client.close());
+  const sessionId = await client.startConversation(conversation);
+  return { server, client, sessionId };
 }
