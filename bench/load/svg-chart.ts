@@ -87,7 +87,9 @@ function renderPanel(panel: Panel, offsetX: number, xValues: number[]): string {
 export function renderChart(title: string, subtitle: string, panels: Panel[]): string {
   const xValues = [...new Set(panels.flatMap((p) => p.series.flatMap((s) => s.points.map(([x]) => x))))].sort((a, b) => a - b);
   const width = PANEL_WIDTH * panels.length;
-  const height = PANEL_HEIGHT + 44;
+  // The legend has two columns; rows past the two the bottom margin holds make the chart taller.
+  const legendRows = Math.max(...panels.map((p) => Math.ceil(p.series.length / 2)));
+  const height = PANEL_HEIGHT + 44 + Math.max(0, legendRows - 2) * 16;
   const body = panels.map((panel, i) => `<g transform="translate(0,44)">${renderPanel(panel, i * PANEL_WIDTH, xValues.length > 0 ? xValues : [0])}</g>`);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
