@@ -14,7 +14,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import type { RecordingResult } from './lib/stt-client.js';
+import { SttBenchClient, type RecordingResult } from './lib/stt-client.js';
 import { prepareSttModel, toneUtterance, type SttModel, type SttModelKind } from './lib/stt-model.js';
 import { fixed, isoDate, printTable, progress, quantile } from './lib/stt-report.js';
 import { loadAverage1m, startSttServer, type SttServer } from './lib/stt-server.js';
@@ -60,6 +60,8 @@ interface ConfigResult {
   beyond: Trial | null;
   /** After the overload trial: is a single new speaker admitted and served again? */
   recoversAfterOverload: boolean | null;
+  /** Trials (by N offered) after which the server refused every new recording (it was restarted). */
+  stuckAfter: number[];
 }
 
 const { values } = parseArgs({
@@ -90,10 +92,10 @@ function runSpeakersProcess(setup: SpeakersSetup, onReady: () => void): { go(): 
   return { go: () => send({ type: 'go' }), results };
 }
 
-async function runTrial(server: SttServer, model: SttModel, speakers: number, seed: number): Promise<Trial> {
+async function runTrial(server: SttServer, model: SttModel, speakers: number, seed: number, seconds = utteranceSeconds): Promise<Trial> {
   const processCount = Math.max(1, Math.ceil(speakers / SPEAKERS_PER_CLIENT_PROCESS));
   const all = Array.from({ length: speakers }, (_, index) => ({
-    words: toneUtterance(model, utteranceSeconds, seed + index).words,
+    words: toneUtterance(model, seconds, seed + index).words,
     startDelayMs: Math.round((index * START_SPREAD_MS) / speakers),
   }));
   let ready = 0;
@@ -157,12 +159,39 @@ async function waitUntilIdle(server: SttServer): Promise<void> {
   }
 }
 
+/** Does the server admit one new recording now? (message_start answered with recording_message.) */
+async function admitsOneMore(server: SttServer): Promise<boolean> {
+  const client = await SttBenchClient.connect(server.url);
+  try {
+    await client.startConversation();
+    const result = await client.record({ pcm: Buffer.alloc(0), expectedText: '', chunkMs: CHUNK_MS, pacing: { kind: 'realtime' } });
+    return result.outcome !== 'busy';
+  } finally {
+    client.close();
+  }
+}
+
+async function startWarmServer(model: SttModel, workers: number): Promise<SttServer> {
+  const server = await startSttServer({ modelDir: model.dir, workers });
+  // One short speaker first, so that admission control has measured the decode cost.
+  await runTrial(server, model, 1, 0, 3);
+  return server;
+}
+
 async function measureConfig(model: SttModel, workers: number): Promise<ConfigResult> {
   const plan = PLAN[model.kind];
-  const server = await startSttServer({ modelDir: model.dir, workers });
+  let server = await startWarmServer(model, workers);
+  const stuckAfter: number[] = [];
+  // A trial can leave the server refusing every new recording for good (a worker's measured load is
+  // only updated by batches, so it stays above the limit once the last stream ends): then restart it.
+  const restartIfStuck = async (trial: Trial): Promise<void> => {
+    if (await admitsOneMore(server)) return;
+    stuckAfter.push(trial.offered);
+    progress(`  after N=${trial.offered} the server refuses every new recording: restarting it`);
+    await server.stop();
+    server = await startWarmServer(model, workers);
+  };
   try {
-    // One speaker first, so that admission control has measured the decode cost.
-    await runTrial(server, model, 1, 0);
     const trials: Trial[] = [];
     let passing: Trial | null = null;
     let failing: Trial | null = null;
@@ -171,6 +200,7 @@ async function measureConfig(model: SttModel, workers: number): Promise<ConfigRe
     for (;;) {
       const trial = await runTrial(server, model, n, trials.length * 7);
       trials.push(trial);
+      await restartIfStuck(trial);
       if (trial.passed) passing = passing === null || trial.offered > passing.offered ? trial : passing;
       else failing = failing === null || trial.offered < failing.offered ? trial : failing;
       if (failing === null) {
@@ -191,6 +221,7 @@ async function measureConfig(model: SttModel, workers: number): Promise<ConfigRe
       progress(`  beyond capacity: offering ${Math.ceil(capacity * 1.5)}`);
       beyond = await runTrial(server, model, Math.ceil(capacity * 1.5), 1000);
       recoversAfterOverload = (await runTrial(server, model, 1, 2000)).passed;
+      if (!recoversAfterOverload) stuckAfter.push(beyond.offered);
     }
     return {
       model: model.label,
@@ -202,6 +233,7 @@ async function measureConfig(model: SttModel, workers: number): Promise<ConfigRe
       trials,
       beyond,
       recoversAfterOverload,
+      stuckAfter,
     };
   } finally {
     await server.stop();
@@ -236,6 +268,7 @@ printTable(
     ['beyond: wrong / failed / timed out', ...configs.map((config) => (config.beyond === null ? '-' : `${config.beyond.wrong} / ${config.beyond.failed} / ${config.beyond.timedOut}`))],
     ['beyond: reference vosk-server', ...configs.map((config) => (config.workers > 0 ? 'latency grows to seconds, nothing refused' : '-'))],
     ['admits and serves again after the overload', ...configs.map((config) => (config.recoversAfterOverload === null ? '-' : config.recoversAfterOverload ? 'yes' : 'NO'))],
+    ['refused everything after trials N= (restarted)', ...configs.map((config) => config.stuckAfter.join(' ') || 'none')],
     ['load average (1 min) during trials', ...configs.map((config) => config.trials.map((trial) => fixed(trial.loadAverage, 1)).join(' '))],
   ],
 );
