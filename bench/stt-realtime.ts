@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { SttBenchClient, type RecordingResult } from './lib/stt-client.js';
 import { prepareSttModel, toneUtterance, type SttModel, type SttModelKind } from './lib/stt-model.js';
 import { fixed, isoDate, printTable, progress, quantile } from './lib/stt-report.js';
-import { loadAverage1m, startSttServer, type SttServer } from './lib/stt-server.js';
+import { loadAverage1m, processCpuSeconds, startSttServer, type SttServer } from './lib/stt-server.js';
 import type { SpeakersCommand, SpeakersMessage, SpeakersSetup } from './lib/stt-speakers-process.js';
 
 const CHUNK_MS = 100;
@@ -45,6 +45,8 @@ interface Trial {
   maxMs: number;
   /** Server CPU seconds per wall second during the trial (2 = both cores). */
   serverCpuPerWallSecond: number;
+  /** CPU seconds per wall second of the speaker processes (they share the machine with the server). */
+  clientCpuPerWallSecond: number;
   loadAverage: number;
   passed: boolean;
 }
@@ -76,20 +78,32 @@ const utteranceSeconds = Number(values.seconds);
 const layers = values.layers === undefined ? undefined : Number(values.layers);
 
 /** A child process playing `setup.speakers`; `go()` starts them once `onReady` was called. */
-function runSpeakersProcess(setup: SpeakersSetup, onReady: () => void): { go(): void; results: Promise<RecordingResult[]> } {
+function runSpeakersProcess(setup: SpeakersSetup, onReady: () => void): { go(): void; results: Promise<RecordingResult[]>; cpuSeconds(): number } {
   const child = fork(SPEAKERS_PROCESS_FILE, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const send = (command: SpeakersCommand): void => void child.send(command);
+  let cpuAtGo = 0;
+  let cpuUsed = 0;
   const results = new Promise<RecordingResult[]>((resolve, reject) => {
     child.on('message', (message: SpeakersMessage) => {
       if (message.type === 'ready') onReady();
-      else if (message.type === 'done') resolve(message.results);
+      else if (message.type === 'done') {
+        cpuUsed = processCpuSeconds(child.pid!) - cpuAtGo;
+        resolve(message.results);
+      }
       else reject(new Error(`speakers process failed: ${message.message}`));
     });
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`speakers process exited with ${code}`)));
   });
   send({ type: 'start', setup });
-  return { go: () => send({ type: 'go' }), results };
+  return {
+    go: () => {
+      cpuAtGo = processCpuSeconds(child.pid!);
+      send({ type: 'go' });
+    },
+    results,
+    cpuSeconds: () => cpuUsed,
+  };
 }
 
 async function runTrial(server: SttServer, model: SttModel, speakers: number, seed: number, seconds = utteranceSeconds): Promise<Trial> {
@@ -121,7 +135,9 @@ async function runTrial(server: SttServer, model: SttModel, speakers: number, se
   const wall0 = performance.now();
   for (const child of processes) child.go();
   const results = (await Promise.all(processes.map((child) => child.results))).flat();
-  const serverCpuPerWallSecond = (server.cpuSeconds() - cpu0) / ((performance.now() - wall0) / 1000);
+  const wallSeconds = (performance.now() - wall0) / 1000;
+  const serverCpuPerWallSecond = (server.cpuSeconds() - cpu0) / wallSeconds;
+  const clientCpuPerWallSecond = processes.reduce((sum, child) => sum + child.cpuSeconds(), 0) / wallSeconds;
   const latencies = results.filter((result) => result.latencyMs !== null && result.outcome !== 'busy').map((result) => result.latencyMs!);
   const count = (outcome: RecordingResult['outcome']): number => results.filter((result) => result.outcome === outcome).length;
   const trial: Trial = {
@@ -136,13 +152,14 @@ async function runTrial(server: SttServer, model: SttModel, speakers: number, se
     p99Ms: quantile(latencies, 0.99),
     maxMs: quantile(latencies, 1),
     serverCpuPerWallSecond,
+    clientCpuPerWallSecond,
     loadAverage,
     passed: false,
   };
   trial.passed = trial.correct === speakers && trial.p99Ms < P99_LIMIT_MS;
   progress(
     `  N=${speakers}: admitted ${trial.admitted}, busy ${trial.busy}, correct ${trial.correct}, wrong ${trial.wrong}, failed ${trial.failed}, ` +
-      `timeout ${trial.timedOut}, p50 ${fixed(trial.p50Ms, 0)} ms, p99 ${fixed(trial.p99Ms, 0)} ms, server CPU ${fixed(serverCpuPerWallSecond, 2)}/s, ` +
+      `timeout ${trial.timedOut}, p50 ${fixed(trial.p50Ms, 0)} ms, p99 ${fixed(trial.p99Ms, 0)} ms, server CPU ${fixed(serverCpuPerWallSecond, 2)}/s, clients ${fixed(clientCpuPerWallSecond, 2)}/s, ` +
       `load ${trial.loadAverage} -> ${trial.passed ? 'pass' : 'fail'}`,
   );
   await waitUntilIdle(server);
@@ -261,7 +278,7 @@ printTable(
     ['capacity: most real-time speakers passing', ...configs.map((config) => String(config.capacity))],
     ['target (pool) / reference vosk-server', ...configs.map((config) => (config.workers > 0 ? `>= ${config.target} / ${config.reference}` : `- / ${config.reference}`))],
     ['at capacity: latency p50 / p99 / max (ms)', ...configs.map((config) => latency(config.atCapacity))],
-    ['at capacity: server CPU-s per wall-s', ...configs.map((config) => fixed(config.atCapacity?.serverCpuPerWallSecond, 2))],
+    ['at capacity: CPU-s per wall-s, server / speaker processes', ...configs.map((config) => `${fixed(config.atCapacity?.serverCpuPerWallSecond, 2)} / ${fixed(config.atCapacity?.clientCpuPerWallSecond, 2)}`)],
     ['Ns tried (pass+ / fail-)', ...configs.map((config) => config.trials.map((trial) => `${trial.offered}${trial.passed ? '+' : '-'}`).join(' '))],
     ['beyond: offered / admitted / STT_SERVICE_BUSY', ...configs.map((config) => (config.beyond === null ? '-' : `${config.beyond.offered} / ${config.beyond.admitted} / ${config.beyond.busy}`))],
     ['beyond: admitted latency p50 / p99 / max (ms)', ...configs.map((config) => latency(config.beyond))],
