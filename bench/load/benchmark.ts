@@ -8,6 +8,7 @@ import { runIdle, type IdleRunResult } from './idle-run.js';
 import { parseEnvSpec, runLoad, type LoadRunOptions, type LoadRunResult } from './load-run.js';
 import { defaultModelCacheDir, prepareModel, type ModelKind } from './model.js';
 import { loadAverage1m } from './proc-stats.js';
+import { openBlasEnv } from './spawn.js';
 import { capacity } from './stats.js';
 import { describe, idleSummary, loadTable, ratioTable } from './report.js';
 import { renderChart, type Panel, type Series } from './svg-chart.js';
@@ -164,6 +165,8 @@ export async function runBenchmark(argv: string[], log: (line: string) => void =
     cpu: cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round(totalmem() / 1024 ** 3),
     node: process.version,
+    /** Forwarded to every child process (the server's libvosk reads OPENBLAS_CORETYPE). */
+    openBlas: openBlasEnv(),
     loadAverage1mAtStart: loadAverage1m(),
   };
   log(`machine: ${machine.cores} cores (${machine.cpu}), load average ${machine.loadAverage1mAtStart}`);
@@ -226,7 +229,7 @@ export async function runBenchmark(argv: string[], log: (line: string) => void =
     const options: LoadRunOptions = { ...base, label: config.label, serverEnv: config.env, audio: config.audio };
     const run = values['fresh-server-per-step'] ? await runStepsApart(options) : await runLoad(options);
     runs.push(run);
-    texts.push(`${config.label === 'run' ? '' : `${config.label}: `}${describe(run)} (${model.kind} model${run.settings.freshServerPerStep ? ', fresh server per step' : ''})\n${loadTable(run)}`);
+    texts.push(`${config.label === 'run' ? '' : `${config.label}: `}${describe(run)} (${model.description} model${run.settings.freshServerPerStep ? ', fresh server per step' : ''})\n${loadTable(run)}`);
   }
   if (runs.length === 2) texts.push(ratioTable(runs[0]!, runs[1]!));
   const jsonPath = `${prefix}.json`;

@@ -258,7 +258,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       label: options.label,
       startedAt,
       audio: options.audio,
-      model: options.model.kind,
+      model: options.model.description,
       serverEnv: options.serverEnv,
       settings: {
         stepSeconds: options.stepSeconds,

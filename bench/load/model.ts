@@ -5,7 +5,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { writeBenchModel } from '../../src/vosk-model/bench-model.js';
+import { DEFAULT_BENCH_HIDDEN, DEFAULT_BENCH_LAYERS, writeBenchModel } from '../../src/vosk-model/bench-model.js';
 import { readToneTable } from '../../src/vosk-model/tone-audio.js';
 import { writeToneModel } from '../../src/vosk-model/tone-model.js';
 
@@ -13,6 +13,8 @@ export type ModelKind = 'tone' | 'bench';
 
 export interface PreparedModel {
   kind: ModelKind;
+  /** `tone`, or `bench 23x1024` (hidden layers x width). */
+  description: string;
   dir: string;
   frequenciesHz: Array<[string, number]>;
   wasCached: boolean;
@@ -20,8 +22,9 @@ export interface PreparedModel {
 
 const COMPLETE_MARKER = '.voxgate-load-complete';
 
+/** The bench model's size is in the cache name, so a new default size never reuses an old model. */
 export function defaultModelCacheDir(kind: ModelKind): string {
-  return join(tmpdir(), `voxgate-load-${kind}-model`);
+  return join(tmpdir(), kind === 'bench' ? `voxgate-load-bench-model-${DEFAULT_BENCH_LAYERS}x${DEFAULT_BENCH_HIDDEN}` : 'voxgate-load-tone-model');
 }
 
 export async function prepareModel(kind: ModelKind, dir: string, log: (line: string) => void): Promise<PreparedModel> {
@@ -32,13 +35,14 @@ export async function prepareModel(kind: ModelKind, dir: string, log: (line: str
     await mkdir(dir, { recursive: true });
     const startedAt = performance.now();
     if (kind === 'bench') {
-      log(`writing the bench model into ${dir} (about 15 s, 115 MB; reused next time)`);
-      await writeBenchModel(dir);
+      log(`writing the bench model (${DEFAULT_BENCH_LAYERS}x${DEFAULT_BENCH_HIDDEN}) into ${dir} (15-30 s, 115-190 MB; reused next time)`);
+      await writeBenchModel(dir, { layers: DEFAULT_BENCH_LAYERS, hidden: DEFAULT_BENCH_HIDDEN });
     } else {
       await writeToneModel(dir);
     }
     await writeFile(marker, `${new Date().toISOString()} ${Math.round(performance.now() - startedAt)} ms\n`);
   }
+  const description = kind === 'bench' ? `bench ${DEFAULT_BENCH_LAYERS}x${DEFAULT_BENCH_HIDDEN}` : 'tone';
   const table = await readToneTable(dir);
-  return { kind, dir, frequenciesHz: [...table.frequenciesHz], wasCached };
+  return { kind, description, dir, frequenciesHz: [...table.frequenciesHz], wasCached };
 }
