@@ -3,11 +3,11 @@
 // thousands of descriptors and the default soft limit is often 1024.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 import { PROJECT_ROOT } from '../../src/version.js';
+import { readProcText } from './proc-stats.js';
 
 export const TSX_IMPORT: string = import.meta.resolve('tsx');
 
@@ -87,12 +87,8 @@ export function openBlasEnv(): Record<string, string> {
 
 /** The soft open-files limit a process runs with (from /proc/<pid>/limits), or null. */
 export function openFilesLimit(pid: number): number | null {
-  try {
-    const match = /^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
-    return match ? Number(match[1]) : null;
-  } catch {
-    return null;
-  }
+  const match = /^Max open files\s+(\d+)/m.exec(readProcText(`/proc/${pid}/limits`) ?? '');
+  return match ? Number(match[1]) : null;
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (the server runs at LOG_LEVEL=warn, so it does not log its port). */
@@ -139,8 +135,9 @@ export async function startServer(env: Record<string, string>, options: { openFi
       const response = await fetch(`${httpUrl}/readyz`);
       await response.arrayBuffer();
       if (response.status === 200) break;
-    } catch {
-      // Not listening yet.
+    } catch (err) {
+      // Not listening yet: fetch fails with the connection's error as its cause.
+      if ((err as { cause?: { code?: string } }).cause?.code !== 'ECONNREFUSED') throw err;
     }
     if (Date.now() > deadline) {
       await spawned.stop(1000);
