@@ -40,7 +40,16 @@ export interface DecodeTask {
   ops: Int32Array;
 }
 
-export type WorkerTask = DecodeTask;
+/**
+ * Ends the thread after the batches posted before it: it frees its recognisers and exits between native
+ * calls. (Terminating a thread from outside while it is inside libvosk aborts the whole process.)
+ */
+export interface StopTask {
+  type: 'stop';
+  slot: number;
+}
+
+export type WorkerTask = DecodeTask | StopTask;
 
 export type StreamEvent =
   /** The text of the current segment changed. */
@@ -68,6 +77,7 @@ export interface DecodeResult {
 }
 
 export type WorkerResult = DecodeResult;
+
 
 export function assertNever(value: never): never {
   throw new TypeError(`unexpected message: ${JSON.stringify(value)}`);

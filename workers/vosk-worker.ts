@@ -29,11 +29,19 @@ function decode(task: DecodeTask): DecodeResult {
   return decoder.decode(task);
 }
 
+function stop(): never {
+  decoder?.close();
+  // In a worker thread this ends the thread only; Piscina sees it exit and starts a replacement.
+  process.exit(0);
+}
+
 export default function handleTask(task: WorkerTask): WorkerResult {
   switch (task.type) {
     case 'decode':
       return decode(task);
+    case 'stop':
+      return stop();
     default:
-      return assertNever(task.type);
+      return assertNever(task);
   }
 }

@@ -28,6 +28,8 @@ export function spawnServer(env: Record<string, string>, options: { cwd?: string
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',
+      // Some machines set these so that libvosk's OpenBLAS picks a kernel that works (and is fast) there.
+      ...pick(process.env, ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE']),
       HOST: '127.0.0.1',
       PORT: '0',
       SESSION_PERSISTENCE_DIR: mkdtempSync(join(tmpdir(), 'voxgate-data-')),
@@ -60,4 +62,10 @@ export function spawnServer(env: Record<string, string>, options: { cwd?: string
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     },
   };
+}
+
+function pick(env: NodeJS.ProcessEnv, keys: readonly string[]): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const key of keys) if (env[key] !== undefined) picked[key] = env[key];
+  return picked;
 }

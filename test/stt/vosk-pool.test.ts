@@ -117,16 +117,12 @@ t.test('saturation: when every worker is full, openStream throws STT_SERVICE_BUS
   t.pass('room again once streams finished');
 });
 
-t.test('saturation by measured load: a worker whose streams would exceed maxUtilisation refuses more', async (t) => {
+t.test('admission knows the cost from the start: with no CPU budget to spare, even the first stream is refused', async (t) => {
   const modelPath = await toneModel(t);
-  // Any measured cost makes one more real-time stream exceed this budget.
-  const engine = await startEngine(t, { modelPath, workers: 1, maxUtilisation: 1e-9 });
-  const first = openRecorded(engine, 'measured');
-  await feed(first.stream, tones(['alpha', 'bravo', 'charlie', 'delta']), ONE_SECOND);
-  await first.firstSegment; // the endpoint comes after 2+ s of audio were decoded
-  t.ok(engine.snapshot().slots[0]!.costPerAudioSecond > 0, 'the cost per audio second was measured');
-  t.throws(() => openRecorded(engine, 'refused'), { code: 'STT_SERVICE_BUSY' });
-  t.equal(transcript(first, await first.stream.finish()), 'alpha bravo charlie delta', 'the admitted stream keeps working');
+  const engine = await startEngine(t, { modelPath, workers: 1, cpuBudget: 1e-9 });
+  t.ok(engine.snapshot().slots[0]!.costPerAudioSecond > 0, 'calibrated at start-up, before any stream');
+  t.throws(() => openRecorded(engine, 'first'), { code: 'STT_SERVICE_BUSY', message: /at capacity/ }, 'refused before any audio was measured');
+  t.match(engine.health(), { status: 'degraded', reason: /at capacity/ });
 });
 
 t.test('a stream whose buffer overflows fails with STT_SERVICE_BUSY, others continue', async (t) => {

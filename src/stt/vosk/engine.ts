@@ -13,6 +13,8 @@ import { InProcessExecutor, type DecodeExecutor, type SlotListener } from './exe
 import { modelLoadCount, setVoskLogLevel, SharedVoskModel } from './model.js';
 import { VoskPool } from './pool.js';
 import { WorkerSlot, type SlotStreamSnapshot } from './worker-slot.js';
+import { measureDecodeCost } from './calibrate.js';
+import { EventLoopMeter } from './event-loop-meter.js';
 
 export interface VoskEngineOptions {
   /** Directory of the Vosk model. */
@@ -21,7 +23,7 @@ export interface VoskEngineOptions {
   sampleRate: number;
   /** Worker threads; 0 runs recognition on the main thread. Default: available cores. */
   workers?: number;
-  /** Concurrent streams one worker may hold. Default 256. */
+  /** Concurrent streams one worker may hold (ring regions). Default 512. */
   maxStreamsPerWorker?: number;
   logger: Logger;
   /** Audio one stream may have buffered ahead of its recogniser (ms). Default 4000. */
@@ -32,10 +34,17 @@ export interface VoskEngineOptions {
   maxChunkMs?: number;
   /** Batches one worker may have in flight (pipelining). Default 2. */
   maxBatchesInFlight?: number;
-  /** Refuse new streams on a worker whose predicted decode load would pass this (0..1). Default 0.9. */
+  /** Refuse new streams on a worker whose predicted or measured decode load would pass this (0..1). Default 0.95. */
   maxUtilisation?: number;
-  /** Refuse new streams on a worker whose oldest running batch is older than this (ms). Default 500. */
+  /**
+   * CPU cores all workers together may use for decoding; predicted load past it refuses new streams.
+   * Default: min(workers, cores) * maxUtilisation (in-process mode: maxUtilisation).
+   */
+  cpuBudget?: number;
+  /** Refuse new streams on a worker whose oldest running batch is older than this (ms). Default 250. */
   maxLagMs?: number;
+  /** Refuse new streams while the main thread's p99 event-loop delay (two seconds running) passes this (ms). Default 100. */
+  maxEventLoopDelayMs?: number;
   /** Time the model check (child process) may take (ms). Default 30000. */
   modelCheckTimeoutMs?: number;
   /** libvosk's log level (stderr): -1 silent, 0 info. Default -1. */
@@ -76,23 +85,29 @@ interface ResolvedOptions {
   maxChunkMs: number;
   maxBatchesInFlight: number;
   maxUtilisation: number;
+  cpuBudget: number;
   maxLagMs: number;
+  maxEventLoopDelayMs: number;
   modelCheckTimeoutMs: number;
   voskLogLevel: number;
 }
 
 function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOptions> {
+  const workers = options.workers ?? availableParallelism();
+  const maxUtilisation = options.maxUtilisation ?? 0.95;
   const resolved: ResolvedOptions = {
     modelPath: options.modelPath,
     sampleRate: options.sampleRate,
-    workers: options.workers ?? availableParallelism(),
-    maxStreamsPerWorker: options.maxStreamsPerWorker ?? 256,
+    workers,
+    maxStreamsPerWorker: options.maxStreamsPerWorker ?? 512,
     streamBufferMs: options.streamBufferMs ?? 4000,
     minChunkMs: options.minChunkMs ?? 100,
     maxChunkMs: options.maxChunkMs ?? 200,
     maxBatchesInFlight: options.maxBatchesInFlight ?? 2,
-    maxUtilisation: options.maxUtilisation ?? 0.9,
-    maxLagMs: options.maxLagMs ?? 500,
+    maxUtilisation,
+    cpuBudget: options.cpuBudget ?? Math.max(1, Math.min(workers, availableParallelism())) * maxUtilisation,
+    maxLagMs: options.maxLagMs ?? 250,
+    maxEventLoopDelayMs: options.maxEventLoopDelayMs ?? 100,
     modelCheckTimeoutMs: options.modelCheckTimeoutMs ?? 30_000,
     voskLogLevel: options.voskLogLevel ?? -1,
   };
@@ -112,6 +127,8 @@ function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOptions> {
   integer('maxChunkMs', 10, 5000);
   integer('maxBatchesInFlight', 1, 16);
   integer('maxLagMs', 1, 60_000);
+  integer('maxEventLoopDelayMs', 1, 60_000);
+  if (!(resolved.cpuBudget > 0)) problems.push(`cpuBudget=${resolved.cpuBudget}: expected > 0`);
   integer('modelCheckTimeoutMs', 1, 600_000);
   integer('voskLogLevel', -1, 10);
   if (!(resolved.maxUtilisation > 0 && resolved.maxUtilisation <= 1)) problems.push(`maxUtilisation=${resolved.maxUtilisation}: expected 0 < x <= 1`);
@@ -128,6 +145,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   readonly #model: SharedVoskModel;
   readonly #slots: WorkerSlot[];
   readonly #executor: DecodeExecutor;
+  readonly #loopMeter = new EventLoopMeter();
   #isClosing = false;
   #closed: Promise<void> | null = null;
   #onDrained: (() => void) | null = null;
@@ -147,7 +165,8 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     const model = SharedVoskModel.acquire(resolved.modelPath);
     let engine: VoskEngine;
     try {
-      engine = new VoskEngine(resolved, model, options.logger.child({ component: 'stt-vosk' }));
+      const costPerAudioSecond = measureDecodeCost(model.address, resolved.sampleRate);
+      engine = new VoskEngine(resolved, model, costPerAudioSecond, options.logger.child({ component: 'stt-vosk' }));
     } catch (err) {
       model.release();
       throw err;
@@ -180,7 +199,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     });
   }
 
-  private constructor(options: Readonly<ResolvedOptions>, model: SharedVoskModel, logger: Logger) {
+  private constructor(options: Readonly<ResolvedOptions>, model: SharedVoskModel, costPerAudioSecond: number, logger: Logger) {
     super();
     this.#options = options;
     this.#model = model;
@@ -227,7 +246,17 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
           onHandleFreed: () => this.#onHandleFreed(),
         }),
     );
-    logger.info({ modelPath: model.path, workers: options.workers, sampleRate: options.sampleRate }, 'vosk engine started');
+    for (const slot of this.#slots) slot.load.seedCost(costPerAudioSecond);
+    logger.info(
+      {
+        modelPath: model.path,
+        workers: options.workers,
+        sampleRate: options.sampleRate,
+        costPerAudioSecond: Number(costPerAudioSecond.toFixed(4)),
+        streamCapacity: costPerAudioSecond > 0 ? Math.floor(options.cpuBudget / costPerAudioSecond) : null,
+      },
+      'vosk engine started',
+    );
   }
 
   /** The model path as loaded (absolute). */
@@ -238,11 +267,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   openStream(options: SttStreamOptions): SttStream {
     if (this.#isClosing) throw new SttServiceError('speech recognition is shutting down');
     const now = performance.now();
-    let best: WorkerSlot | null = null;
-    for (const slot of this.#slots) {
-      if (!this.#canAdmit(slot, now)) continue;
-      if (best === null || slot.usedHandles < best.usedHandles) best = slot;
-    }
+    const best = this.#admittingSlot(now);
     if (best === null) {
       throw new SttBusyError('speech recognition is at capacity', { details: this.#busyReason(now) });
     }
@@ -253,13 +278,12 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     let activeStreams = 0;
     let queueDepth = 0;
     let ready = 0;
-    let admitting = 0;
     const now = performance.now();
     for (const slot of this.#slots) {
       activeStreams += slot.usedHandles;
       queueDepth += slot.batchesInFlight;
       if (slot.threadId !== null) ready += 1;
-      if (this.#canAdmit(slot, now)) admitting += 1;
+
     }
     let status: SttHealth['status'] = 'healthy';
     let reason: string | null = null;
@@ -272,7 +296,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     } else if (ready < this.#slots.length) {
       status = 'degraded';
       reason = `${this.#slots.length - ready} of ${this.#slots.length} vosk workers restarting`;
-    } else if (admitting === 0) {
+    } else if (this.#admittingSlot(now) === null) {
       status = 'degraded';
       reason = `at capacity: ${this.#busyReason(now)}`;
     }
@@ -299,7 +323,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
         threadId: slot.threadId,
         streams: slot.usedHandles,
         batchesInFlight: slot.batchesInFlight,
-        utilisation: slot.load.utilisation,
+        utilisation: slot.load.utilisationAt(now),
         costPerAudioSecond: slot.load.costPerAudioSecond,
         lagMs: slot.lagMs(now),
       })),
@@ -347,20 +371,39 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
 
   // --- internals --------------------------------------------------------------------------------
 
+  /**
+   * The least busy worker that can take one more real-time stream without pushing any admitted stream
+   * past real time, or null: the main thread must be keeping up, the whole pool must stay within its CPU
+   * budget, and the worker itself within maxUtilisation, measured and predicted.
+   */
+  #admittingSlot(now: number): WorkerSlot | null {
+    if (this.#loopMeter.sustainedP99Ms > this.#options.maxEventLoopDelayMs) return null;
+    let predictedTotal = 0;
+    for (const slot of this.#slots) predictedTotal += slot.usedHandles * slot.load.costPerAudioSecond;
+    let best: WorkerSlot | null = null;
+    for (const slot of this.#slots) {
+      if (!this.#canAdmit(slot, now)) continue;
+      if (predictedTotal + slot.load.costPerAudioSecond > this.#options.cpuBudget) continue;
+      if (best === null || slot.usedHandles < best.usedHandles) best = slot;
+    }
+    return best;
+  }
+
   #canAdmit(slot: WorkerSlot, now: number): boolean {
     if (slot.threadId === null || slot.freeHandles === 0) return false;
     if (slot.lagMs(now) > this.#options.maxLagMs) return false;
     // Predicted load if every stream (and one more) sends real-time audio.
     const predicted = (slot.usedHandles + 1) * slot.load.costPerAudioSecond;
-    return predicted <= this.#options.maxUtilisation && slot.load.utilisation <= this.#options.maxUtilisation;
+    return predicted <= this.#options.maxUtilisation && slot.load.utilisationAt(now) <= this.#options.maxUtilisation;
   }
 
   #busyReason(now: number): string {
     return this.#slots
       .map((slot) => {
         if (slot.threadId === null) return `worker ${slot.index}: restarting`;
-        return `worker ${slot.index}: ${slot.usedHandles} streams, load ${slot.load.utilisation.toFixed(2)}, lag ${slot.lagMs(now).toFixed(0)} ms`;
+        return `worker ${slot.index}: ${slot.usedHandles} streams, load ${slot.load.utilisationAt(now).toFixed(2)}, lag ${slot.lagMs(now).toFixed(0)} ms`;
       })
+      .concat(`event loop p99 ${this.#loopMeter.sustainedP99Ms.toFixed(0)} ms`)
       .join('; ');
   }
 
@@ -387,6 +430,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   async #release(): Promise<void> {
     // Workers first (their recognisers go with them; in-process ones are freed here), then the model.
     await this.#executor.destroy();
+    this.#loopMeter.stop();
     this.#model.release();
     this.#logger.info('vosk engine closed');
   }

@@ -13,20 +13,23 @@ export interface LoadMeterOptions {
 const SMOOTHING = 0.5;
 
 export class LoadMeter {
-  /** Smoothed decode time per wall time, 0..1 (can pass 1 slightly: timers are not exact). */
+  /** Smoothed decode time per wall time at the last completed window; read utilisationAt() instead. */
   utilisation = 0;
   /** Smoothed decode time per audio time; 0 until something was measured. */
   costPerAudioSecond = 0;
   readonly #windowMs: number;
   readonly #bytesPerMs: number;
-  #windowStart = performance.now();
+  #windowStart: number;
   #windowBusyMs = 0;
   #costBusyMs = 0;
   #costAudioBytes = 0;
+  #seedCost = 0;
 
-  constructor(options: LoadMeterOptions) {
+  /** `now` starts the first window (performance.now() time base). */
+  constructor(options: LoadMeterOptions, now = performance.now()) {
     this.#windowMs = options.windowMs;
     this.#bytesPerMs = options.bytesPerMs;
+    this.#windowStart = now;
   }
 
   /** One batch finished: it spent `busyMs` decoding `audioBytes`. */
@@ -50,10 +53,26 @@ export class LoadMeter {
     this.#windowBusyMs = 0;
   }
 
-  /** Forgets the measurements (the slot's thread was replaced). */
+  /**
+   * Utilisation as of `now`. Windows only close when a batch finishes, so a worker that went quiet after
+   * being saturated would otherwise look saturated forever: the open window counts its idle time too.
+   */
+  utilisationAt(now: number): number {
+    const elapsed = now - this.#windowStart;
+    if (elapsed < this.#windowMs) return this.utilisation;
+    return this.utilisation * (1 - SMOOTHING) + (this.#windowBusyMs / elapsed) * SMOOTHING;
+  }
+
+  /** Starts from a cost measured elsewhere (start-up calibration), so admission is not blind at first. */
+  seedCost(costPerAudioSecond: number): void {
+    this.#seedCost = costPerAudioSecond;
+    if (this.costPerAudioSecond === 0) this.costPerAudioSecond = costPerAudioSecond;
+  }
+
+  /** Forgets the measurements (the slot's thread was replaced), back to the seeded cost. */
   reset(): void {
     this.utilisation = 0;
-    this.costPerAudioSecond = 0;
+    this.costPerAudioSecond = this.#seedCost;
     this.#windowStart = performance.now();
     this.#windowBusyMs = 0;
     this.#costBusyMs = 0;

@@ -7,11 +7,13 @@
 // and Piscina starts a replacement that is bound as soon as it is ready. Tasks are only
 // submitted for bound slots, so the balancer always has an answer and Piscina's queue stays empty (a
 // queued task would hold up every other slot's tasks behind it).
+import { once } from 'node:events';
 import { extname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Piscina, type PiscinaTask } from 'piscina';
 import type { Logger } from 'pino';
-import type { DecodeResult, DecodeTask, VoskWorkerData } from '../../../workers/messages.js';
+import type { DecodeResult, DecodeTask, StopTask, VoskWorkerData, WorkerTask } from '../../../workers/messages.js';
 import type { DecodeExecutor, SlotListener } from './executor.js';
 
 /** Routing data a task carries for the balancer (symbol-keyed: not cloned to the worker). */
@@ -34,10 +36,12 @@ export interface VoskPoolOptions {
 // Compiled code lives in dist/src/stt/vosk and dist/workers; under tsx both are .ts.
 const WORKER_FILE = new URL(`../../../workers/vosk-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
+const DESTROY_GRACE_MS = 10_000;
+
 export class VoskPool implements DecodeExecutor {
   readonly mode = 'workers';
   readonly slots: number;
-  readonly #piscina: Piscina<DecodeTask, DecodeResult>;
+  readonly #piscina: Piscina<WorkerTask, DecodeResult>;
   /** threadId bound to each slot, or -1. */
   readonly #slotThreads: Int32Array;
   readonly #listener: SlotListener;
@@ -50,7 +54,7 @@ export class VoskPool implements DecodeExecutor {
     this.#listener = options.listener;
     this.#logger = options.logger;
     this.#slotThreads = new Int32Array(options.workers).fill(-1);
-    this.#piscina = new Piscina<DecodeTask, DecodeResult>({
+    this.#piscina = new Piscina<WorkerTask, DecodeResult>({
       filename: WORKER_FILE.href,
       minThreads: options.workers,
       maxThreads: options.workers,
@@ -79,21 +83,38 @@ export class VoskPool implements DecodeExecutor {
     return threadId === -1 ? null : threadId;
   }
 
+  /**
+   * Stops the slot's thread after the batches already posted to it. A stop task rather than
+   * Worker.terminate(): terminating a thread inside a libvosk call aborts the whole process (koffi
+   * throws into the dying isolate).
+   */
   async terminateSlot(slot: number): Promise<void> {
     const threadId = this.threadIdOf(slot);
     if (threadId === null) return;
-    for (const thread of this.#piscina.threads) {
-      if (thread.threadId === threadId) {
-        await thread.terminate();
-        return;
-      }
-    }
+    const thread = this.#piscina.threads.find((candidate) => candidate.threadId === threadId);
+    if (thread === undefined) return;
+    const exited = once(thread, 'exit');
+    const stop = { type: 'stop', slot } as StopTask & { [key: symbol]: SlotRoute };
+    stop[Piscina.queueOptionsSymbol] = { slot };
+    // The task never returns a result: the thread exits while running it, so Piscina rejects the run.
+    this.#piscina.run(stop).catch((err: unknown) => this.#logger.debug({ err, slot }, 'vosk worker stopped by request'));
+    await exited;
   }
 
+  /**
+   * Lets running batches finish, then ends the threads (close, not destroy: see terminateSlot); a thread
+   * stuck longer than DESTROY_GRACE_MS is terminated anyway.
+   */
   destroy(): Promise<void> {
     if (this.#destroyed === null) {
       this.#isDestroying = true;
-      this.#destroyed = this.#piscina.destroy();
+      const closed = this.#piscina.close();
+      this.#destroyed = Promise.race([closed, sleep(DESTROY_GRACE_MS, 'timeout' as const, { ref: false })]).then(async (outcome) => {
+        if (outcome === 'timeout') {
+          this.#logger.error({ graceMs: DESTROY_GRACE_MS }, 'vosk workers still busy at shutdown; terminating them');
+          await this.#piscina.destroy();
+        }
+      });
     }
     return this.#destroyed;
   }

@@ -1,0 +1,36 @@
+// Measures what one second of audio costs this model to decode, once, on the main thread before the
+// workers start: admission control needs a cost before the first streams have been measured, or a burst
+// of new recordings on a fresh server is admitted blind.
+import vosk from 'vosk-koffi';
+import { mulberry32 } from '../../vosk-model/tone-audio.js';
+
+const { libvosk } = vosk;
+
+const CALIBRATION_SECONDS = 2;
+const CHUNK_MS = 100;
+// Low-level noise keeps the decoder searching the way speech does; digital silence would be cheaper.
+const NOISE_LSB = 300;
+
+/** Decode CPU seconds per audio second for this model (a fresh recogniser, 2 s of noise). */
+export function measureDecodeCost(modelAddress: bigint, sampleRate: number): number {
+  const samples = Math.round(CALIBRATION_SECONDS * sampleRate);
+  const pcm = Buffer.alloc(samples * 2);
+  const random = mulberry32(1);
+  for (let i = 0; i < samples; i++) pcm.writeInt16LE(Math.round((random() - 0.5) * 2 * NOISE_LSB), i * 2);
+  const recognizer: unknown = libvosk.vosk_recognizer_new(modelAddress, sampleRate);
+  if (recognizer === null || recognizer === undefined) return 0;
+  const chunkBytes = Math.round((sampleRate * CHUNK_MS) / 1000) * 2;
+  const before = process.cpuUsage();
+  try {
+    for (let offset = 0; offset < pcm.length; offset += chunkBytes) {
+      const chunk = pcm.subarray(offset, offset + chunkBytes);
+      libvosk.vosk_recognizer_accept_waveform(recognizer, chunk, chunk.length);
+      libvosk.vosk_recognizer_partial_result(recognizer);
+    }
+    libvosk.vosk_recognizer_final_result(recognizer);
+  } finally {
+    libvosk.vosk_recognizer_free(recognizer);
+  }
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1e6 / CALIBRATION_SECONDS;
+}
