@@ -2,10 +2,9 @@
 // threads (or on the main thread with `workers: 0`), admits streams only while a worker has room, and
 // reports health. Streams, batching and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
 import { EventEmitter } from 'node:events';
-import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { ConfigError, ModelInvalidError, SttBusyError, SttServiceError } from '../../errors.js';
+import { ModelInvalidError, SttBusyError, SttServiceError } from '../../errors.js';
 import { checkModel } from '../../vosk-model/check.js';
 import type { SttEngine, SttHealth, SttStream, SttStreamOptions } from '../engine.js';
 import { AudioRing } from './audio-ring.js';
@@ -15,41 +14,9 @@ import { VoskPool } from './pool.js';
 import { WorkerSlot, type SlotStreamSnapshot } from './worker-slot.js';
 import { measureDecodeCost } from './calibrate.js';
 import { EventLoopMeter } from './event-loop-meter.js';
+import { resolveOptions, type ResolvedOptions, type VoskEngineOptions } from './options.js';
 
-export interface VoskEngineOptions {
-  /** Directory of the Vosk model. */
-  modelPath: string;
-  /** Sample rate of the PCM streams receive (Hz, VOSK_SAMPLE_RATE). */
-  sampleRate: number;
-  /** Worker threads; 0 runs recognition on the main thread. Default: available cores. */
-  workers?: number;
-  /** Concurrent streams one worker may hold (ring regions). Default 512. */
-  maxStreamsPerWorker?: number;
-  logger: Logger;
-  /** Audio one stream may have buffered ahead of its recogniser (ms). Default 4000. */
-  streamBufferMs?: number;
-  /** A stream's audio is sent once this much is pending (ms). Default 100. */
-  minChunkMs?: number;
-  /** At most this much of one stream's audio per batch (ms), so partials keep flowing. Default 200. */
-  maxChunkMs?: number;
-  /** Batches one worker may have in flight (pipelining). Default 2. */
-  maxBatchesInFlight?: number;
-  /** Refuse new streams on a worker whose predicted or measured decode load would pass this (0..1). Default 0.95. */
-  maxUtilisation?: number;
-  /**
-   * CPU cores all workers together may use for decoding; predicted load past it refuses new streams.
-   * Default: min(workers, cores) * maxUtilisation (in-process mode: maxUtilisation).
-   */
-  cpuBudget?: number;
-  /** Refuse new streams on a worker whose oldest running batch is older than this (ms). Default 250. */
-  maxLagMs?: number;
-  /** Refuse new streams while the main thread's p99 event-loop delay (two seconds running) passes this (ms). Default 100. */
-  maxEventLoopDelayMs?: number;
-  /** Time the model check (child process) may take (ms). Default 30000. */
-  modelCheckTimeoutMs?: number;
-  /** libvosk's log level (stderr): -1 silent, 0 info. Default -1. */
-  voskLogLevel?: number;
-}
+export type { VoskEngineOptions };
 
 export interface VoskEngineEvents {
   /** A worker thread serves `slot` (at start and after a replacement). */
@@ -75,68 +42,6 @@ export interface VoskEngineSnapshot {
   streams: SlotStreamSnapshot[];
 }
 
-interface ResolvedOptions {
-  modelPath: string;
-  sampleRate: number;
-  workers: number;
-  maxStreamsPerWorker: number;
-  streamBufferMs: number;
-  minChunkMs: number;
-  maxChunkMs: number;
-  maxBatchesInFlight: number;
-  maxUtilisation: number;
-  cpuBudget: number;
-  maxLagMs: number;
-  maxEventLoopDelayMs: number;
-  modelCheckTimeoutMs: number;
-  voskLogLevel: number;
-}
-
-function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOptions> {
-  const workers = options.workers ?? availableParallelism();
-  const maxUtilisation = options.maxUtilisation ?? 0.95;
-  const resolved: ResolvedOptions = {
-    modelPath: options.modelPath,
-    sampleRate: options.sampleRate,
-    workers,
-    maxStreamsPerWorker: options.maxStreamsPerWorker ?? 512,
-    streamBufferMs: options.streamBufferMs ?? 4000,
-    minChunkMs: options.minChunkMs ?? 100,
-    maxChunkMs: options.maxChunkMs ?? 200,
-    maxBatchesInFlight: options.maxBatchesInFlight ?? 2,
-    maxUtilisation,
-    cpuBudget: options.cpuBudget ?? Math.max(1, Math.min(workers, availableParallelism())) * maxUtilisation,
-    maxLagMs: options.maxLagMs ?? 250,
-    maxEventLoopDelayMs: options.maxEventLoopDelayMs ?? 100,
-    modelCheckTimeoutMs: options.modelCheckTimeoutMs ?? 30_000,
-    voskLogLevel: options.voskLogLevel ?? -1,
-  };
-  const problems: string[] = [];
-  const integer = (name: keyof ResolvedOptions, min: number, max: number): void => {
-    const value = resolved[name];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${name}=${String(value)}: expected an integer ${min}..${max}`);
-    }
-  };
-  if (typeof resolved.modelPath !== 'string' || resolved.modelPath === '') problems.push('modelPath: expected a directory');
-  integer('sampleRate', 8000, 192_000);
-  integer('workers', 0, 256);
-  integer('maxStreamsPerWorker', 1, 65_536);
-  integer('streamBufferMs', 1000, 60_000);
-  integer('minChunkMs', 10, 1000);
-  integer('maxChunkMs', 10, 5000);
-  integer('maxBatchesInFlight', 1, 16);
-  integer('maxLagMs', 1, 60_000);
-  integer('maxEventLoopDelayMs', 1, 60_000);
-  if (!(resolved.cpuBudget > 0)) problems.push(`cpuBudget=${resolved.cpuBudget}: expected > 0`);
-  integer('modelCheckTimeoutMs', 1, 600_000);
-  integer('voskLogLevel', -1, 10);
-  if (!(resolved.maxUtilisation > 0 && resolved.maxUtilisation <= 1)) problems.push(`maxUtilisation=${resolved.maxUtilisation}: expected 0 < x <= 1`);
-  if (resolved.maxChunkMs < resolved.minChunkMs) problems.push('maxChunkMs: must be >= minChunkMs');
-  if (resolved.streamBufferMs < 2 * resolved.maxChunkMs) problems.push('streamBufferMs: must be >= 2 * maxChunkMs');
-  if (problems.length > 0) throw new ConfigError(`invalid Vosk engine options: ${problems.join('; ')}`, { details: problems.join('; ') });
-  return Object.freeze(resolved);
-}
 
 export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEngine, SlotListener {
   readonly name = 'vosk';
