@@ -18,6 +18,8 @@ export interface Panel {
 
 const PANEL_WIDTH = 460;
 const PANEL_HEIGHT = 320;
+const MIN_LABEL_GAP_PX = 22;
+const MIN_NOTE_GAP_PX = 56;
 const MARGIN = { left: 64, right: 16, top: 40, bottom: 96 };
 
 const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -51,8 +53,12 @@ function renderPanel(panel: Panel, offsetX: number, xValues: number[]): string {
     out.push(`<line class="grid" x1="${offsetX + MARGIN.left}" x2="${offsetX + MARGIN.left + plotW}" y1="${py(tick)}" y2="${py(tick)}" stroke="#ddd"/>`);
     out.push(`<text class="y-tick" x="${offsetX + MARGIN.left - 6}" y="${py(tick) + 4}" text-anchor="end" font-size="11">${tick}</text>`);
   }
+  // Every step gets a tick mark; a label only where it does not run into the previous one.
+  let lastLabelX = Number.NEGATIVE_INFINITY;
   for (const tick of xTicks) {
     out.push(`<line class="x-tick-mark" x1="${px(tick)}" x2="${px(tick)}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH + 4}" stroke="#333"/>`);
+    if (px(tick) - lastLabelX < MIN_LABEL_GAP_PX) continue;
+    lastLabelX = px(tick);
     out.push(`<text class="x-tick" x="${px(tick)}" y="${MARGIN.top + plotH + 17}" text-anchor="middle" font-size="11">${tick}</text>`);
   }
   out.push(`<line class="axis" x1="${offsetX + MARGIN.left}" x2="${offsetX + MARGIN.left + plotW}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}" stroke="#333"/>`);
@@ -63,9 +69,13 @@ function renderPanel(panel: Panel, offsetX: number, xValues: number[]): string {
     out.push(`<line class="threshold" x1="${offsetX + MARGIN.left}" x2="${offsetX + MARGIN.left + plotW}" y1="${py(panel.thresholdMs)}" y2="${py(panel.thresholdMs)}" stroke="#c00" stroke-dasharray="2,3"/>`);
     out.push(`<text x="${offsetX + MARGIN.left + plotW - 4}" y="${py(panel.thresholdMs) - 4}" text-anchor="end" font-size="10" fill="#c00">${panel.thresholdMs} ms</text>`);
   }
-  for (const [index, [x, note]] of (panel.notes ?? []).entries()) {
-    // Alternate rows, so that notes over close x values do not overlap.
-    out.push(`<text class="note" x="${px(x)}" y="${MARGIN.top + 10 + (index % 2) * 12}" text-anchor="middle" font-size="10" fill="#c00">${escape(note)}</text>`);
+  // Two rows: a note goes in the first row with room after its previous note, or is left out.
+  const lastNoteX = [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  for (const [x, note] of panel.notes ?? []) {
+    const row = lastNoteX.findIndex((last) => px(x) - last >= MIN_NOTE_GAP_PX);
+    if (row < 0) continue;
+    lastNoteX[row] = px(x);
+    out.push(`<text class="note" x="${px(x)}" y="${MARGIN.top + 10 + row * 12}" text-anchor="middle" font-size="10" fill="#c00">${escape(note)}</text>`);
   }
   panel.series.forEach((series, index) => {
     const points = series.points.filter((p): p is [number, number] => p[1] !== null);
