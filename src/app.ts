@@ -15,6 +15,7 @@ import type { SttEngine } from './stt/engine.js';
 import { createSttEngine } from './stt/select.js';
 import { CloseCode } from './transport/connection.js';
 import { assertNativeTransport } from './transport/native-check.js';
+import { connectionsWithinLimit, openFilesSoftLimit } from './transport/open-files-limit.js';
 import { HttpServer } from './transport/server.js';
 import { WsHandler } from './transport/ws-handler.js';
 import { VERSION } from './version.js';
@@ -41,6 +42,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   const transport = assertNativeTransport(config.allowFallbackTransport);
   if (transport === 'fallback') logger.warn('uWebSockets.js runs its pure-JS fallback (ALLOW_FALLBACK_TRANSPORT=true)');
 
+  const maxConnections = connectionLimit(config, logger);
   let lifecycle: Lifecycle = 'starting';
   const store = parts.store ?? createSessionStore(config.sessions, logger);
   let stt: SttEngine;
@@ -67,6 +69,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     replies: new ReplyRunner({ llm, sessions, requests }),
     logger,
     autoSuggest: config.dialogue.autoSuggest,
+    orphanedRecordingGraceMs: config.dialogue.orphanedRecordingGraceMs,
   });
   const ws = new WsHandler({
     dialogue,
@@ -80,7 +83,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     },
     maxMessageBytes: config.websocket.maxMessageBytes,
     pingIntervalSeconds: config.websocket.pingIntervalSeconds,
-    maxConnections: config.websocket.maxConnections,
+    maxConnections,
     allowedOrigins: config.allowedOrigins,
     isAcceptingConnections: () => lifecycle === 'ready',
   });
@@ -94,7 +97,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       llm: () => llm.health(),
       sessions: () => sessions.health(),
       requestsInFlight: () => requests.inFlight,
-      transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections: config.websocket.maxConnections }),
+      transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections }),
     },
   });
   let port: number;
@@ -123,6 +126,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       ws.closeAll(CloseCode.goingAway, 'server shutting down');
       server.stopListening();
       requests.cancelAll();
+      dialogue.close();
       sessions.close();
       await Promise.allSettled([stt.close(), llm.close()]);
       store.close();
@@ -133,6 +137,20 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   };
 
   return { port, stt, llm, shutdown };
+}
+
+/** MAX_CONNECTIONS, lowered (loudly) if the open-files limit could not hold that many sockets. */
+function connectionLimit(config: Config, logger: Logger): number {
+  const configured = config.websocket.maxConnections;
+  const softLimit = openFilesSoftLimit();
+  if (softLimit === null) return configured;
+  const fitting = connectionsWithinLimit(softLimit, config.llm.maxInFlight);
+  if (configured <= fitting) return configured;
+  logger.warn(
+    { configured, effective: fitting, openFilesLimit: softLimit },
+    'MAX_CONNECTIONS lowered to fit the open-files limit (raise it with ulimit -n or the container nofile limit)',
+  );
+  return fitting;
 }
 
 /** Resolves when `done()` is true or after `timeoutMs`, checking every 50 ms. */

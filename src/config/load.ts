@@ -55,6 +55,7 @@ export interface Config {
   readonly dialogue: {
     readonly maxAudioBytesPerRecording: number;
     readonly autoSuggest: boolean;
+    readonly orphanedRecordingGraceMs: number;
   };
   readonly sessions: {
     readonly persistenceEnabled: boolean;
@@ -174,6 +175,7 @@ function toConfig(env: Env): Config {
     dialogue: {
       maxAudioBytesPerRecording: env.AUDIO_BUFFER_MAX_SIZE,
       autoSuggest: env.AUTO_SUGGEST,
+      orphanedRecordingGraceMs: env.ORPHANED_RECORDING_GRACE_MS,
     },
     sessions: {
       persistenceEnabled: env.SESSION_PERSISTENCE_ENABLED,

@@ -83,6 +83,7 @@ export const EnvSchema = z.object({
   EVENT_RATE_PER_SECOND: integer(1, 100_000).default(50),
   EVENT_RATE_BURST: integer(1, 100_000).default(200),
   AUTO_SUGGEST: boolean.default(true),
+  ORPHANED_RECORDING_GRACE_MS: integer(1000, 86_400_000).default(60_000),
   SHUTDOWN_DRAIN_MS: integer(0, 600_000).default(5_000),
 
   SESSION_PERSISTENCE_ENABLED: boolean.default(true),

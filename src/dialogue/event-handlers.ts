@@ -34,6 +34,8 @@ export interface DialogueOptions {
   logger: Logger;
   /** AUTO_SUGGEST: generate suggestions after every recording without being asked. */
   autoSuggest: boolean;
+  /** How long a recording whose last connection left keeps its recogniser before it is parked. */
+  orphanedRecordingGraceMs: number;
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -49,6 +51,8 @@ export class Dialogue {
   /** Which session a connection's binary audio frames belong to: the one it last started or resumed recording. */
   readonly #binaryTarget = new WeakMap<ClientChannel, string>();
   readonly #pendingBySession = new Map<string, Promise<void>>();
+  /** Recordings whose connection left, waiting out the grace period before their recogniser is released. */
+  readonly #parkTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(options: DialogueOptions) {
     this.#options = options;
@@ -84,7 +88,38 @@ export class Dialogue {
   }
 
   handleChannelClosed(channel: ClientChannel): void {
-    this.#options.sessions.detachChannel(channel);
+    for (const session of this.#options.sessions.detachChannel(channel)) {
+      if (session.liveRecording) this.#parkLater(session);
+    }
+  }
+
+  /** Stops the grace timers (shutdown). */
+  close(): void {
+    for (const timer of this.#parkTimers.values()) clearTimeout(timer);
+    this.#parkTimers.clear();
+  }
+
+  /**
+   * A recording nobody sends to would hold a recogniser (and admission capacity) until the session
+   * expires: after a grace period it is parked (text kept, recogniser freed) unless the client is back.
+   */
+  #parkLater(session: Session): void {
+    if (this.#parkTimers.has(session.id)) return;
+    const timer = setTimeout(() => {
+      this.#parkTimers.delete(session.id);
+      if (session.channels.size > 0) return;
+      const pending = this.#pendingBySession.get(session.id) ?? Promise.resolve();
+      this.#track(session.id, pending.then(() => (session.channels.size > 0 ? undefined : this.#options.recordings.park(session))));
+    }, this.#options.orphanedRecordingGraceMs);
+    timer.unref();
+    this.#parkTimers.set(session.id, timer);
+  }
+
+  #cancelPark(sessionId: string): void {
+    const timer = this.#parkTimers.get(sessionId);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#parkTimers.delete(sessionId);
   }
 
   #track(sessionId: string, work: Promise<void>): void {
@@ -255,6 +290,7 @@ export class Dialogue {
     const attached = [...session.channels];
     // Deleted first: if the store fails, the client gets an error and the session is still there.
     sessions.end(session, 'conversation_end');
+    this.#cancelPark(session.id);
     const archive = profileArchive(session.id, session.userProfile, session.targetProfile);
     for (const other of attached) {
       if (this.#binaryTarget.get(other) === session.id) this.#binaryTarget.delete(other);
@@ -264,6 +300,7 @@ export class Dialogue {
 
   #sessionResume(channel: ClientChannel, event: ClientEventOf<'session_resume'>): void {
     const session = this.#options.sessions.resume(event.data.session_id, channel);
+    this.#cancelPark(session.id);
     let reopenError: VoxgateError | null = null;
     if (session.storedRecording) {
       try {

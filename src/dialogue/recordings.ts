@@ -88,6 +88,34 @@ export class RecordingService {
     };
   }
 
+  /**
+   * Releases the recogniser of a recording nobody is sending to (its connection left): what the stream
+   * still held is recognised and stored as a segment, and the recording stays open in the store, so
+   * session_resume continues it exactly like after a restart. No-op if the recording is gone.
+   */
+  async park(session: Session): Promise<void> {
+    const recording = session.detachRecording();
+    if (!recording) return;
+    let tail = '';
+    if (recording.failure === null) {
+      try {
+        tail = await recording.stream.finish();
+      } catch (err) {
+        session.log.warn({ err: toVoxgateError(err), messageId: recording.messageId }, 'could not finish a parked recording');
+      }
+    } else {
+      recording.stream.abort();
+    }
+    if (tail.trim() !== '') {
+      try {
+        session.addRecordingSegment(recording, tail);
+      } catch (err) {
+        session.log.error({ err: toVoxgateError(err), messageId: recording.messageId, segment: tail }, 'could not store a parked recording segment');
+      }
+    }
+    session.log.info({ messageId: recording.messageId }, 'recording parked: no connection; its recogniser was released');
+  }
+
   #reopenForAudio(session: Session): LiveRecording {
     const recording = this.reopen(session);
     if (!recording) throw notRecording(session.id);

@@ -131,11 +131,15 @@ export class SessionManager {
     session.log.info({ reason }, 'session deleted');
   }
 
-  /** A connection closed: detach it everywhere; sessions left without a connection stop their LLM work. */
-  detachChannel(channel: ClientChannel): void {
+  /**
+   * A connection closed: detach it everywhere; sessions left without a connection stop their LLM work.
+   * Returns those sessions.
+   */
+  detachChannel(channel: ClientChannel): Session[] {
     const sessionIds = this.#byChannel.get(channel);
     this.#byChannel.delete(channel);
-    if (!sessionIds) return;
+    const orphaned: Session[] = [];
+    if (!sessionIds) return orphaned;
     for (const sessionId of sessionIds) {
       const session = this.#sessions.get(sessionId);
       if (!session) continue;
@@ -143,8 +147,10 @@ export class SessionManager {
       if (session.channels.size === 0) {
         this.#options.requests.cancel(sessionId);
         session.log.info({ recording: session.liveRecording !== null }, 'last connection left; session kept for resume');
+        orphaned.push(session);
       }
     }
+    return orphaned;
   }
 
   /** Sends an event to every connection attached to the session (and to no other). */

@@ -20,9 +20,14 @@ export interface SpawnedServer {
  * given environment (plus PATH/HOME and a fresh data directory), from a working directory without a .env
  * file unless `cwd` says.
  */
-export function spawnServer(env: Record<string, string>, options: { cwd?: string } = {}): SpawnedServer {
+export function spawnServer(env: Record<string, string>, options: { cwd?: string; openFilesLimit?: number } = {}): SpawnedServer {
   // tsx resolved here, so that the child finds it from any working directory.
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(PROJECT_ROOT, 'src/main.ts')], {
+  const nodeArgs = ['--import', import.meta.resolve('tsx'), join(PROJECT_ROOT, 'src/main.ts')];
+  const [command, args] =
+    options.openFilesLimit === undefined
+      ? [process.execPath, nodeArgs]
+      : ['prlimit', [`--nofile=${options.openFilesLimit}`, '--', process.execPath, ...nodeArgs]];
+  const child = spawn(command, args, {
     cwd: options.cwd ?? PROJECT_ROOT,
     // Each server gets its own data directory unless the test names one (to restart on the same data).
     env: {

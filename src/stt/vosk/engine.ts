@@ -50,7 +50,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   readonly #model: SharedVoskModel;
   readonly #slots: WorkerSlot[];
   readonly #executor: DecodeExecutor;
-  readonly #loopMeter = new EventLoopMeter();
+  readonly #loopMeter: EventLoopMeter;
   #isClosing = false;
   #closed: Promise<void> | null = null;
   #onDrained: (() => void) | null = null;
@@ -152,6 +152,10 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
         }),
     );
     for (const slot of this.#slots) slot.load.seedCost(costPerAudioSecond);
+    this.#loopMeter = new EventLoopMeter({
+      bytesPerMs,
+      audioBytesWritten: () => this.#slots.reduce((total, slot) => total + slot.audioBytesWritten, 0),
+    });
     logger.info(
       {
         modelPath: model.path,
@@ -283,12 +287,16 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
    */
   #admittingSlot(now: number): WorkerSlot | null {
     if (this.#loopMeter.sustainedP99Ms > this.#options.maxEventLoopDelayMs) return null;
+    // Each stream costs its worker's decode time and the main thread's share (audio in, events out).
+    const mainCost = this.#loopMeter.costPerAudioSecond;
     let predictedTotal = 0;
-    for (const slot of this.#slots) predictedTotal += slot.usedHandles * slot.load.costPerAudioSecond;
+    for (const slot of this.#slots) {
+      predictedTotal += slot.usedHandles * (slot.load.costPerAudioSecond + mainCost);
+    }
     let best: WorkerSlot | null = null;
     for (const slot of this.#slots) {
       if (!this.#canAdmit(slot, now)) continue;
-      if (predictedTotal + slot.load.costPerAudioSecond > this.#options.cpuBudget) continue;
+      if (predictedTotal + slot.load.costPerAudioSecond + mainCost > this.#options.cpuBudget) continue;
       if (best === null || slot.usedHandles < best.usedHandles) best = slot;
     }
     return best;
@@ -299,7 +307,10 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     if (slot.lagMs(now) > this.#options.maxLagMs) return false;
     // Predicted load if every stream (and one more) sends real-time audio.
     const predicted = (slot.usedHandles + 1) * slot.load.costPerAudioSecond;
-    return predicted <= this.#options.maxUtilisation && slot.load.utilisationAt(now) <= this.#options.maxUtilisation;
+    // Measured utilisation only speaks for streams still running: an emptied worker has room whatever
+    // its last window measured.
+    if (predicted > this.#options.maxUtilisation) return false;
+    return slot.usedHandles === 0 || slot.load.utilisationAt(now) <= this.#options.maxUtilisation;
   }
 
   #busyReason(now: number): string {
@@ -308,7 +319,9 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
         if (slot.threadId === null) return `worker ${slot.index}: restarting`;
         return `worker ${slot.index}: ${slot.usedHandles} streams, load ${slot.load.utilisationAt(now).toFixed(2)}, lag ${slot.lagMs(now).toFixed(0)} ms`;
       })
-      .concat(`event loop p99 ${this.#loopMeter.sustainedP99Ms.toFixed(0)} ms`)
+      .concat(
+        `main thread ${this.#loopMeter.costPerAudioSecond.toFixed(4)} s per audio-s, event loop p99 ${this.#loopMeter.sustainedP99Ms.toFixed(0)} ms`,
+      )
       .join('; ');
   }
 

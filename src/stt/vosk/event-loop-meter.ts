@@ -1,26 +1,36 @@
-// How late the main thread runs its callbacks. Every stream's audio, partials and finals pass through the
-// main thread, so when it falls behind, new recordings would only make every admitted one slower: the
-// engine refuses them instead. (In-process mode decodes on the main thread, so this is its load gauge.)
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+// The main thread's share of the work. Every stream's audio, partials and finals pass through the main
+// thread, so admission must know what one stream costs there too, not only in its worker: with tiny
+// models the main thread, not decoding, is the limit. (In-process mode decodes on the main thread, so
+// this is its whole load.)
+import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 
 const WINDOW_MS = 1000;
 const RESOLUTION_MS = 10;
+const SMOOTHING = 0.5;
+const MIN_AUDIO_MS_PER_WINDOW = 10 * WINDOW_MS;
+
+export interface EventLoopMeterOptions {
+  /** Bytes of PCM per millisecond of audio. */
+  bytesPerMs: number;
+  /** Audio bytes the streams have written so far (a running total). */
+  audioBytesWritten(): number;
+}
 
 export class EventLoopMeter {
+  readonly #options: EventLoopMeterOptions;
   readonly #histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   readonly #timer: NodeJS.Timeout;
-  /** p99 delay of the last two completed windows (ms). */
   #lastP99Ms = 0;
   #previousP99Ms = 0;
+  #lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+  #lastAudioBytes = 0;
+  /** Main-thread busy time per second of audio received (smoothed); 0 until measured. */
+  costPerAudioSecond = 0;
 
-  constructor() {
+  constructor(options: EventLoopMeterOptions) {
+    this.#options = options;
     this.#histogram.enable();
-    this.#timer = setInterval(() => {
-      // The histogram counts delay on top of the sampling resolution, in nanoseconds.
-      this.#previousP99Ms = this.#lastP99Ms;
-      this.#lastP99Ms = Math.max(0, this.#histogram.percentile(99) / 1e6 - RESOLUTION_MS);
-      this.#histogram.reset();
-    }, WINDOW_MS);
+    this.#timer = setInterval(() => this.#closeWindow(), WINDOW_MS);
     this.#timer.unref();
   }
 
@@ -35,5 +45,23 @@ export class EventLoopMeter {
   stop(): void {
     clearInterval(this.#timer);
     this.#histogram.disable();
+  }
+
+  #closeWindow(): void {
+    // The histogram counts delay on top of the sampling resolution, in nanoseconds.
+    this.#previousP99Ms = this.#lastP99Ms;
+    this.#lastP99Ms = Math.max(0, this.#histogram.percentile(99) / 1e6 - RESOLUTION_MS);
+    this.#histogram.reset();
+    const elu = performance.eventLoopUtilization();
+    const activeMs = elu.active - this.#lastElu.active;
+    this.#lastElu = elu;
+    const audioBytes = this.#options.audioBytesWritten();
+    const audioMs = (audioBytes - this.#lastAudioBytes) / this.#options.bytesPerMs;
+    this.#lastAudioBytes = audioBytes;
+    // With few streams, fixed costs (timers, health probes, the LLM) would dominate the per-stream figure:
+    // it is only measured while at least ten seconds of audio arrive per second.
+    if (audioMs < MIN_AUDIO_MS_PER_WINDOW) return;
+    const cost = activeMs / audioMs;
+    this.costPerAudioSecond = this.costPerAudioSecond === 0 ? cost : this.costPerAudioSecond * (1 - SMOOTHING) + cost * SMOOTHING;
   }
 }

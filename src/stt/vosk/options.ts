@@ -21,7 +21,7 @@ export interface VoskEngineOptions {
   maxChunkMs?: number;
   /** Batches one worker may have in flight (pipelining). Default 2. */
   maxBatchesInFlight?: number;
-  /** Refuse new streams on a worker whose predicted or measured decode load would pass this (0..1). Default 0.95. */
+  /** Refuse new streams on a worker whose predicted or measured decode load would pass this (0..1). Default 0.8 (queueing latency climbs steeply past it). */
   maxUtilisation?: number;
   /**
    * CPU cores all workers together may use for decoding; predicted load past it refuses new streams.
@@ -57,7 +57,7 @@ export interface ResolvedOptions {
 
 export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOptions> {
   const workers = options.workers ?? availableParallelism();
-  const maxUtilisation = options.maxUtilisation ?? 0.95;
+  const maxUtilisation = options.maxUtilisation ?? 0.8;
   const resolved: ResolvedOptions = {
     modelPath: options.modelPath,
     sampleRate: options.sampleRate,

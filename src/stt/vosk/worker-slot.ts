@@ -43,6 +43,8 @@ export interface SlotStreamSnapshot {
 export class WorkerSlot implements StreamHost {
   readonly index: number;
   readonly load: LoadMeter;
+  /** Audio bytes written into this slot's ring so far (a running total, for the main-thread meter). */
+  audioBytesWritten = 0;
   /** Set when the slot's thread is serving; streams are only admitted then. */
   threadId: number | null = null;
   readonly #ring: AudioRing;
@@ -135,6 +137,7 @@ export class WorkerSlot implements StreamHost {
 
   writeAudio(handle: number, pcm: Uint8Array): boolean {
     if (!this.#ring.write(handle, pcm)) return false;
+    this.audioBytesWritten += pcm.byteLength;
     if (this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) this.schedule();
     return true;
   }
