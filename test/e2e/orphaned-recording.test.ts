@@ -1,11 +1,22 @@
 import t from 'tap';
-import { startTestServer } from '../kit/start-server.js';
+import { startTestServer, type TestServer } from '../kit/start-server.js';
 import { TestClient } from '../kit/ws-client.js';
 
 // A recording whose connection left must not hold a recogniser until the session expires: after
 // ORPHANED_RECORDING_GRACE_MS its text is kept and the recogniser released; resume continues it.
 
 const audio = (ms: number) => Buffer.alloc(ms * 32).toString('base64');
+
+/** Starts a recording with 1 s of audio on a new connection, then closes it; returns the session id. */
+async function recordThenLeave(server: TestServer): Promise<string> {
+  const client = await TestClient.connect(server.wsUrl());
+  const sessionId = await client.startConversation();
+  client.send('message_start', { session_id: sessionId, sender: 'other' });
+  client.send('audio_stream', { session_id: sessionId, audio_chunk: audio(1000) });
+  await client.next('transcript_partial');
+  await client.close();
+  return sessionId;
+}
 
 async function activeStreams(httpUrl: string): Promise<number> {
   const health = (await (await fetch(`${httpUrl}/api/health`)).json()) as Record<string, any>;
@@ -15,13 +26,8 @@ async function activeStreams(httpUrl: string): Promise<number> {
 t.test('an orphaned recording is parked after the grace period, and resume continues it', async (t) => {
   const server = await startTestServer({ ORPHANED_RECORDING_GRACE_MS: '1000', AUTO_SUGGEST: 'false' });
   t.teardown(() => server.close());
-  const first = await TestClient.connect(server.wsUrl());
-  const sessionId = await first.startConversation();
-  first.send('message_start', { session_id: sessionId, sender: 'other' });
-  first.send('audio_stream', { session_id: sessionId, audio_chunk: audio(1000) });
-  await first.next('transcript_partial');
-  t.equal(await activeStreams(server.httpUrl), 1);
-  await first.close();
+  const sessionId = await recordThenLeave(server);
+  t.equal(await activeStreams(server.httpUrl), 1, 'the recogniser is kept during the grace period');
 
   // The log line says when the recogniser was released.
   while (!server.logs.some((line) => line.msg === 'recording parked: no connection; its recogniser was released')) {
@@ -46,12 +52,7 @@ t.test('an orphaned recording is parked after the grace period, and resume conti
 t.test('a client that comes back within the grace period keeps its recogniser', async (t) => {
   const server = await startTestServer({ ORPHANED_RECORDING_GRACE_MS: '60000', AUTO_SUGGEST: 'false' });
   t.teardown(() => server.close());
-  const first = await TestClient.connect(server.wsUrl());
-  const sessionId = await first.startConversation();
-  first.send('message_start', { session_id: sessionId, sender: 'other' });
-  first.send('audio_stream', { session_id: sessionId, audio_chunk: audio(1000) });
-  await first.next('transcript_partial');
-  await first.close();
+  const sessionId = await recordThenLeave(server);
   const second = await TestClient.connect(server.wsUrl());
   t.teardown(() => second.close());
   second.send('session_resume', { session_id: sessionId });
