@@ -128,7 +128,11 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       requests.cancelAll();
       dialogue.close();
       sessions.close();
-      await Promise.allSettled([stt.close(), llm.close()]);
+      // A hung engine must not keep the process from exiting: the process exit ends its threads anyway.
+      await Promise.allSettled([
+        settleWithin(stt.close(), ENGINE_CLOSE_TIMEOUT_MS, () => logger.error('speech engine did not close in time')),
+        settleWithin(llm.close(), ENGINE_CLOSE_TIMEOUT_MS, () => logger.error('LLM engine did not close in time')),
+      ]);
       store.close();
       logger.info('shutdown complete');
       await flushLogger(logger);
@@ -137,6 +141,19 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   };
 
   return { port, stt, llm, shutdown };
+}
+
+const ENGINE_CLOSE_TIMEOUT_MS = 15_000;
+
+/** Resolves when `work` settles or after `timeoutMs` (calling `onTimeout`), whichever is first. */
+async function settleWithin(work: Promise<void>, timeoutMs: number, onTimeout: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const outcome = await Promise.race([work.then(() => 'closed' as const), timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') onTimeout();
 }
 
 /** MAX_CONNECTIONS, lowered (loudly) if the open-files limit could not hold that many sockets. */
