@@ -103,7 +103,8 @@ export async function startSttServer(options: SttServerOptions): Promise<SttServ
     WEBSOCKET_PING_INTERVAL: '60',
     ...blasEnvironment(),
     ...options.env,
-  });
+    // e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server under load.
+  }, { nodeArgs: process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter((arg) => arg !== '') ?? [] });
   const pid = spawned.child.pid;
   if (pid === undefined) throw new Error('the server process did not start');
   const base = `http://127.0.0.1:${port}`;

@@ -20,9 +20,12 @@ export interface SpawnedServer {
  * given environment (plus PATH/HOME and a fresh data directory), from a working directory without a .env
  * file unless `cwd` says.
  */
-export function spawnServer(env: Record<string, string>, options: { cwd?: string; openFilesLimit?: number } = {}): SpawnedServer {
+export function spawnServer(
+  env: Record<string, string>,
+  options: { cwd?: string; openFilesLimit?: number; nodeArgs?: readonly string[] } = {},
+): SpawnedServer {
   // tsx resolved here, so that the child finds it from any working directory.
-  const nodeArgs = ['--import', import.meta.resolve('tsx'), join(PROJECT_ROOT, 'src/main.ts')];
+  const nodeArgs = [...(options.nodeArgs ?? []), '--import', import.meta.resolve('tsx'), join(PROJECT_ROOT, 'src/main.ts')];
   const [command, args] =
     options.openFilesLimit === undefined
       ? [process.execPath, nodeArgs]

@@ -6,8 +6,8 @@ import { monitorEventLoopDelay, performance, type EventLoopUtilization, type Int
 
 const WINDOW_MS = 1000;
 const RESOLUTION_MS = 10;
-const SMOOTHING = 0.5;
 const MIN_AUDIO_MS_PER_WINDOW = 10 * WINDOW_MS;
+const RECENT_WINDOWS = 8;
 
 export interface EventLoopMeterOptions {
   /** Bytes of PCM per millisecond of audio. */
@@ -24,7 +24,9 @@ export class EventLoopMeter {
   #previousP99Ms = 0;
   #lastElu: EventLoopUtilization = performance.eventLoopUtilization();
   #lastAudioBytes = 0;
-  /** Main-thread busy time per second of audio received (smoothed); 0 until measured. */
+  readonly #recentCosts = new Float64Array(RECENT_WINDOWS);
+  #recentCount = 0;
+  /** Main-thread busy time per second of audio received (least of the recent windows); 0 until measured. */
   costPerAudioSecond = 0;
 
   constructor(options: EventLoopMeterOptions) {
@@ -61,7 +63,11 @@ export class EventLoopMeter {
     // With few streams, fixed costs (timers, health probes, the LLM) would dominate the per-stream figure:
     // it is only measured while at least ten seconds of audio arrive per second.
     if (audioMs < MIN_AUDIO_MS_PER_WINDOW) return;
-    const cost = activeMs / audioMs;
-    this.costPerAudioSecond = this.costPerAudioSecond === 0 ? cost : this.costPerAudioSecond * (1 - SMOOTHING) + cost * SMOOTHING;
+    // Connection bursts (handshakes, conversation starts) inflate a window's figure for a moment; the
+    // smallest of the recent windows is the steady cost of a stream.
+    this.#recentCosts[this.#recentCount++ % RECENT_WINDOWS] = activeMs / audioMs;
+    let cost = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < Math.min(this.#recentCount, RECENT_WINDOWS); i++) cost = Math.min(cost, this.#recentCosts[i]!);
+    this.costPerAudioSecond = cost;
   }
 }

@@ -19,7 +19,7 @@ export interface VoskEngineOptions {
   minChunkMs?: number;
   /** At most this much of one stream's audio per batch (ms), so partials keep flowing. Default 200. */
   maxChunkMs?: number;
-  /** Batches one worker may have in flight (pipelining). Default 2. */
+  /** Batches one worker may have in flight (pipelining). Default 1: while a batch runs, audio gathers into the next one (fewer, larger messages). */
   maxBatchesInFlight?: number;
   /** Refuse new streams on a worker whose predicted or measured decode load would pass this (0..1). Default 0.8 (queueing latency climbs steeply past it). */
   maxUtilisation?: number;
@@ -66,7 +66,7 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
     streamBufferMs: options.streamBufferMs ?? 4000,
     minChunkMs: options.minChunkMs ?? 100,
     maxChunkMs: options.maxChunkMs ?? 200,
-    maxBatchesInFlight: options.maxBatchesInFlight ?? 2,
+    maxBatchesInFlight: options.maxBatchesInFlight ?? 1,
     maxUtilisation,
     cpuBudget: options.cpuBudget ?? Math.max(1, Math.min(workers, availableParallelism())) * maxUtilisation,
     maxLagMs: options.maxLagMs ?? 250,
