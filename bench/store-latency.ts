@@ -19,11 +19,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import { startVoxgate, type Voxgate } from '../src/app.js';
-import { loadConfig } from '../src/config/load.js';
 import { MemorySessionStore } from '../src/store/memory-store.js';
 import type { SessionRecord, SessionStore } from '../src/store/session-store.js';
 import { SqliteSessionStore } from '../src/store/sqlite-store.js';
+import { startTestServer, type TestServer } from '../test/kit/start-server.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 200);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 50);
@@ -123,32 +122,27 @@ function delay(ms: number): Promise<void> {
 
 async function measureServer(variant: Variant, load: Load): Promise<Samples & { wallMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'voxgate-bench-store-'));
-  const config = loadConfig({
-    envFile: null,
-    env: {
-      HOST: '127.0.0.1',
-      PORT: '0',
-      STT_ENGINE: 'mock',
-      AUTO_SUGGEST: 'false',
-      LOG_LEVEL: 'silent',
-      SHUTDOWN_DRAIN_MS: '0',
-      MOCK_LLM_DELTA_DELAY_MS: '0',
-      EVENT_RATE_PER_SECOND: '100000',
-      EVENT_RATE_BURST: '100000',
-      MAX_CONNECTIONS: String(SESSIONS + 10),
-    },
-  });
   const store = variant.open(dir);
-  let voxgate: Voxgate | null = null;
+  let server: TestServer | null = null;
   try {
-    voxgate = await startVoxgate(config, silent, { store });
-    const url = `ws://127.0.0.1:${voxgate.port}/conversation`;
+    server = await startTestServer(
+      {
+        AUTO_SUGGEST: 'false',
+        LOG_LEVEL: 'silent',
+        MOCK_LLM_DELTA_DELAY_MS: '0',
+        EVENT_RATE_PER_SECOND: '100000',
+        EVENT_RATE_BURST: '100000',
+        MAX_CONNECTIONS: String(SESSIONS + 10),
+      },
+      { store },
+    );
+    const url = server.wsUrl();
     const samples: Samples = { chosen: [], setting: [] };
     const start = performance.now();
     await Promise.all(Array.from({ length: SESSIONS }, () => runSession(url, samples, load)));
     return { ...samples, wallMs: performance.now() - start };
   } finally {
-    await voxgate?.shutdown();
+    await server?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
