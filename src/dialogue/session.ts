@@ -42,6 +42,7 @@ export class Session {
   #status: SessionStatus;
   #recording: LiveRecording | null = null;
   #lastMessageNumber: number;
+  #touchedAtMs = 0;
   /** The latest `user_corpus` (what the user typed they want to say); live only, the app resends it. */
   #userIntent: string | null = null;
 
@@ -223,10 +224,19 @@ export class Session {
     return this.#channels.delete(channel);
   }
 
+  /**
+   * Marks the session as in use. Called for every event, audio frames included, so it formats a new
+   * timestamp at most once a second (expiry is measured in hours).
+   */
   touch(): void {
-    this.#record.updatedAt = new Date().toISOString();
+    const now = Date.now();
+    if (now - this.#touchedAtMs < TOUCH_RESOLUTION_MS) return;
+    this.#touchedAtMs = now;
+    this.#record.updatedAt = new Date(now).toISOString();
   }
 }
+
+const TOUCH_RESOLUTION_MS = 1000;
 
 function toContextMessage(message: StoredMessage): ContextMessage {
   return { messageId: message.messageId, sender: message.sender, content: message.content };
