@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { spawnServer } from '../kit/spawn-server.js';
-import { startTestServer } from '../kit/start-server.js';
+import { startWithConversation } from '../kit/start-server.js';
 import { TestClient } from '../kit/ws-client.js';
 import { SqliteSessionStore } from '../../src/store/sqlite-store.js';
 import { capturedLogger, rawConnection } from '../store/store-fixtures.js';
@@ -35,11 +35,12 @@ t.test('a corrupt database file stops start-up and is left untouched', async (t)
 t.test('writes failing at run time: STORAGE_ERROR per event, state unchanged, still serving, health shows it', async (t) => {
   const dataDir = t.testdir();
   const store = new SqliteSessionStore({ dir: dataDir, logger: capturedLogger().logger, busyTimeoutMs: 20 });
-  const server = await startTestServer({ AUTO_SUGGEST: 'false' }, { store });
-  t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
-  t.teardown(() => client.close());
-  const id = await client.startConversation({ response_count: 3, scenario_description: 'before' });
+  const { server, client, sessionId: id } = await startWithConversation(
+    t,
+    { AUTO_SUGGEST: 'false' },
+    { response_count: 3, scenario_description: 'before' },
+    { store },
+  );
   client.send('user_selected_response', { session_id: id, selected_content: 'kept', sender: 'user' });
   t.equal((await client.next('message_recorded')).data.message_id, 'usr_001');
   await client.next('opinion_prediction_response');
@@ -87,11 +88,7 @@ t.test('writes failing at run time: STORAGE_ERROR per event, state unchanged, st
 t.test('a failed write does not use up a message number', async (t) => {
   const dataDir = t.testdir();
   const store = new SqliteSessionStore({ dir: dataDir, logger: capturedLogger().logger, busyTimeoutMs: 20 });
-  const server = await startTestServer({ AUTO_SUGGEST: 'false' }, { store });
-  t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
-  t.teardown(() => client.close());
-  const id = await client.startConversation({ response_count: 3 });
+  const { client, sessionId: id } = await startWithConversation(t, { AUTO_SUGGEST: 'false' }, { response_count: 3 }, { store });
   const blocker = rawConnection(t, store.path);
   blocker.exec('BEGIN IMMEDIATE');
   client.send('user_selected_response', { session_id: id, selected_content: 'lost', sender: 'user' });

@@ -59,8 +59,9 @@ export async function startWithConversation(
   t: { teardown(fn: () => unknown): void },
   env: Record<string, string> = {},
   conversation: Record<string, unknown> = { response_count: 3 },
+  parts: VoxgateParts = {},
 ): Promise<{ server: TestServer; client: TestClient; sessionId: string }> {
-  const server = await startTestServer(env);
+  const server = await startTestServer(env, parts);
   t.teardown(() => server.close());
   const client = await TestClient.connect(server.wsUrl());
   t.teardown(() => client.close());
