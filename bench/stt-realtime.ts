@@ -1,7 +1,7 @@
 // Issue 4 (b) and (c): how many real-time speakers one server serves with p99 message_end ->
 // message_recorded under 300 ms, with the worker pool and without it; then what happens past that.
 //
-//   npx tsx bench/stt-realtime.ts [--models tone,bench] [--workers 2,0] [--seconds 8] [--layers N]
+//   npx tsx bench/stt-realtime.ts [--models tone,bench] [--workers 2,0] [--seconds 8] [--layers N] [--speakers N,...]
 //
 // One voxgate child process per (model, MAX_WORKERS), reused across trials (after one warm-up stream, so
 // admission control knows the decode cost). A trial: N speakers on their own connections, played by
@@ -10,6 +10,7 @@
 // every speaker was admitted, every transcript is exact and p99 latency < 300 ms. N grows by 25 % until
 // a trial fails, then is bisected to within 5 %. Past capacity (pool only) 1.5x the capacity is offered:
 // message_start refusals (STT_SERVICE_BUSY) are counted and the admitted speakers' latency reported.
+// `--speakers` runs trials of exactly those sizes instead (no search, no overload trial): for profiling.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -45,6 +46,8 @@ interface Trial {
   maxMs: number;
   /** Server CPU seconds per wall second during the trial (2 = both cores). */
   serverCpuPerWallSecond: number;
+  /** The same for the server's main thread alone (JSON, uWS, events: every stream passes through it). */
+  mainThreadCpuPerWallSecond: number;
   /** CPU seconds per wall second of the speaker processes (they share the machine with the server). */
   clientCpuPerWallSecond: number;
   loadAverage: number;
@@ -72,10 +75,12 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '2,0' },
     seconds: { type: 'string', default: '8' },
     layers: { type: 'string' },
+    speakers: { type: 'string' },
   },
 });
 const utteranceSeconds = Number(values.seconds);
 const layers = values.layers === undefined ? undefined : Number(values.layers);
+const fixedSpeakers = values.speakers?.split(',').map(Number) ?? null;
 
 /** A child process playing `setup.speakers`; `go()` starts them once `onReady` was called. */
 function runSpeakersProcess(setup: SpeakersSetup, onReady: () => void): { go(): void; results: Promise<RecordingResult[]>; cpuSeconds(): number } {
@@ -132,11 +137,15 @@ async function runTrial(server: SttServer, model: SttModel, speakers: number, se
   await Promise.race([allReady, ...processes.map((child) => child.results)]);
   const loadAverage = loadAverage1m();
   const cpu0 = server.cpuSeconds();
+  const threads0 = server.threadCpuSeconds();
   const wall0 = performance.now();
   for (const child of processes) child.go();
   const results = (await Promise.all(processes.map((child) => child.results))).flat();
   const wallSeconds = (performance.now() - wall0) / 1000;
   const serverCpuPerWallSecond = (server.cpuSeconds() - cpu0) / wallSeconds;
+  const threadCores = [...server.threadCpuSeconds()].map(([tid, seconds]) => ({ tid, cores: (seconds - (threads0.get(tid) ?? 0)) / wallSeconds }));
+  const mainThreadCpuPerWallSecond = threadCores.find((thread) => thread.tid === server.pid)?.cores ?? 0;
+  const otherThreads = threadCores.filter((thread) => thread.tid !== server.pid && thread.cores >= 0.01).sort((a, b) => b.cores - a.cores);
   const clientCpuPerWallSecond = processes.reduce((sum, child) => sum + child.cpuSeconds(), 0) / wallSeconds;
   const latencies = results.filter((result) => result.latencyMs !== null && result.outcome !== 'busy').map((result) => result.latencyMs!);
   const count = (outcome: RecordingResult['outcome']): number => results.filter((result) => result.outcome === outcome).length;
@@ -152,6 +161,7 @@ async function runTrial(server: SttServer, model: SttModel, speakers: number, se
     p99Ms: quantile(latencies, 0.99),
     maxMs: quantile(latencies, 1),
     serverCpuPerWallSecond,
+    mainThreadCpuPerWallSecond,
     clientCpuPerWallSecond,
     loadAverage,
     passed: false,
@@ -159,9 +169,11 @@ async function runTrial(server: SttServer, model: SttModel, speakers: number, se
   trial.passed = trial.correct === speakers && trial.p99Ms < P99_LIMIT_MS;
   progress(
     `  N=${speakers}: admitted ${trial.admitted}, busy ${trial.busy}, correct ${trial.correct}, wrong ${trial.wrong}, failed ${trial.failed}, ` +
-      `timeout ${trial.timedOut}, p50 ${fixed(trial.p50Ms, 0)} ms, p99 ${fixed(trial.p99Ms, 0)} ms, server CPU ${fixed(serverCpuPerWallSecond, 2)}/s, clients ${fixed(clientCpuPerWallSecond, 2)}/s, ` +
+      `timeout ${trial.timedOut}, p50 ${fixed(trial.p50Ms, 0)} ms, p99 ${fixed(trial.p99Ms, 0)} ms, server CPU ${fixed(serverCpuPerWallSecond, 2)}/s (main thread ${fixed(mainThreadCpuPerWallSecond, 2)}, others ${otherThreads.map((thread) => fixed(thread.cores, 2)).join(' ')}), clients ${fixed(clientCpuPerWallSecond, 2)}/s, ` +
       `load ${trial.loadAverage} -> ${trial.passed ? 'pass' : 'fail'}`,
   );
+  const firstRefusal = results.find((result) => result.outcome === 'busy');
+  if (firstRefusal !== undefined) progress(`    first refusal: ${firstRefusal.errorDetails ?? '(no details)'}`);
   await waitUntilIdle(server);
   return trial;
 }
@@ -213,8 +225,11 @@ async function measureConfig(model: SttModel, workers: number): Promise<ConfigRe
     let passing: Trial | null = null;
     let failing: Trial | null = null;
     let n = workers === 0 ? plan.firstTry.main : plan.firstTry.pool;
+    if (fixedSpeakers !== null) {
+      for (const speakers of fixedSpeakers) trials.push(await runTrial(server, model, speakers, trials.length * 7));
+    }
     // Grow until a trial fails, then bisect between the last pass and the first fail.
-    for (;;) {
+    while (fixedSpeakers === null) {
       const trial = await runTrial(server, model, n, trials.length * 7);
       trials.push(trial);
       await restartIfStuck(trial);
@@ -234,7 +249,7 @@ async function measureConfig(model: SttModel, workers: number): Promise<ConfigRe
     const capacity = passing?.offered ?? 0;
     let beyond: Trial | null = null;
     let recoversAfterOverload: boolean | null = null;
-    if (workers > 0 && capacity > 0) {
+    if (workers > 0 && capacity > 0 && fixedSpeakers === null) {
       progress(`  beyond capacity: offering ${Math.ceil(capacity * 1.5)}`);
       beyond = await runTrial(server, model, Math.ceil(capacity * 1.5), 1000);
       recoversAfterOverload = (await runTrial(server, model, 1, 2000)).passed;

@@ -12,6 +12,8 @@ export interface RecordingResult {
   outcome: RecordingOutcome;
   /** error_code of the first error event of the recording (message_start refusal or stream failure). */
   errorCode: string | null;
+  /** The error's `details` (for STT_SERVICE_BUSY: why admission refused). */
+  errorDetails?: string | null;
   /** message_end -> message_recorded (ms), when it came. */
   latencyMs: number | null;
   /** PCM bytes sent. */
@@ -87,7 +89,8 @@ export class SttBenchClient {
     if (started === null) return { outcome: 'timeout', errorCode: null, latencyMs: null, audioBytes: 0 };
     if (started.type === 'error') {
       const code = String(started.data.error_code);
-      return { outcome: code === 'STT_SERVICE_BUSY' ? 'busy' : 'failed', errorCode: code, latencyMs: null, audioBytes: 0 };
+      const details = typeof started.data.details === 'string' ? started.data.details : null;
+      return { outcome: code === 'STT_SERVICE_BUSY' ? 'busy' : 'failed', errorCode: code, errorDetails: details, latencyMs: null, audioBytes: 0 };
     }
     // An error after recording_message belongs to the stream (e.g. its buffer overflowed).
     this.#recordingError = null;

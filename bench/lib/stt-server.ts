@@ -1,7 +1,7 @@
 // The server under test: voxgate as its own process (src/main.ts through tsx, as `npm run dev` runs it),
 // configured for speech benchmarks, plus what /proc tells about it (CPU time, resident memory).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 import { spawnServer, type SpawnedServer } from '../../test/kit/spawn-server.js';
@@ -22,6 +22,8 @@ export interface SttServer {
   url: string;
   /** utime + stime of the server process, all threads, in seconds. */
   cpuSeconds(): number;
+  /** utime + stime per thread (by thread id; the main thread's id is the pid), in seconds. */
+  threadCpuSeconds(): Map<number, number>;
   /** VmRSS of the server process in bytes. */
   rssBytes(): number;
   /** GET /api/health (it includes the speech engine's status and active streams). */
@@ -38,7 +40,24 @@ const CLOCK_TICKS_PER_SECOND: number = (() => {
 })();
 
 export function processCpuSeconds(pid: number): number {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** CPU seconds of every thread of `pid` (threads that ended meanwhile are missing). */
+export function threadCpuSeconds(pid: number): Map<number, number> {
+  const threads = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      threads.set(Number(tid), statCpuSeconds(`/proc/${pid}/task/${tid}/stat`));
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return threads;
+}
+
+function statCpuSeconds(path: string): number {
+  const text = readFileSync(path, 'utf8');
   // The command name may contain spaces and parentheses: fields start after the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // After the name, state is index 0: utime (field 14) is index 11, stime (field 15) index 12.
@@ -136,6 +155,7 @@ export async function startSttServer(options: SttServerOptions): Promise<SttServ
     port,
     url: `ws://127.0.0.1:${port}/ws`,
     cpuSeconds: () => processCpuSeconds(pid),
+    threadCpuSeconds: () => threadCpuSeconds(pid),
     rssBytes: () => processRssBytes(pid),
     health,
     stderr: () => spawned.stderr(),

@@ -146,6 +146,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
           minPieceBytes: even(options.minChunkMs),
           maxPieceBytes: even(options.maxChunkMs),
           maxBatchesInFlight: options.maxBatchesInFlight,
+          minBatchIntervalMs: options.minBatchIntervalMs,
           bytesPerMs,
           logger,
           onHandleFreed: () => this.#onHandleFreed(),

@@ -21,6 +21,8 @@ export interface VoskEngineOptions {
   maxChunkMs?: number;
   /** Batches one worker may have in flight (pipelining). Default 1: while a batch runs, audio gathers into the next one (fewer, larger messages). */
   maxBatchesInFlight?: number;
+  /** Least time between two decode tasks of one worker that only carry audio (ms); a finishing stream does not wait. Default 20. */
+  minBatchIntervalMs?: number;
   /** Refuse new streams on a worker whose predicted or measured decode load would pass this (0..1). Default 0.8 (queueing latency climbs steeply past it). */
   maxUtilisation?: number;
   /**
@@ -47,6 +49,7 @@ export interface ResolvedOptions {
   minChunkMs: number;
   maxChunkMs: number;
   maxBatchesInFlight: number;
+  minBatchIntervalMs: number;
   maxUtilisation: number;
   cpuBudget: number;
   maxLagMs: number;
@@ -67,6 +70,7 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
     minChunkMs: options.minChunkMs ?? 100,
     maxChunkMs: options.maxChunkMs ?? 200,
     maxBatchesInFlight: options.maxBatchesInFlight ?? 1,
+    minBatchIntervalMs: options.minBatchIntervalMs ?? 20,
     maxUtilisation,
     cpuBudget: options.cpuBudget ?? Math.max(1, Math.min(workers, availableParallelism())) * maxUtilisation,
     maxLagMs: options.maxLagMs ?? 250,
@@ -89,6 +93,7 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
   integer('minChunkMs', 10, 1000);
   integer('maxChunkMs', 10, 5000);
   integer('maxBatchesInFlight', 1, 16);
+  integer('minBatchIntervalMs', 0, 1000);
   integer('maxLagMs', 1, 60_000);
   integer('maxEventLoopDelayMs', 1, 60_000);
   if (!(resolved.cpuBudget > 0)) problems.push(`cpuBudget=${resolved.cpuBudget}: expected > 0`);

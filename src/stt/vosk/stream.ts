@@ -20,8 +20,10 @@ export interface StreamHost {
   writeAudio(handle: number, pcm: Uint8Array): boolean;
   /** Bytes the stream may write before its buffer is full. */
   freeBytes(handle: number): number;
-  /** The stream's phase changed or it has audio worth sending: flush on the next turn. */
+  /** The stream's phase changed or it has audio worth sending: flush when the batch interval allows. */
   schedule(): void;
+  /** The stream is finishing: flush on the next turn (its caller waits for the final text). */
+  scheduleNow(): void;
 }
 
 export class VoskStream implements SttStream {
@@ -91,7 +93,7 @@ export class VoskStream implements SttStream {
     });
     this.#phase = 'finishing';
     this.#wakeWriter();
-    this.#host.schedule();
+    this.#host.scheduleNow();
     return this.#finished;
   }
 

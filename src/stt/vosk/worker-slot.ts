@@ -1,9 +1,13 @@
 // One worker slot: the streams bound to one worker thread, their audio ring, and the batching between
-// them. Per event-loop turn at most one decode task per slot carries every stream's pending work (and
-// at most maxBatchesInFlight are running): small client frames (20 ms) wait until a stream has
-// `minPieceBytes` (~100 ms); big writes (the app's 1 s chunks) are cut into `maxPieceBytes` (~200 ms)
-// pieces, after each of which the worker reads the partial result. A finishing stream sends everything
-// it has, then the finish op.
+// them. One decode task per slot carries every stream's pending work (and at most maxBatchesInFlight are
+// running); such a task leaves at most every `minBatchIntervalMs`, because every task costs the main
+// thread a message and a wake-up of the worker whatever it carries (with tiny models that was the main
+// thread's largest cost). Finishing streams go first, in a task of their own: their callers wait for the
+// final text, which should not wait for every other stream's audio (with many streams ending together
+// that queueing was most of message_end's latency). Small
+// client frames (20 ms) wait until a stream has `minPieceBytes` (~100 ms); big writes (the app's 1 s
+// chunks) are cut into `maxPieceBytes` (~200 ms) pieces, after each of which the worker reads the
+// partial result. A finishing stream sends everything it has, then the finish op.
 //
 // Results come back in order; each one releases the ring bytes its batch carried and its events go to
 // the streams. The slot owns handles, the ring, in-flight batches and load figures; streams own phases.
@@ -25,6 +29,8 @@ export interface WorkerSlotOptions {
   minPieceBytes: number;
   maxPieceBytes: number;
   maxBatchesInFlight: number;
+  /** Least time between two tasks that only carry audio (ms). */
+  minBatchIntervalMs: number;
   bytesPerMs: number;
   logger: Logger;
   /** A stream's handle became free (the engine waits for this when draining). */
@@ -52,6 +58,7 @@ export class WorkerSlot implements StreamHost {
   readonly #minPieceBytes: number;
   readonly #maxPieceBytes: number;
   readonly #maxBatchesInFlight: number;
+  readonly #minBatchIntervalMs: number;
   readonly #logger: Logger;
   readonly #onHandleFreed: () => void;
   readonly #streams: (VoskStream | null)[];
@@ -71,8 +78,16 @@ export class WorkerSlot implements StreamHost {
   /** Bumped when the thread is lost: results of older batches are ignored. */
   #generation = 0;
   #isFlushScheduled = false;
+  /** A stream is finishing: post the finishing streams' task first, without waiting for the interval. */
+  #isUrgent = false;
+  #lastPostedAt = Number.NEGATIVE_INFINITY;
+  #intervalTimer: NodeJS.Timeout | null = null;
   readonly #flushOnNextTurn = (): void => {
     this.#isFlushScheduled = false;
+    this.flush();
+  };
+  readonly #flushAfterInterval = (): void => {
+    this.#intervalTimer = null;
     this.flush();
   };
 
@@ -83,6 +98,7 @@ export class WorkerSlot implements StreamHost {
     this.#minPieceBytes = options.minPieceBytes;
     this.#maxPieceBytes = options.maxPieceBytes;
     this.#maxBatchesInFlight = options.maxBatchesInFlight;
+    this.#minBatchIntervalMs = options.minBatchIntervalMs;
     this.#logger = options.logger;
     this.#onHandleFreed = options.onHandleFreed;
     this.load = new LoadMeter({ windowMs: 1000, bytesPerMs: options.bytesPerMs });
@@ -148,14 +164,39 @@ export class WorkerSlot implements StreamHost {
     setImmediate(this.#flushOnNextTurn);
   }
 
-  /** Posts one batch with every stream's due work, unless the worker already has enough in flight. */
+  scheduleNow(): void {
+    this.#isUrgent = true;
+    this.schedule();
+  }
+
+  /**
+   * Posts the finishing streams' batch if any is waiting, else one batch with every stream's due work
+   * unless the last one left less than minBatchIntervalMs ago (then a timer retries); nothing while the
+   * worker already has enough in flight.
+   */
   flush(): void {
     if (this.threadId === null || this.#inFlight >= this.#maxBatchesInFlight) return;
+    if (this.#isUrgent) {
+      this.#isUrgent = false;
+      if (this.#postBatch(true)) return;
+    }
+    const now = performance.now();
+    const wait = this.#lastPostedAt + this.#minBatchIntervalMs - now;
+    if (wait > 0) {
+      this.#intervalTimer ??= setTimeout(this.#flushAfterInterval, Math.ceil(wait));
+      return;
+    }
+    if (this.#postBatch(false)) this.#lastPostedAt = now;
+  }
+
+  /** Builds and posts one batch (only the finishing and aborting streams' work, or all due work); false if there was none. */
+  #postBatch(onlyClosing: boolean): boolean {
     let count = 0;
     for (let handle = 0; handle < this.#streams.length; handle++) {
       const stream = this.#streams[handle];
       if (stream === null || stream === undefined || this.#isCloseSent[handle] === 1) continue;
       const phase = stream.phase;
+      if (onlyClosing && phase === 'open') continue;
       if (this.#isOpenSent[handle] === 0) {
         if (phase === 'aborting' || phase === 'closed') {
           // Dropped before the worker ever saw it.
@@ -177,8 +218,9 @@ export class WorkerSlot implements StreamHost {
         count = this.#pushPieces(count, handle);
       }
     }
-    if (count === 0) return;
+    if (count === 0) return false;
     this.#post(this.#ops.slice(0, count));
+    return true;
   }
 
   /** The slot's thread is serving (again). */
