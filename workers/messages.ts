@@ -71,6 +71,14 @@ export interface DecodeResult {
   threadId: number;
   /** Time spent inside libvosk and result parsing for this batch (ms). */
   busyMs: number;
+  /**
+   * Time spent on audio for recognisers past their first two seconds (ms), and those bytes: the steady
+   * decode cost per second of audio. Creating recognisers and final texts cost per recording, batches
+   * cost per message, and a recogniser decodes its first frames cheaply; none of that is a stream's
+   * cost per second of audio.
+   */
+  steadyBusyMs: number;
+  steadyAudioBytes: number;
   /** PCM bytes fed to recognisers in this batch. */
   audioBytes: number;
   events: StreamEvent[];

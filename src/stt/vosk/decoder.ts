@@ -18,6 +18,9 @@ export interface BatchDecoderOptions {
   threadId: number;
 }
 
+/** A recogniser counts as steady after this much audio (s). */
+const WARM_UP_SECONDS = 2;
+
 interface PartialJson {
   partial?: string;
 }
@@ -34,6 +37,9 @@ export class BatchDecoder {
   readonly #recognizers: unknown[];
   /** Last partial text reported per handle (partials are only sent when they change). */
   readonly #partials: string[];
+  /** Audio bytes each recogniser has been fed. */
+  readonly #fedBytes: Float64Array;
+  readonly #warmUpBytes: number;
 
   constructor(options: BatchDecoderOptions) {
     this.#modelAddress = options.modelAddress;
@@ -42,6 +48,8 @@ export class BatchDecoder {
     this.#threadId = options.threadId;
     this.#recognizers = new Array<unknown>(options.streams).fill(null);
     this.#partials = new Array<string>(options.streams).fill('');
+    this.#fedBytes = new Float64Array(options.streams);
+    this.#warmUpBytes = WARM_UP_SECONDS * options.sampleRate * 2;
   }
 
   decode(task: DecodeTask): DecodeResult {
@@ -49,6 +57,8 @@ export class BatchDecoder {
     const events: StreamEvent[] = [];
     const ops = task.ops;
     let audioBytes = 0;
+    let steadyBusyMs = 0;
+    let steadyAudioBytes = 0;
     for (let i = 0; i + OP_WIDTH <= ops.length; i += OP_WIDTH) {
       const code = ops[i]!;
       const handle = ops[i + 1]!;
@@ -56,11 +66,19 @@ export class BatchDecoder {
         throw new RangeError(`stream handle ${handle} out of range`);
       }
       switch (code) {
+        case BatchOp.audio: {
+          const isSteady = this.#fedBytes[handle]! >= this.#warmUpBytes;
+          const opStarted = isSteady ? performance.now() : 0;
+          const length = this.#accept(handle, ops[i + 2]!, ops[i + 3]!, events);
+          audioBytes += length;
+          if (isSteady) {
+            steadyBusyMs += performance.now() - opStarted;
+            steadyAudioBytes += length;
+          }
+          break;
+        }
         case BatchOp.open:
           this.#open(handle, events);
-          break;
-        case BatchOp.audio:
-          audioBytes += this.#accept(handle, ops[i + 2]!, ops[i + 3]!, events);
           break;
         case BatchOp.finish:
           this.#finish(handle, events);
@@ -79,6 +97,8 @@ export class BatchDecoder {
       seq: task.seq,
       threadId: this.#threadId,
       busyMs: performance.now() - started,
+      steadyBusyMs,
+      steadyAudioBytes,
       audioBytes,
       events,
     };
@@ -104,6 +124,7 @@ export class BatchDecoder {
     const recognizer = this.#recognizers[handle];
     // Audio queued behind a failed open is dropped; the main thread already failed the stream.
     if (recognizer === null) return 0;
+    this.#fedBytes[handle] = this.#fedBytes[handle]! + length;
     const status = libvosk.vosk_recognizer_accept_waveform(recognizer, this.#reader.piece(offset, length), length) as number;
     if (status < 0) {
       this.#free(handle);
@@ -138,6 +159,7 @@ export class BatchDecoder {
     if (recognizer === null) return;
     this.#recognizers[handle] = null;
     this.#partials[handle] = '';
+    this.#fedBytes[handle] = 0;
     libvosk.vosk_recognizer_free(recognizer);
   }
 }

@@ -14,6 +14,7 @@ import { VoskPool } from './pool.js';
 import { WorkerSlot, type SlotStreamSnapshot } from './worker-slot.js';
 import { measureDecodeCost } from './calibrate.js';
 import { EventLoopMeter } from './event-loop-meter.js';
+import { AdaptiveStreamLimit } from './stream-limit.js';
 import { resolveOptions, type ResolvedOptions, type VoskEngineOptions } from './options.js';
 
 export type { VoskEngineOptions };
@@ -51,6 +52,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   readonly #slots: WorkerSlot[];
   readonly #executor: DecodeExecutor;
   readonly #loopMeter: EventLoopMeter;
+  readonly #streamLimit: AdaptiveStreamLimit;
   #isClosing = false;
   #closed: Promise<void> | null = null;
   #onDrained: (() => void) | null = null;
@@ -150,12 +152,24 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
           bytesPerMs,
           logger,
           onHandleFreed: () => this.#onHandleFreed(),
+          onFinal: (latencyMs) => this.#streamLimit.record(latencyMs, this.#activeStreams(), performance.now()),
         }),
     );
+    this.#streamLimit = new AdaptiveStreamLimit({
+      targetMs: options.targetFinishLatencyMs,
+      floor: slotCount,
+      onChange: (change, direction) => {
+        const fields = { ...change, targetFinishLatencyMs: options.targetFinishLatencyMs };
+        if (direction === 'decrease') logger.warn(fields, 'speech recognition: final texts came late; admitting fewer streams');
+        else logger.info(fields, 'speech recognition: final texts on time near the limit; admitting more streams');
+      },
+    });
     for (const slot of this.#slots) slot.load.seedCost(costPerAudioSecond);
     this.#loopMeter = new EventLoopMeter({
       bytesPerMs,
       audioBytesWritten: () => this.#slots.reduce((total, slot) => total + slot.audioBytesWritten, 0),
+      streamsOpened: () => this.#slots.reduce((total, slot) => total + slot.streamsOpened, 0),
+      openStreams: () => this.#activeStreams(),
     });
     logger.info(
       {
@@ -288,6 +302,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
    */
   #admittingSlot(now: number): WorkerSlot | null {
     if (this.#loopMeter.sustainedP99Ms > this.#options.maxEventLoopDelayMs) return null;
+    if (this.#activeStreams() >= this.#streamLimit.limitAt(now)) return null;
     // Each stream costs its worker's decode time and the main thread's share (audio in, events out).
     const mainCost = this.#loopMeter.costPerAudioSecond;
     let predictedTotal = 0;
@@ -315,6 +330,13 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   }
 
   #busyReason(now: number): string {
+    const decrease = this.#streamLimit.lastDecrease;
+    const limit = this.#streamLimit.limitAt(now);
+    const learned = Number.isFinite(limit)
+      ? [
+          `limit ${limit} streams (over ${this.#options.targetFinishLatencyMs} ms for ${decrease?.slow ?? 0} of ${decrease?.finishes ?? 0} final texts with ${decrease?.openStreams ?? 0} streams open)`,
+        ]
+      : [];
     return this.#slots
       .map((slot) => {
         if (slot.threadId === null) return `worker ${slot.index}: restarting`;
@@ -322,6 +344,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       })
       .concat(
         `main thread ${this.#loopMeter.costPerAudioSecond.toFixed(4)} s per audio-s, event loop p99 ${this.#loopMeter.sustainedP99Ms.toFixed(0)} ms`,
+        learned,
       )
       .join('; ');
   }

@@ -15,14 +15,19 @@ const SMOOTHING = 0.5;
 export class LoadMeter {
   /** Smoothed decode time per wall time at the last completed window; read utilisationAt() instead. */
   utilisation = 0;
-  /** Smoothed decode time per audio time; 0 until something was measured. */
+  /**
+   * Steady decode time per audio time, smoothed over samples of at least a second of wall time and of
+   * audio; the seeded cost until then, 0 without one.
+   */
   costPerAudioSecond = 0;
   readonly #windowMs: number;
   readonly #bytesPerMs: number;
   #windowStart: number;
   #windowBusyMs = 0;
+  #costStart: number;
   #costBusyMs = 0;
   #costAudioBytes = 0;
+  #isCostMeasured = false;
   #seedCost = 0;
 
   /** `now` starts the first window (performance.now() time base). */
@@ -30,19 +35,25 @@ export class LoadMeter {
     this.#windowMs = options.windowMs;
     this.#bytesPerMs = options.bytesPerMs;
     this.#windowStart = now;
+    this.#costStart = now;
   }
 
-  /** One batch finished: it spent `busyMs` decoding `audioBytes`. */
-  record(busyMs: number, audioBytes: number, now: number): void {
+  /**
+   * One batch finished: it was busy for `busyMs`, `steadyBusyMs` of which decoding `steadyAudioBytes` of
+   * recognisers past their warm-up (DecodeResult says why only those measure the cost).
+   */
+  record(busyMs: number, steadyBusyMs: number, steadyAudioBytes: number, now: number): void {
     this.#windowBusyMs += busyMs;
-    this.#costBusyMs += busyMs;
-    this.#costAudioBytes += audioBytes;
-    // Cost per audio second is measured per second of audio decoded (however fast that happened), so
-    // it is known after the first second of speech; fewer bytes say more about per-batch overhead.
+    this.#costBusyMs += steadyBusyMs;
+    this.#costAudioBytes += steadyAudioBytes;
+    // A sample spans at least a second of audio and a second of wall time, so that one sample covers
+    // every stream of the worker, not the few whose audio happened to come first.
     const audioMs = this.#costAudioBytes / this.#bytesPerMs;
-    if (audioMs >= 1000) {
+    if (audioMs >= 1000 && now - this.#costStart >= this.#windowMs) {
       const cost = this.#costBusyMs / audioMs;
-      this.costPerAudioSecond = this.costPerAudioSecond === 0 ? cost : this.costPerAudioSecond * (1 - SMOOTHING) + cost * SMOOTHING;
+      this.costPerAudioSecond = this.#isCostMeasured ? this.costPerAudioSecond * (1 - SMOOTHING) + cost * SMOOTHING : cost;
+      this.#isCostMeasured = true;
+      this.#costStart = now;
       this.#costBusyMs = 0;
       this.#costAudioBytes = 0;
     }
@@ -70,12 +81,14 @@ export class LoadMeter {
   }
 
   /** Forgets the measurements (the slot's thread was replaced), back to the seeded cost. */
-  reset(): void {
+  reset(now = performance.now()): void {
     this.utilisation = 0;
     this.costPerAudioSecond = this.#seedCost;
-    this.#windowStart = performance.now();
+    this.#windowStart = now;
     this.#windowBusyMs = 0;
+    this.#costStart = now;
     this.#costBusyMs = 0;
     this.#costAudioBytes = 0;
+    this.#isCostMeasured = false;
   }
 }

@@ -34,6 +34,11 @@ export interface VoskEngineOptions {
   maxLagMs?: number;
   /** Refuse new streams while the main thread's p99 event-loop delay (two seconds running) passes this (ms). Default 100. */
   maxEventLoopDelayMs?: number;
+  /**
+   * Time from a stream's finish() to its final text that more than 5 % of finishes in a second may not
+   * exceed: past it the number of streams admitted is lowered (adaptive limit, stream-limit.ts) (ms). Default 200.
+   */
+  targetFinishLatencyMs?: number;
   /** Time the model check (child process) may take (ms). Default 30000. */
   modelCheckTimeoutMs?: number;
   /** libvosk's log level (stderr): -1 silent, 0 info. Default -1. */
@@ -54,13 +59,14 @@ export interface ResolvedOptions {
   cpuBudget: number;
   maxLagMs: number;
   maxEventLoopDelayMs: number;
+  targetFinishLatencyMs: number;
   modelCheckTimeoutMs: number;
   voskLogLevel: number;
 }
 
 export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOptions> {
   const workers = options.workers ?? availableParallelism();
-  const maxUtilisation = options.maxUtilisation ?? 0.8;
+  const maxUtilisation = options.maxUtilisation ?? 0.9;
   const resolved: ResolvedOptions = {
     modelPath: options.modelPath,
     sampleRate: options.sampleRate,
@@ -75,6 +81,7 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
     cpuBudget: options.cpuBudget ?? Math.max(1, Math.min(workers, availableParallelism())) * maxUtilisation,
     maxLagMs: options.maxLagMs ?? 250,
     maxEventLoopDelayMs: options.maxEventLoopDelayMs ?? 100,
+    targetFinishLatencyMs: options.targetFinishLatencyMs ?? 200,
     modelCheckTimeoutMs: options.modelCheckTimeoutMs ?? 30_000,
     voskLogLevel: options.voskLogLevel ?? -1,
   };
@@ -96,6 +103,7 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
   integer('minBatchIntervalMs', 0, 1000);
   integer('maxLagMs', 1, 60_000);
   integer('maxEventLoopDelayMs', 1, 60_000);
+  integer('targetFinishLatencyMs', 1, 60_000);
   if (!(resolved.cpuBudget > 0)) problems.push(`cpuBudget=${resolved.cpuBudget}: expected > 0`);
   integer('modelCheckTimeoutMs', 1, 600_000);
   integer('voskLogLevel', -1, 10);

@@ -2,6 +2,7 @@
 // into the stream's region of its slot's SharedArrayBuffer ring at once (uWS reuses its buffer after the
 // callback returns); the slot (worker-slot.ts) decides when pieces go to the worker and hands results
 // back through the deliver*/fail methods below. The stream owns its phase and its callbacks.
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { SttBusyError, SttServiceError, type VoxgateError } from '../../errors.js';
 import type { SttStream, SttStreamOptions } from '../engine.js';
@@ -43,6 +44,8 @@ export class VoskStream implements SttStream {
   #writable: Promise<void> | null = null;
   #resolveWritable: (() => void) | null = null;
   #writableBytes = 0;
+  /** performance.now() when finish() was called (0 before). */
+  finishRequestedAt = 0;
   readonly #host: StreamHost;
   readonly #options: SttStreamOptions;
   readonly #logger: Logger;
@@ -92,6 +95,7 @@ export class VoskStream implements SttStream {
       this.#rejectFinish = reject;
     });
     this.#phase = 'finishing';
+    this.finishRequestedAt = performance.now();
     this.#wakeWriter();
     this.#host.scheduleNow();
     return this.#finished;

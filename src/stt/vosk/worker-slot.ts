@@ -35,6 +35,8 @@ export interface WorkerSlotOptions {
   logger: Logger;
   /** A stream's handle became free (the engine waits for this when draining). */
   onHandleFreed(): void;
+  /** A stream got its final text `latencyMs` after finish() was called. */
+  onFinal(latencyMs: number): void;
 }
 
 export interface SlotStreamSnapshot {
@@ -51,6 +53,8 @@ export class WorkerSlot implements StreamHost {
   readonly load: LoadMeter;
   /** Audio bytes written into this slot's ring so far (a running total, for the main-thread meter). */
   audioBytesWritten = 0;
+  /** Streams opened on this slot so far (a running total, for the main-thread meter). */
+  streamsOpened = 0;
   /** Set when the slot's thread is serving; streams are only admitted then. */
   threadId: number | null = null;
   readonly #ring: AudioRing;
@@ -61,6 +65,7 @@ export class WorkerSlot implements StreamHost {
   readonly #minBatchIntervalMs: number;
   readonly #logger: Logger;
   readonly #onHandleFreed: () => void;
+  readonly #onFinal: (latencyMs: number) => void;
   readonly #streams: (VoskStream | null)[];
   /** Per handle: 1 once the open op was sent / once the finish or abort op was sent. */
   readonly #isOpenSent: Uint8Array;
@@ -101,6 +106,7 @@ export class WorkerSlot implements StreamHost {
     this.#minBatchIntervalMs = options.minBatchIntervalMs;
     this.#logger = options.logger;
     this.#onHandleFreed = options.onHandleFreed;
+    this.#onFinal = options.onFinal;
     this.load = new LoadMeter({ windowMs: 1000, bytesPerMs: options.bytesPerMs });
     const streams = options.ring.streams;
     this.#streams = new Array<VoskStream | null>(streams).fill(null);
@@ -143,6 +149,7 @@ export class WorkerSlot implements StreamHost {
     this.#isCloseSent[handle] = 0;
     const stream = new VoskStream(this, this.index, handle, options, logger);
     this.#streams[handle] = stream;
+    this.streamsOpened += 1;
     this.schedule();
     return stream;
   }
@@ -311,7 +318,7 @@ export class WorkerSlot implements StreamHost {
     this.#inFlightOps[result.seq % this.#maxBatchesInFlight] = null;
     this.#inFlight -= 1;
     this.#oldestSeq = result.seq + 1;
-    this.load.record(result.busyMs, result.audioBytes, performance.now());
+    this.load.record(result.busyMs, result.steadyBusyMs, result.steadyAudioBytes, performance.now());
     if (ops !== null && ops !== undefined) {
       // Release first: an event below may free a handle for reuse.
       for (let i = 0; i < ops.length; i += OP_WIDTH) {
@@ -340,6 +347,7 @@ export class WorkerSlot implements StreamHost {
         stream.deliverSegment(event.text);
         break;
       case 'final':
+        this.#onFinal(performance.now() - stream.finishRequestedAt);
         this.#freeHandle(event.handle);
         stream.deliverFinal(event.text);
         break;
