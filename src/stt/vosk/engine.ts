@@ -170,6 +170,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       audioBytesWritten: () => this.#slots.reduce((total, slot) => total + slot.audioBytesWritten, 0),
       streamsOpened: () => this.#slots.reduce((total, slot) => total + slot.streamsOpened, 0),
       openStreams: () => this.#activeStreams(),
+      decodeMsOnMainThread: () => (options.workers === 0 ? this.#slots.reduce((total, slot) => total + slot.load.busyMsTotal, 0) : 0),
     });
     logger.info(
       {

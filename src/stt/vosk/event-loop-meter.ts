@@ -21,6 +21,8 @@ export interface EventLoopMeterOptions {
   streamsOpened(): number;
   /** Streams open now. */
   openStreams(): number;
+  /** Decode time spent on the main thread so far (ms, a running total; 0 unless decoding in-process). */
+  decodeMsOnMainThread(): number;
 }
 
 export class EventLoopMeter {
@@ -33,6 +35,7 @@ export class EventLoopMeter {
   #lastBusyMs = this.#busyMs();
   #lastAudioBytes = 0;
   #lastStreamsOpened = 0;
+  #lastDecodeMs = 0;
   readonly #recentCosts = new Float64Array(RECENT_WINDOWS);
   #recentCount = 0;
   /** Main-thread CPU time per second of audio received (least of the recent windows); 0 until measured. */
@@ -64,8 +67,11 @@ export class EventLoopMeter {
     this.#lastP99Ms = Math.max(0, this.#histogram.percentile(99) / 1e6 - RESOLUTION_MS);
     this.#histogram.reset();
     const busyMs = this.#busyMs();
-    const activeMs = busyMs - this.#lastBusyMs;
+    const decodeMs = this.#options.decodeMsOnMainThread();
+    // In-process decoding is the slot's cost, already counted per stream: the share is what remains.
+    const activeMs = Math.max(0, busyMs - this.#lastBusyMs - (decodeMs - this.#lastDecodeMs));
     this.#lastBusyMs = busyMs;
+    this.#lastDecodeMs = decodeMs;
     const audioBytes = this.#options.audioBytesWritten();
     const audioMs = (audioBytes - this.#lastAudioBytes) / this.#options.bytesPerMs;
     this.#lastAudioBytes = audioBytes;

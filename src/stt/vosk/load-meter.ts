@@ -15,6 +15,8 @@ const SMOOTHING = 0.5;
 export class LoadMeter {
   /** Smoothed decode time per wall time at the last completed window; read utilisationAt() instead. */
   utilisation = 0;
+  /** Decode time of every batch so far (ms, a running total). */
+  busyMsTotal = 0;
   /**
    * Steady decode time per audio time, smoothed over samples of at least a second of wall time and of
    * audio; the seeded cost until then, 0 without one.
@@ -43,6 +45,7 @@ export class LoadMeter {
    * recognisers past their warm-up (DecodeResult says why only those measure the cost).
    */
   record(busyMs: number, steadyBusyMs: number, steadyAudioBytes: number, now: number): void {
+    this.busyMsTotal += busyMs;
     this.#windowBusyMs += busyMs;
     this.#costBusyMs += steadyBusyMs;
     this.#costAudioBytes += steadyAudioBytes;
