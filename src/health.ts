@@ -64,6 +64,7 @@ export function apiHealth(sources: HealthSources): HealthReport {
           workers: stt.workers,
           active_streams: stt.activeStreams,
           queue_depth: stt.queueDepth,
+          stream_limit: stt.streamLimit,
         },
         llm: {
           engine: llm.engine,

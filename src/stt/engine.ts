@@ -58,4 +58,6 @@ export interface SttHealth {
   workers: number;
   activeStreams: number;
   queueDepth: number;
+  /** Streams admitted at most, as learned from final-text latency; null while none was learned. */
+  streamLimit: number | null;
 }

@@ -37,6 +37,7 @@ export class MockSttEngine implements SttEngine {
       workers: 0,
       activeStreams: this.#streams.size,
       queueDepth: 0,
+      streamLimit: null,
     };
   }
 

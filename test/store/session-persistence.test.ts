@@ -33,7 +33,7 @@ class ScriptedStt implements SttEngine {
   }
 
   health(): SttHealth {
-    return { engine: 'mock', status: 'healthy', reason: null, modelPath: null, workers: 0, activeStreams: 0, queueDepth: 0 };
+    return { engine: 'mock', status: 'healthy', reason: null, modelPath: null, workers: 0, activeStreams: 0, queueDepth: 0, streamLimit: null };
   }
 
   async close(): Promise<void> {}

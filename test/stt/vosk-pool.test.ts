@@ -1,4 +1,5 @@
 // Many streams on a pool of worker threads: isolation, stickiness, one model load, failures, admission.
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { modelLoadCount } from '../../src/stt/vosk/model.js';
 import { allWorkersReady, feed, holdEventLoop, openRecorded, startEngine, toneModel, tones, transcript, type RecordedStream } from './vosk-fixture.js';
@@ -123,6 +124,26 @@ t.test('admission knows the cost from the start: with no CPU budget to spare, ev
   t.ok(engine.snapshot().slots[0]!.costPerAudioSecond > 0, 'calibrated at start-up, before any stream');
   t.throws(() => openRecorded(engine, 'first'), { code: 'STT_SERVICE_BUSY', message: /at capacity/ }, 'refused before any audio was measured');
   t.match(engine.health(), { status: 'degraded', reason: /at capacity/ });
+});
+
+t.test('final texts later than the target lower the number of streams admitted (learned limit)', async (t) => {
+  const modelPath = await toneModel(t);
+  // A final text needs a round trip to a worker: (nearly) every finish counts as late against 1 ms.
+  const engine = await startEngine(t, { modelPath, workers: 2, targetFinishLatencyMs: 1 });
+  t.equal(engine.health().streamLimit, null, 'nothing learned at start');
+  const streams: RecordedStream[] = [];
+  for (let i = 0; i < 12; i++) streams.push(openRecorded(engine, `late-${i}`));
+  await Promise.all(streams.map((recorded, i) => feed(recorded.stream, tones(wordsFor(i)), ONE_SECOND)));
+  // Finishing while all twelve are open: the window saw 12 late final texts with 12 streams open.
+  const finals = await Promise.all(streams.map((recorded) => recorded.stream.finish()));
+  streams.forEach((recorded, i) => t.equal(transcript(recorded, finals[i]!), wordsFor(i).join(' '), 'still recognised'));
+  await sleep(1100);
+  t.equal(engine.health().streamLimit, 10, '90 % of the 12 open then');
+  const admitted: RecordedStream[] = [];
+  for (let i = 0; i < 10; i++) admitted.push(openRecorded(engine, `admitted-${i}`));
+  t.throws(() => openRecorded(engine, 'eleventh'), { code: 'STT_SERVICE_BUSY', details: /limit 10 streams \(over 1 ms for \d+ of 12 final texts with 12 streams open\)/ });
+  t.match(engine.health(), { status: 'degraded', reason: /limit 10 streams/ });
+  for (const recorded of admitted) recorded.stream.abort();
 });
 
 t.test('a stream whose buffer overflows fails with STT_SERVICE_BUSY, others continue', async (t) => {

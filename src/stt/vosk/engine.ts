@@ -233,6 +233,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       workers: this.#options.workers,
       activeStreams,
       queueDepth,
+      streamLimit: Number.isFinite(this.#streamLimit.limitAt(now)) ? this.#streamLimit.limit : null,
     };
   }
 

@@ -36,7 +36,7 @@ export interface VoskEngineOptions {
   maxEventLoopDelayMs?: number;
   /**
    * Time from a stream's finish() to its final text that more than 5 % of finishes in a second may not
-   * exceed: past it the number of streams admitted is lowered (adaptive limit, stream-limit.ts) (ms). Default 200.
+   * exceed: past it the number of streams admitted is lowered (adaptive limit, stream-limit.ts) (ms). Default 150.
    */
   targetFinishLatencyMs?: number;
   /** Time the model check (child process) may take (ms). Default 30000. */
@@ -81,7 +81,7 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
     cpuBudget: options.cpuBudget ?? Math.max(1, Math.min(workers, availableParallelism())) * maxUtilisation,
     maxLagMs: options.maxLagMs ?? 250,
     maxEventLoopDelayMs: options.maxEventLoopDelayMs ?? 100,
-    targetFinishLatencyMs: options.targetFinishLatencyMs ?? 200,
+    targetFinishLatencyMs: options.targetFinishLatencyMs ?? 150,
     modelCheckTimeoutMs: options.modelCheckTimeoutMs ?? 30_000,
     voskLogLevel: options.voskLogLevel ?? -1,
   };
