@@ -12,6 +12,8 @@ export interface VoskWorkerData {
   rings: SharedArrayBuffer[];
   /** Stream handles per ring. */
   streamsPerSlot: number;
+  /** A recogniser's partial text is read once this much audio came since the last read (ms). */
+  partialIntervalMs: number;
 }
 
 /**

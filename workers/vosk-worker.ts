@@ -20,6 +20,7 @@ function decode(task: DecodeTask): DecodeResult {
       sampleRate: data.sampleRate,
       ring,
       streams: data.streamsPerSlot,
+      partialIntervalMs: data.partialIntervalMs,
       threadId,
     });
   } else if (task.slot !== boundSlot) {

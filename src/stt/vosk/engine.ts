@@ -125,6 +125,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
             sampleRate: options.sampleRate,
             ring: rings[0]!.buffer,
             streamsPerSlot: options.maxStreamsPerWorker,
+            partialIntervalMs: options.partialIntervalMs,
             listener: this,
           })
         : new VoskPool({
@@ -134,6 +135,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
               sampleRate: options.sampleRate,
               rings: rings.map((ring) => ring.buffer),
               streamsPerSlot: options.maxStreamsPerWorker,
+              partialIntervalMs: options.partialIntervalMs,
             },
             maxBatchesInFlight: options.maxBatchesInFlight,
             listener: this,

@@ -31,6 +31,7 @@ export interface InProcessExecutorOptions {
   sampleRate: number;
   ring: SharedArrayBuffer;
   streamsPerSlot: number;
+  partialIntervalMs: number;
   listener: SlotListener;
 }
 
@@ -47,6 +48,7 @@ export class InProcessExecutor implements DecodeExecutor {
       sampleRate: options.sampleRate,
       ring: options.ring,
       streams: options.streamsPerSlot,
+      partialIntervalMs: options.partialIntervalMs,
       threadId: 0,
     });
     const listener = options.listener;

@@ -19,6 +19,8 @@ export interface VoskEngineOptions {
   minChunkMs?: number;
   /** At most this much of one stream's audio per batch (ms), so partials keep flowing. Default 200. */
   maxChunkMs?: number;
+  /** A stream's partial text is read (and sent if it changed) once this much audio came since the last read (ms). Default 200. */
+  partialIntervalMs?: number;
   /** Batches one worker may have in flight (pipelining). Default 1: while a batch runs, audio gathers into the next one (fewer, larger messages). */
   maxBatchesInFlight?: number;
   /** Least time between two decode tasks of one worker that only carry audio (ms); a finishing stream does not wait. Default 20. */
@@ -53,6 +55,7 @@ export interface ResolvedOptions {
   streamBufferMs: number;
   minChunkMs: number;
   maxChunkMs: number;
+  partialIntervalMs: number;
   maxBatchesInFlight: number;
   minBatchIntervalMs: number;
   maxUtilisation: number;
@@ -75,6 +78,7 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
     streamBufferMs: options.streamBufferMs ?? 4000,
     minChunkMs: options.minChunkMs ?? 100,
     maxChunkMs: options.maxChunkMs ?? 200,
+    partialIntervalMs: options.partialIntervalMs ?? 200,
     maxBatchesInFlight: options.maxBatchesInFlight ?? 1,
     minBatchIntervalMs: options.minBatchIntervalMs ?? 20,
     maxUtilisation,
@@ -99,6 +103,7 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
   integer('streamBufferMs', 1000, 60_000);
   integer('minChunkMs', 10, 1000);
   integer('maxChunkMs', 10, 5000);
+  integer('partialIntervalMs', 0, 5000);
   integer('maxBatchesInFlight', 1, 16);
   integer('minBatchIntervalMs', 0, 1000);
   integer('maxLagMs', 1, 60_000);
