@@ -20,7 +20,7 @@ export interface StreamLimitOptions {
 }
 
 const DECREASE = 0.9;
-const INCREASE = 0.02;
+const INCREASE = 0.05;
 const SLOW_SHARE = 0.05;
 
 export interface StreamLimitChange {
