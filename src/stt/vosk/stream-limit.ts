@@ -1,7 +1,7 @@
 // Learns how many streams this machine serves with their final text in time. Admission's cost model
 // (decode and main-thread time per second of audio) predicts steady load, but not what many streams
 // ending together cost, nor CPU taken by other processes on the machine: with tiny models latency
-// failed while the cores were three quarters idle. So every finish reports how long its final text
+// failed while a third of the machine's CPU time was idle. So every finish reports how long its final text
 // took and how many streams were open. A window in which more than 5 % of finishes missed the target
 // lowers the limit below the streams open then (multiplicative decrease); a window served well close
 // to the limit raises it a little (additive increase): the adaptive concurrency limits of Netflix's
