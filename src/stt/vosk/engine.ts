@@ -1,6 +1,7 @@
 // The Vosk speech engine: validates and loads the model, runs recognition on a fixed pool of worker
-// threads (or on the main thread with `workers: 0`), admits streams only while a worker has room, and
-// reports health. Streams, batching and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
+// threads (or on the main thread with `workers: 0`), admits streams only while a worker has room and
+// fewer streams are open than the learned limit (stream-limit.ts), and reports health. Streams, batching
+// and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -169,10 +170,10 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     for (const slot of this.#slots) slot.load.seedCost(costPerAudioSecond);
     this.#loopMeter = new EventLoopMeter({
       bytesPerMs,
-      audioBytesWritten: () => this.#slots.reduce((total, slot) => total + slot.audioBytesWritten, 0),
-      streamsOpened: () => this.#slots.reduce((total, slot) => total + slot.streamsOpened, 0),
+      audioBytesWritten: () => this.#sumOverSlots((slot) => slot.audioBytesWritten),
+      streamsOpened: () => this.#sumOverSlots((slot) => slot.streamsOpened),
       openStreams: () => this.#activeStreams(),
-      decodeMsOnMainThread: () => (options.workers === 0 ? this.#slots.reduce((total, slot) => total + slot.load.busyMsTotal, 0) : 0),
+      decodeMsOnMainThread: () => (options.workers === 0 ? this.#sumOverSlots((slot) => slot.load.busyMsTotal) : 0),
     });
     logger.info(
       {
@@ -202,16 +203,10 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   }
 
   health(): SttHealth {
-    let activeStreams = 0;
-    let queueDepth = 0;
-    let ready = 0;
     const now = performance.now();
-    for (const slot of this.#slots) {
-      activeStreams += slot.usedHandles;
-      queueDepth += slot.batchesInFlight;
-      if (slot.threadId !== null) ready += 1;
-
-    }
+    const activeStreams = this.#activeStreams();
+    const queueDepth = this.#sumOverSlots((slot) => slot.batchesInFlight);
+    const ready = this.#sumOverSlots((slot) => (slot.threadId === null ? 0 : 1));
     let status: SttHealth['status'] = 'healthy';
     let reason: string | null = null;
     if (this.#isClosing) {
@@ -235,7 +230,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       workers: this.#options.workers,
       activeStreams,
       queueDepth,
-      streamLimit: Number.isFinite(this.#streamLimit.limitAt(now)) ? this.#streamLimit.limit : null,
+      streamLimit: this.#learnedLimit(now),
     };
   }
 
@@ -333,14 +328,21 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     return slot.usedHandles === 0 || slot.load.utilisationAt(now) <= this.#options.maxUtilisation;
   }
 
+  /** The learned stream limit, or null while none was learned. */
+  #learnedLimit(now: number): number | null {
+    const limit = this.#streamLimit.limitAt(now);
+    return Number.isFinite(limit) ? limit : null;
+  }
+
   #busyReason(now: number): string {
     const decrease = this.#streamLimit.lastDecrease;
-    const limit = this.#streamLimit.limitAt(now);
-    const learned = Number.isFinite(limit)
-      ? [
-          `limit ${limit} streams (over ${this.#options.targetFinishLatencyMs} ms for ${decrease?.slow ?? 0} of ${decrease?.finishes ?? 0} final texts with ${decrease?.openStreams ?? 0} streams open)`,
-        ]
-      : [];
+    const limit = this.#learnedLimit(now);
+    const learned =
+      limit === null
+        ? []
+        : [
+            `limit ${limit} streams (over ${this.#options.targetFinishLatencyMs} ms for ${decrease?.slow ?? 0} of ${decrease?.finishes ?? 0} final texts with ${decrease?.openStreams ?? 0} streams open)`,
+          ];
     return this.#slots
       .map((slot) => {
         if (slot.threadId === null) return `worker ${slot.index}: restarting`;
@@ -358,9 +360,13 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   }
 
   #activeStreams(): number {
-    let active = 0;
-    for (const slot of this.#slots) active += slot.usedHandles;
-    return active;
+    return this.#sumOverSlots((slot) => slot.usedHandles);
+  }
+
+  #sumOverSlots(value: (slot: WorkerSlot) => number): number {
+    let total = 0;
+    for (const slot of this.#slots) total += value(slot);
+    return total;
   }
 
   #drained(): Promise<void> {
