@@ -40,6 +40,8 @@ export interface Config {
     readonly modelPath: string;
     readonly sampleRate: number;
     readonly workers: number;
+    /** Final-text latency the learned stream limit keeps (ms). */
+    readonly targetFinishLatencyMs: number;
   };
   readonly websocket: {
     readonly maxMessageBytes: number;
@@ -160,6 +162,7 @@ function toConfig(env: Env): Config {
       modelPath: env.VOSK_MODEL_PATH,
       sampleRate: env.VOSK_SAMPLE_RATE,
       workers: env.MAX_WORKERS,
+      targetFinishLatencyMs: env.STT_TARGET_FINISH_LATENCY_MS,
     },
     websocket: {
       maxMessageBytes: env.WEBSOCKET_MAX_MESSAGE_SIZE,

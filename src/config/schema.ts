@@ -71,6 +71,7 @@ export const EnvSchema = z.object({
   VOSK_MODEL_PATH: z.string().trim().min(1).default('model/vosk-model-small-cn-0.22'),
   VOSK_SAMPLE_RATE: integer(8000, 48000).default(16000),
   MAX_WORKERS: integer(0, 256).default(availableParallelism()),
+  STT_TARGET_FINISH_LATENCY_MS: integer(1, 60_000).default(150),
 
   AUDIO_BUFFER_MAX_SIZE: integer(64 * 1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   WEBSOCKET_MAX_MESSAGE_SIZE: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),

@@ -28,6 +28,7 @@ export async function createSttEngine(config: Config['stt'], logger: Logger): Pr
       modelPath: config.modelPath,
       sampleRate: config.sampleRate,
       workers: config.workers,
+      targetFinishLatencyMs: config.targetFinishLatencyMs,
       logger,
     });
   } catch (err) {

@@ -26,6 +26,9 @@ t.test('DEBUG, USE_REAL_VOSK and lists', async (t) => {
   t.equal(llm.engine, 'openrouter');
   t.equal(llm.baseUrl, 'http://127.0.0.1:9/api/v1');
   t.equal(loadConfig({ env: { PORT: '' }, envFile: null }).port, 8000, 'empty means default');
+  t.equal(loadConfig({ env: {}, envFile: null }).stt.targetFinishLatencyMs, 150);
+  t.equal(loadConfig({ env: { STT_TARGET_FINISH_LATENCY_MS: '250' }, envFile: null }).stt.targetFinishLatencyMs, 250);
+  t.throws(() => loadConfig({ env: { STT_TARGET_FINISH_LATENCY_MS: '0' }, envFile: null }), { code: 'CONFIG_INVALID', message: /STT_TARGET_FINISH_LATENCY_MS="0"/ });
 });
 
 t.test('every problem is named with key, value and expectation', async (t) => {
