@@ -115,3 +115,24 @@ t.test('a finishing stream gets a task of its own at once, ahead of the others a
   t.equal(executor.posted.length, 2, "the other stream's audio waits for the interval");
   talking.abort();
 });
+
+t.test('recordings ending one after another do not starve the ones still talking', async (t) => {
+  // Each task takes 30 ms; audio may leave every 10 ms.
+  const executor = new ScriptedExecutor(30);
+  const slot = startSlot(executor, 10);
+  const talking = slot.openStream(streamOptions('talking'), logger);
+  const ending = [0, 1, 2, 3, 4].map((i) => slot.openStream(streamOptions(`ending-${i}`), logger));
+  await sleep(50);
+  talking.write(new Uint8Array(HUNDRED_MS));
+  // A recording ends while every task is running, so a finishing stream is always waiting.
+  const finals: Promise<string>[] = [];
+  for (const stream of ending) {
+    finals.push(stream.finish());
+    await sleep(25);
+  }
+  await Promise.all(finals);
+  const talkingAudio = executor.posted.findIndex((task) => task.ops.some(([code, handle]) => code === BatchOp.audio && handle === 0));
+  const lastFinish = executor.posted.findLastIndex((task) => task.ops.some(([code]) => code === BatchOp.finish));
+  t.ok(talkingAudio !== -1 && talkingAudio < lastFinish, `the talking stream's audio left between the finishing tasks (task ${talkingAudio} of ${executor.posted.length})`);
+  talking.abort();
+});

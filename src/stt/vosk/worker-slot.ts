@@ -85,6 +85,8 @@ export class WorkerSlot implements StreamHost {
   #isFlushScheduled = false;
   /** A stream is finishing: post the finishing streams' task first, without waiting for the interval. */
   #isUrgent = false;
+  /** The last batch posted carried only finishing streams. */
+  #wasClosingBatch = false;
   #lastPostedAt = Number.NEGATIVE_INFINITY;
   #intervalTimer: NodeJS.Timeout | null = null;
   readonly #flushOnNextTurn = (): void => {
@@ -183,16 +185,24 @@ export class WorkerSlot implements StreamHost {
    */
   flush(): void {
     if (this.threadId === null || this.#inFlight >= this.#maxBatchesInFlight) return;
-    if (this.#isUrgent) {
-      this.#isUrgent = false;
-      if (this.#postBatch(true)) return;
-    }
     const now = performance.now();
     const wait = this.#lastPostedAt + this.#minBatchIntervalMs - now;
+    // Finishing streams go first, but not twice in a row while the others' audio is due: recordings
+    // ending one after another must not starve the ones still talking (their buffers would overflow).
+    // The full batch carries the finishing streams too.
+    if (this.#isUrgent && !(this.#wasClosingBatch && wait <= 0)) {
+      this.#isUrgent = false;
+      if (this.#postBatch(true)) {
+        this.#wasClosingBatch = true;
+        return;
+      }
+    }
     if (wait > 0) {
       this.#intervalTimer ??= setTimeout(this.#flushAfterInterval, Math.ceil(wait));
       return;
     }
+    this.#isUrgent = false;
+    this.#wasClosingBatch = false;
     if (this.#postBatch(false)) this.#lastPostedAt = now;
   }
 
