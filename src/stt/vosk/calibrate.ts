@@ -15,7 +15,7 @@ const NOISE_LSB = 300;
 // workers at capacity), so the estimate is scaled up: admission should err on the side of latency.
 const CALIBRATION_MARGIN = 1.25;
 
-/** Decode CPU seconds per audio second for this model (a fresh recogniser, 2 s of noise, with a margin). */
+/** Decode CPU seconds per audio second for this model (a fresh recogniser, 2 s of noise, no final text, with a margin). */
 export function measureDecodeCost(modelAddress: bigint, sampleRate: number): number {
   const samples = Math.round(CALIBRATION_SECONDS * sampleRate);
   const pcm = Buffer.alloc(samples * 2);
@@ -24,17 +24,19 @@ export function measureDecodeCost(modelAddress: bigint, sampleRate: number): num
   const recognizer: unknown = libvosk.vosk_recognizer_new(modelAddress, sampleRate);
   if (recognizer === null || recognizer === undefined) return 0;
   const chunkBytes = Math.round((sampleRate * CHUNK_MS) / 1000) * 2;
-  const before = process.cpuUsage();
+  // Audio only: the final text costs per recording, not per second of audio, and the workers' measured
+  // cost leaves it out too (load-meter.ts); with the bench model it added an eighth.
+  let used: NodeJS.CpuUsage;
   try {
+    const before = process.cpuUsage();
     for (let offset = 0; offset < pcm.length; offset += chunkBytes) {
       const chunk = pcm.subarray(offset, offset + chunkBytes);
       libvosk.vosk_recognizer_accept_waveform(recognizer, chunk, chunk.length);
       libvosk.vosk_recognizer_partial_result(recognizer);
     }
-    libvosk.vosk_recognizer_final_result(recognizer);
+    used = process.cpuUsage(before);
   } finally {
     libvosk.vosk_recognizer_free(recognizer);
   }
-  const used = process.cpuUsage(before);
   return ((used.user + used.system) / 1e6 / CALIBRATION_SECONDS) * CALIBRATION_MARGIN;
 }
