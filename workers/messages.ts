@@ -81,13 +81,10 @@ export interface DecodeResult {
    */
   steadyBusyMs: number;
   steadyAudioBytes: number;
-  /** PCM bytes fed to recognisers in this batch. */
-  audioBytes: number;
   events: StreamEvent[];
 }
 
 export type WorkerResult = DecodeResult;
-
 
 export function assertNever(value: never): never {
   throw new TypeError(`unexpected message: ${JSON.stringify(value)}`);

@@ -35,7 +35,7 @@ class ScriptedExecutor implements DecodeExecutor {
     await sleep(this.#decodeMs);
     const events: StreamEvent[] = ops.filter(([code]) => code === BatchOp.finish).map(([, handle]) => ({ type: 'final', handle: handle!, text: 'done' }));
     const audioBytes = ops.filter(([code]) => code === BatchOp.audio).reduce((sum, op) => sum + op[3]!, 0);
-    return { type: 'decoded', slot: task.slot, seq: task.seq, threadId: 1, busyMs: this.#decodeMs, steadyBusyMs: this.#decodeMs, steadyAudioBytes: audioBytes, audioBytes, events };
+    return { type: 'decoded', slot: task.slot, seq: task.seq, threadId: 1, busyMs: this.#decodeMs, steadyBusyMs: this.#decodeMs, steadyAudioBytes: audioBytes, events };
   }
 
   threadIdOf(): number | null {

@@ -10,9 +10,10 @@ const CALIBRATION_SECONDS = 2;
 const CHUNK_MS = 100;
 // Low-level noise keeps the decoder searching the way speech does; digital silence would be cheaper.
 const NOISE_LSB = 300;
-// A fresh recogniser on noise, alone on an idle core, decodes faster than busy workers decode speech
-// (measured here with the bench model: 0.043 calibrated against 0.050-0.055 CPU-s per audio-s in the
-// workers at capacity), so the estimate is scaled up: admission should err on the side of latency.
+// The workers measure wall time on a shared core, which a fresh recogniser alone on an idle core does
+// not see (bench model: 0.047 CPU-s per audio-s here against 0.045-0.05 measured in the workers at
+// capacity, 0.058 with the margin), so the estimate is scaled up: admission should err on the side of
+// latency until the workers have measured.
 const CALIBRATION_MARGIN = 1.25;
 
 /** Decode CPU seconds per audio second for this model (a fresh recogniser, 2 s of noise, no final text, with a margin). */

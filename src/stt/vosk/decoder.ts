@@ -63,7 +63,6 @@ export class BatchDecoder {
     const started = performance.now();
     const events: StreamEvent[] = [];
     const ops = task.ops;
-    let audioBytes = 0;
     let steadyBusyMs = 0;
     let steadyAudioBytes = 0;
     for (let i = 0; i + OP_WIDTH <= ops.length; i += OP_WIDTH) {
@@ -77,7 +76,6 @@ export class BatchDecoder {
           const isSteady = this.#fedBytes[handle]! >= this.#warmUpBytes;
           const opStarted = isSteady ? performance.now() : 0;
           const length = this.#accept(handle, ops[i + 2]!, ops[i + 3]!, events);
-          audioBytes += length;
           if (isSteady) {
             steadyBusyMs += performance.now() - opStarted;
             steadyAudioBytes += length;
@@ -106,7 +104,6 @@ export class BatchDecoder {
       busyMs: performance.now() - started,
       steadyBusyMs,
       steadyAudioBytes,
-      audioBytes,
       events,
     };
   }

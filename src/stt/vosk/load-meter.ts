@@ -1,5 +1,5 @@
-// Measures how loaded one worker slot is, from the batches it runs: decode CPU time per second of wall
-// time (utilisation), decode CPU time per second of audio (cost of one real-time stream), and the age of
+// Measures how loaded one worker slot is, from the batches it runs: decode time per second of wall
+// time (utilisation), decode time per second of audio (cost of one real-time stream), and the age of
 // the oldest batch still running (lag). Admission control reads these; nothing here allocates per batch.
 import { performance } from 'node:perf_hooks';
 

@@ -25,7 +25,7 @@ export interface VoskEngineOptions {
   maxBatchesInFlight?: number;
   /** Least time between two decode tasks of one worker that only carry audio (ms); a finishing stream does not wait. Default 20. */
   minBatchIntervalMs?: number;
-  /** Refuse new streams on a worker whose predicted or measured decode load would pass this (0..1). Default 0.8 (queueing latency climbs steeply past it). */
+  /** Refuse new streams on a worker whose predicted or measured decode load would pass this (0..1). Default 0.9 (the learned stream limit guards latency below it). */
   maxUtilisation?: number;
   /**
    * CPU cores all workers together may use for decoding; predicted load past it refuses new streams.

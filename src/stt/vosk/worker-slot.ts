@@ -4,10 +4,10 @@
 // thread a message and a wake-up of the worker whatever it carries (with tiny models that was the main
 // thread's largest cost). Finishing streams go first, in a task of their own: their callers wait for the
 // final text, which should not wait for every other stream's audio (with many streams ending together
-// that queueing was most of message_end's latency). Small
-// client frames (20 ms) wait until a stream has `minPieceBytes` (~100 ms); big writes (the app's 1 s
-// chunks) are cut into `maxPieceBytes` (~200 ms) pieces, after each of which the worker reads the
-// partial result. A finishing stream sends everything it has, then the finish op.
+// that queueing was most of message_end's latency). Small client frames (20 ms) wait until a stream has
+// `minPieceBytes` (~100 ms); big writes (the app's 1 s chunks) are cut into `maxPieceBytes` (~200 ms)
+// pieces, so the worker can read the partial result between them (decoder.ts: every partialIntervalMs
+// of audio). A finishing stream sends everything it has, then the finish op.
 //
 // Results come back in order; each one releases the ring bytes its batch carried and its events go to
 // the streams. The slot owns handles, the ring, in-flight batches and load figures; streams own phases.
