@@ -1,6 +1,12 @@
 // Every error voxgate reports has a stable `code`. Codes that reach a client are protocol error codes
 // (docs/errors.md lists them; test/errors.test.ts keeps that list and this file in step). Errors from
 // libraries (undici, Piscina, libvosk, SQLite) are wrapped at the boundary with the original as `cause`.
+//
+// Each class also declares its `userMessage`: the short Chinese sentence a client shows to the person
+// (the app renders `错误: <message>` as a toast, as it did with the replaced backend's messages). It is
+// declared next to the code, once per class, so a new error class cannot be added without one (the
+// compiler requires it; test/errors.test.ts checks it is Chinese and documented). The English `message`
+// is for operators and logs; clients get it in `details` (protocol/server-events.ts errorEvent).
 
 export interface VoxgateErrorOptions {
   details?: string | null;
@@ -9,6 +15,8 @@ export interface VoxgateErrorOptions {
 
 export abstract class VoxgateError extends Error {
   abstract readonly code: string;
+  /** What the person using the app reads: one short Chinese sentence, the same for every error of this code. */
+  abstract readonly userMessage: string;
   /** Whether the same operation may succeed if tried again (used by retry loops, never by clients). */
   readonly retryable: boolean = false;
   /** Machine-readable detail for the client's `error.details` (field paths, upstream codes). */
@@ -25,19 +33,23 @@ export abstract class VoxgateError extends Error {
 
 export class ConfigError extends VoxgateError {
   readonly code = 'CONFIG_INVALID';
+  readonly userMessage = '服务器配置有误';
 }
 
 export class NativeTransportMissingError extends VoxgateError {
   readonly code = 'NATIVE_TRANSPORT_MISSING';
+  readonly userMessage = '服务器缺少网络组件';
 }
 
 export class ModelInvalidError extends VoxgateError {
   readonly code = 'MODEL_INVALID';
+  readonly userMessage = '语音识别模型不可用';
 }
 
 /** A model archive could not be fetched (network error or HTTP status); retrying may help. */
 export class ModelDownloadError extends VoxgateError {
   readonly code = 'MODEL_DOWNLOAD_FAILED';
+  readonly userMessage = '语音识别模型下载失败';
   override readonly retryable: boolean;
 
   constructor(message: string, options: VoxgateErrorOptions & { retryable: boolean }) {
@@ -50,62 +62,82 @@ export class ModelDownloadError extends VoxgateError {
 
 export class InvalidEventDataError extends VoxgateError {
   readonly code = 'INVALID_EVENT_DATA';
+  readonly userMessage = '事件数据验证失败';
 }
 
 export class InvalidEventTypeError extends VoxgateError {
   readonly code = 'INVALID_EVENT_TYPE';
+  readonly userMessage = '未知的事件类型';
 }
 
 export class MissingRequiredFieldError extends VoxgateError {
   readonly code = 'MISSING_REQUIRED_FIELD';
+  readonly userMessage = '缺少必填字段';
 }
 
 export class SessionNotFoundError extends VoxgateError {
   readonly code = 'SESSION_NOT_FOUND';
+  readonly userMessage = '会话不存在';
 }
 
 export class NotRecordingError extends VoxgateError {
   readonly code = 'NOT_RECORDING';
+  readonly userMessage = '当前没有在录音';
 }
 
 export class AudioLimitExceededError extends VoxgateError {
   readonly code = 'AUDIO_LIMIT_EXCEEDED';
+  readonly userMessage = '录音已达长度上限';
 }
 
 export class SessionLimitExceededError extends VoxgateError {
   readonly code = 'SESSION_LIMIT_EXCEEDED';
+  readonly userMessage = '会话数量已达上限';
 }
 
 export class RateLimitedError extends VoxgateError {
   readonly code = 'RATE_LIMITED';
+  readonly userMessage = '操作太频繁，请稍后再试';
 }
 
 export class ServerShuttingDownError extends VoxgateError {
   readonly code = 'SERVER_SHUTTING_DOWN';
+  readonly userMessage = '服务器正在重启，请稍后再试';
 }
 
 export class RecordingInProgressError extends VoxgateError {
   readonly code = 'RECORDING_IN_PROGRESS';
+  readonly userMessage = '正在录音中';
 }
 
 /** The reason given to an AbortController when a request is superseded or cancelled; never sent. */
 export class RequestCancelledError extends VoxgateError {
   readonly code = 'REQUEST_CANCELLED';
+  readonly userMessage = '请求已取消';
 }
 
 export class InternalError extends VoxgateError {
   readonly code = 'INTERNAL_ERROR';
+  readonly userMessage = '服务器内部错误';
 }
 
 // --- Speech recognition ---------------------------------------------------------------------------
 
 export class SttServiceError extends VoxgateError {
   readonly code = 'STT_SERVICE_ERROR';
+  readonly userMessage = '语音识别失败';
 }
 
 export class SttBusyError extends VoxgateError {
   readonly code = 'STT_SERVICE_BUSY';
+  readonly userMessage = '语音识别繁忙，请稍后再试';
   override readonly retryable = true;
+}
+
+/** Audio declared (or found, in a WAV header) in a format voxgate cannot decode; `details` says what and why. */
+export class AudioFormatError extends VoxgateError {
+  readonly code = 'AUDIO_FORMAT_UNSUPPORTED';
+  readonly userMessage = '不支持的音频格式';
 }
 
 // --- LLM ------------------------------------------------------------------------------------------
@@ -118,6 +150,7 @@ export interface LlmErrorOptions extends VoxgateErrorOptions {
 
 export class LlmServiceError extends VoxgateError {
   readonly code = 'LLM_SERVICE_ERROR';
+  readonly userMessage = '生成回答建议失败';
   override readonly retryable: boolean;
   readonly retryAfterSeconds: number | null;
 
@@ -130,20 +163,24 @@ export class LlmServiceError extends VoxgateError {
 
 export class LlmBusyError extends VoxgateError {
   readonly code = 'LLM_SERVICE_BUSY';
+  readonly userMessage = '回答建议服务繁忙，请稍后再试';
 }
 
 export class ServiceTimeoutError extends VoxgateError {
   readonly code = 'SERVICE_TIMEOUT';
+  readonly userMessage = '服务响应超时';
 }
 
 export class SlowConsumerError extends VoxgateError {
   readonly code = 'SLOW_CONSUMER';
+  readonly userMessage = '网络太慢，数据未能送达';
 }
 
 // --- Storage --------------------------------------------------------------------------------------
 
 export class StoreError extends VoxgateError {
   readonly code = 'STORAGE_ERROR';
+  readonly userMessage = '保存失败，请重试';
 }
 
 /** Narrows an unknown thrown value to a VoxgateError, wrapping anything else as INTERNAL_ERROR. */

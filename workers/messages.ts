@@ -6,8 +6,6 @@
 export interface VoskWorkerData {
   /** Address of the process's one native `VoskModel` (loaded on the main thread; never freed before us). */
   modelAddress: bigint;
-  /** Sample rate of the PCM the recognisers get (Hz). */
-  sampleRate: number;
   /** One audio ring per worker slot; a worker serves exactly one slot, named by its first task. */
   rings: SharedArrayBuffer[];
   /** Stream handles per ring. */
@@ -18,10 +16,12 @@ export interface VoskWorkerData {
 
 /**
  * Operation codes in a DecodeTask's `ops`. Each op is OP_WIDTH int32s: [code, handle, offset, length].
- * `handle` numbers a stream within its slot; offset/length only matter for AUDIO.
+ * `handle` numbers a stream within its slot; offset/length are the piece for AUDIO, and for OPEN the
+ * stream's sample rate (Hz) and its upsampling factor (1, or the whole factor that lifts a rate below
+ * the model's to at least the model's).
  */
 export const BatchOp = {
-  /** Create the stream's recogniser. */
+  /** Create the stream's recogniser: [open, handle, sampleRateHz, upsampleFactor]. */
   open: 1,
   /** Feed `length` bytes at ring byte `offset` (always even, never wrapping). */
   audio: 2,

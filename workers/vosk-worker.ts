@@ -17,7 +17,6 @@ function decode(task: DecodeTask): DecodeResult {
     boundSlot = task.slot;
     decoder = new BatchDecoder({
       modelAddress: data.modelAddress,
-      sampleRate: data.sampleRate,
       ring,
       streams: data.streamsPerSlot,
       partialIntervalMs: data.partialIntervalMs,

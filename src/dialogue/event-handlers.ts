@@ -190,7 +190,7 @@ export class Dialogue {
       });
     }
     this.#options.requests.cancel(session.id);
-    this.#options.recordings.start(session, event.data.sender);
+    this.#options.recordings.start(session, event.data.sender, event.data);
     this.#binaryTarget.set(channel, session.id);
     this.#options.sessions.broadcast(session, statusUpdate(session.id, 'recording_message'));
   }
@@ -201,7 +201,7 @@ export class Dialogue {
     if (!BASE64.test(chunk) || chunk.length % 4 === 1) {
       throw new InvalidEventDataError('audio_chunk is not valid base64', { details: 'data.audio_chunk: expected base64 of PCM16LE' });
     }
-    this.#options.recordings.appendAudio(session, Buffer.from(chunk, 'base64'));
+    this.#options.recordings.appendAudio(session, Buffer.from(chunk, 'base64'), event.data);
   }
 
   #appendAudio(channel: ClientChannel, sessionId: string, pcm: Uint8Array): void {

@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import { AudioLimitExceededError, NotRecordingError, StoreError, toVoxgateError, type VoxgateError } from '../errors.js';
 import { errorEvent, transcriptPartial } from '../protocol/server-events.js';
 import type { SttEngine } from '../stt/engine.js';
+import type { AudioFormatDeclaration } from '../stt/audio-format.js';
+import { FormattedStream } from '../stt/formatted-stream.js';
 import { joinTranscript } from '../stt/transcript-text.js';
 import type { LiveRecording, Session } from './session.js';
 import type { SessionManager } from './session-manager.js';
@@ -28,14 +30,20 @@ export interface FinishedRecording {
  */
 export class RecordingService {
   readonly #options: RecordingServiceOptions;
+  /** Audio format: the rate of each session's recording, so a stream re-opened after a park keeps it. */
+  readonly #sampleRates = new WeakMap<Session, number>();
 
   constructor(options: RecordingServiceOptions) {
     this.#options = options;
   }
 
-  /** message_start: opens a stream (throws STT_SERVICE_BUSY / STT_SERVICE_ERROR) and begins a recording. */
-  start(session: Session, sender: string): LiveRecording {
-    return this.#open(session, session.nextMessageId('recording'), sender, []);
+  /**
+   * message_start: opens a stream (throws STT_SERVICE_BUSY / STT_SERVICE_ERROR, or AUDIO_FORMAT_UNSUPPORTED
+   * for a declared `format`/`sample_rate`/`channels` it cannot decode) and begins a recording.
+   */
+  start(session: Session, sender: string, format: AudioFormatDeclaration | null = null): LiveRecording {
+    this.#sampleRates.delete(session);
+    return this.#open(session, session.nextMessageId('recording'), sender, [], format);
   }
 
   /**
@@ -45,11 +53,15 @@ export class RecordingService {
   reopen(session: Session): LiveRecording | null {
     const stored = session.storedRecording;
     if (session.liveRecording || !stored) return session.liveRecording;
-    return this.#open(session, stored.messageId, stored.sender, stored.segments);
+    const sampleRate = this.#sampleRates.get(session);
+    return this.#open(session, stored.messageId, stored.sender, stored.segments, sampleRate === undefined ? null : { sample_rate: sampleRate });
   }
 
-  /** Appends audio to the session's recording. Throws NOT_RECORDING, or AUDIO_LIMIT_EXCEEDED once. */
-  appendAudio(session: Session, pcm: Uint8Array): void {
+  /**
+   * Appends audio to the session's recording (`format`: the audio_stream chunk's own declaration). Throws
+   * NOT_RECORDING, or AUDIO_LIMIT_EXCEEDED / AUDIO_FORMAT_UNSUPPORTED once per recording.
+   */
+  appendAudio(session: Session, pcm: Uint8Array, format: AudioFormatDeclaration | null = null): void {
     const recording = session.liveRecording ?? this.#reopenForAudio(session);
     if (recording.audioBytes + pcm.byteLength > this.#options.maxAudioBytesPerRecording) {
       if (recording.hasReportedAudioLimit) return;
@@ -60,7 +72,10 @@ export class RecordingService {
       );
     }
     recording.audioBytes += pcm.byteLength;
-    if (recording.failure === null) recording.stream.write(pcm);
+    if (recording.failure !== null) return;
+    // Audio format: every stream #open makes is a FormattedStream (it honours the chunk's declaration).
+    if (recording.stream instanceof FormattedStream) recording.stream.write(pcm, format);
+    else recording.stream.write(pcm);
   }
 
   /** message_end: closes the stream and joins every segment with the final text. */
@@ -96,6 +111,7 @@ export class RecordingService {
   async park(session: Session): Promise<void> {
     const recording = session.detachRecording();
     if (!recording) return;
+    if (recording.stream instanceof FormattedStream) this.#sampleRates.set(session, recording.stream.sampleRate);
     let tail = '';
     if (recording.failure === null) {
       try {
@@ -129,11 +145,11 @@ export class RecordingService {
     this.#options.sessions.broadcast(session, transcriptPartial(session.id, recording.messageId, text));
   }
 
-  #open(session: Session, messageId: string, sender: string, carried: readonly string[]): LiveRecording {
+  #open(session: Session, messageId: string, sender: string, carried: readonly string[], format: AudioFormatDeclaration | null): LiveRecording {
     const { sessions } = this.#options;
     // The callbacks are made once per stream and find their recording through this holder.
     const holder: { recording: LiveRecording | null } = { recording: null };
-    const stream = this.#options.stt.openStream({
+    const stream = FormattedStream.open(this.#options.stt, {
       streamId: `${session.id}/${messageId}`,
       onPartial: (text) => {
         const recording = holder.recording;
@@ -159,7 +175,7 @@ export class RecordingService {
         session.log.error({ err, code: err.code, messageId }, 'speech recognition stream failed');
         sessions.broadcast(session, errorEvent(session.id, err));
       },
-    });
+    }, format);
     try {
       holder.recording = session.beginRecording(messageId, sender, stream, carried);
     } catch (err) {

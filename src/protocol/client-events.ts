@@ -48,8 +48,16 @@ export const ConversationStartData = z.object({
   target_profile: ProfileSchema.nullish(),
 });
 
-export const MessageStartData = z.object({ session_id: sessionId, sender: z.string().min(1).max(LIMITS.senderChars) });
-export const AudioStreamData = z.object({ session_id: sessionId, audio_chunk: z.string() });
+// Optional audio format declarations (docs/protocol.md, "Audio formats"): an extension on message_start,
+// the app's extras on audio_stream. Any value passes here; src/stt/audio-format.ts checks them, so a
+// format voxgate cannot decode is AUDIO_FORMAT_UNSUPPORTED once per recording, not an error per chunk.
+const audioFormatFields = {
+  format: z.unknown().optional(),
+  sample_rate: z.unknown().optional(),
+  channels: z.unknown().optional(),
+};
+export const MessageStartData = z.object({ session_id: sessionId, sender: z.string().min(1).max(LIMITS.senderChars), ...audioFormatFields });
+export const AudioStreamData = z.object({ session_id: sessionId, audio_chunk: z.string(), ...audioFormatFields });
 export const SessionOnlyData = z.object({ session_id: sessionId });
 export const ManualGenerateData = z.object({
   session_id: sessionId,

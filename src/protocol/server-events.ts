@@ -120,7 +120,16 @@ export const messageHistory = (sessionId: string, messages: HistoryEntry[], requ
   data: { session_id: sessionId, messages, total_count: messages.length, request_id: requestId },
 });
 
+/**
+ * `message` is the code's short Chinese sentence (the app shows it as `错误: <message>`); the English
+ * explanation goes to `details`, followed by the error's own details so nothing is lost.
+ */
 export const errorEvent = (sessionId: string | null, error: VoxgateError): ServerEvent => ({
   type: 'error',
-  data: { session_id: sessionId, error_code: error.code, message: error.message, details: error.details },
+  data: {
+    session_id: sessionId,
+    error_code: error.code,
+    message: error.userMessage,
+    details: error.details === null ? error.message : `${error.message} (${error.details})`,
+  },
 });

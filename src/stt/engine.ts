@@ -1,16 +1,27 @@
 import type { VoxgateError } from '../errors.js';
 
+/** The sample rates a stream may have (Hz): telephone audio up to studio audio. */
+export const MIN_SAMPLE_RATE_HZ = 8000;
+export const MAX_SAMPLE_RATE_HZ = 48_000;
+
+export function isSupportedSampleRate(sampleRateHz: number): boolean {
+  return Number.isInteger(sampleRateHz) && sampleRateHz >= MIN_SAMPLE_RATE_HZ && sampleRateHz <= MAX_SAMPLE_RATE_HZ;
+}
+
 /**
  * A streaming speech recogniser. The dialogue layer opens one stream per recording, pushes raw PCM
- * (signed 16-bit little-endian, mono, at the configured sample rate) as it arrives, and finishes it to get
+ * (signed 16-bit little-endian, mono, at the stream's sample rate) as it arrives, and finishes it to get
  * the rest of the text. Results travel back through the callbacks given at open time, never by import.
  */
 export interface SttEngine {
   /** What runs behind this interface: `vosk` (libvosk) or `mock` (the offline stand-in). */
   readonly name: 'vosk' | 'mock';
+  /** The sample rate of streams opened without one (Hz, VOSK_SAMPLE_RATE). */
+  readonly sampleRate: number;
   /**
    * Opens a stream. Throws SttBusyError when the engine cannot take another stream now, SttServiceError
-   * when it cannot start one at all. Never queues the stream silently.
+   * when it cannot start one at all, AudioFormatError for a sample rate outside the supported range.
+   * Never queues the stream silently.
    */
   openStream(options: SttStreamOptions): SttStream;
   /** A snapshot for the health routes. */
@@ -22,6 +33,11 @@ export interface SttEngine {
 export interface SttStreamOptions {
   /** Unique per stream; used for logs and to route all of a stream's audio to one worker. */
   streamId: string;
+  /**
+   * Sample rate of the stream's PCM (Hz, MIN_SAMPLE_RATE_HZ..MAX_SAMPLE_RATE_HZ); default: the engine's
+   * (VOSK_SAMPLE_RATE). Fixed for the stream's life; a higher rate costs more admission capacity.
+   */
+  sampleRate?: number;
   /** Text recognised so far in the current segment changed (empty string allowed). */
   onPartial(text: string): void;
   /** An endpoint closed a segment; `text` is final and will not be repeated by finish(). */

@@ -1,5 +1,5 @@
-import { SttServiceError } from '../errors.js';
-import type { SttEngine, SttHealth, SttStream, SttStreamOptions } from './engine.js';
+import { AudioFormatError, SttServiceError } from '../errors.js';
+import { isSupportedSampleRate, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, type SttEngine, type SttHealth, type SttStream, type SttStreamOptions } from './engine.js';
 
 export interface MockSttEngineOptions {
   sampleRate: number;
@@ -21,9 +21,20 @@ export class MockSttEngine implements SttEngine {
     this.#options = options;
   }
 
+  get sampleRate(): number {
+    return this.#options.sampleRate;
+  }
+
   openStream(options: SttStreamOptions): SttStream {
     if (this.#isClosed) throw new SttServiceError('speech recognition is shutting down');
-    const stream = new MockSttStream(options, this.#options.sampleRate, () => this.#streams.delete(stream));
+    const sampleRate = options.sampleRate ?? this.#options.sampleRate;
+    // The same refusal as the real engine, so the protocol behaves alike without a model.
+    if (!isSupportedSampleRate(sampleRate)) {
+      throw new AudioFormatError(`sample rate ${sampleRate} Hz is not supported`, {
+        details: `sample_rate: expected an integer ${MIN_SAMPLE_RATE_HZ}..${MAX_SAMPLE_RATE_HZ}`,
+      });
+    }
+    const stream = new MockSttStream(options, sampleRate, () => this.#streams.delete(stream));
     this.#streams.add(stream);
     return stream;
   }

@@ -69,7 +69,8 @@ function layoutProblem(dir: string): string | null {
   return null;
 }
 
-function sampleRateHz(dir: string): number {
+/** The sample rate a model expects (Hz): `--sample-frequency` of its feature config, else 16000 (Kaldi's default). */
+export function sampleRateHz(dir: string): number {
   for (const name of ['conf/mfcc.conf', 'conf/fbank.conf', 'mfcc.conf']) {
     const path = join(dir, name);
     if (!isFile(path)) continue;

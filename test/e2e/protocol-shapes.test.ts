@@ -117,7 +117,12 @@ t.test('a whole conversation, every event shape', async (t) => {
   const gone = await client.next();
   t.same(gone, {
     type: 'error',
-    data: { session_id: sessionId, error_code: 'SESSION_NOT_FOUND', message: `session ${sessionId} not found`, details: `session_id: ${sessionId}` },
+    data: {
+      session_id: sessionId,
+      error_code: 'SESSION_NOT_FOUND',
+      message: '会话不存在',
+      details: `session ${sessionId} not found (session_id: ${sessionId})`,
+    },
   });
   t.equal(client.socket.readyState, client.socket.OPEN, 'the connection stays open after conversation_end');
 });

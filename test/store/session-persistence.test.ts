@@ -15,6 +15,7 @@ import { capturedLogger, openStore, rawConnection } from './store-fixtures.js';
 /** A scripted recogniser (the process edge): the test says when a segment is recognised. */
 class ScriptedStt implements SttEngine {
   readonly name = 'mock' as const;
+  readonly sampleRate = 16000;
   readonly streams: Array<{ options: SttStreamOptions; written: number; tail: string }> = [];
 
   openStream(options: SttStreamOptions): SttStream {

@@ -67,11 +67,12 @@ function startSlot(executor: ScriptedExecutor, minBatchIntervalMs: number): Work
 
 const streamOptions = (streamId: string) => ({ streamId, onPartial: () => {}, onSegment: () => {}, onError: () => {} });
 const logger = pino({ level: 'silent' });
+const DEFAULT_RATE = { sampleRate: 16000, upsampleFactor: 1, costWeight: 1 };
 
 t.test('tasks that only carry audio leave at most every minBatchIntervalMs', async (t) => {
   const executor = new ScriptedExecutor(1);
   const slot = startSlot(executor, 40);
-  const streams = [0, 1, 2].map((i) => slot.openStream(streamOptions(`s${i}`), logger));
+  const streams = [0, 1, 2].map((i) => slot.openStream(streamOptions(`s${i}`), DEFAULT_RATE, logger));
   // Every 5 ms one stream gets 100 ms of audio: without the interval nearly every write would post a task.
   for (let i = 0; i < 60; i++) {
     streams[i % 3]!.write(new Uint8Array(HUNDRED_MS));
@@ -90,8 +91,8 @@ t.test('tasks that only carry audio leave at most every minBatchIntervalMs', asy
 t.test('a finishing stream gets a task of its own at once, ahead of the others audio', async (t) => {
   const executor = new ScriptedExecutor(1);
   const slot = startSlot(executor, 1000);
-  const talking = slot.openStream(streamOptions('talking'), logger);
-  const ending = slot.openStream(streamOptions('ending'), logger);
+  const talking = slot.openStream(streamOptions('talking'), DEFAULT_RATE, logger);
+  const ending = slot.openStream(streamOptions('ending'), DEFAULT_RATE, logger);
   // The first task (both opens and their audio) starts the 1 s interval.
   talking.write(new Uint8Array(HUNDRED_MS));
   ending.write(new Uint8Array(HUNDRED_MS));
@@ -120,8 +121,8 @@ t.test('recordings ending one after another do not starve the ones still talking
   // Each task takes 30 ms; audio may leave every 10 ms.
   const executor = new ScriptedExecutor(30);
   const slot = startSlot(executor, 10);
-  const talking = slot.openStream(streamOptions('talking'), logger);
-  const ending = [0, 1, 2, 3, 4].map((i) => slot.openStream(streamOptions(`ending-${i}`), logger));
+  const talking = slot.openStream(streamOptions('talking'), DEFAULT_RATE, logger);
+  const ending = [0, 1, 2, 3, 4].map((i) => slot.openStream(streamOptions(`ending-${i}`), DEFAULT_RATE, logger));
   await sleep(50);
   talking.write(new Uint8Array(HUNDRED_MS));
   // A recording ends while every task is running, so a finishing stream is always waiting.

@@ -2,17 +2,24 @@
 // threads (or on the main thread with `workers: 0`), admits streams only while a worker has room and
 // fewer streams are open than the learned limit (stream-limit.ts), and reports health. Streams, batching
 // and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
+//
+// Each stream has its own sample rate (8..48 kHz; default: the engine's). libvosk resamples a rate above
+// the model's itself and refuses one below it, which the decoder raises by a whole factor first
+// (upsampler.ts). A stream's admission cost is proportional to the bytes per second libvosk decodes for
+// it (StreamRate.costWeight): a 48 kHz stream counts three times a 16 kHz one.
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { ModelInvalidError, SttBusyError, SttServiceError } from '../../errors.js';
-import { checkModel } from '../../vosk-model/check.js';
-import type { SttEngine, SttHealth, SttStream, SttStreamOptions } from '../engine.js';
+import { AudioFormatError, ModelInvalidError, SttBusyError, SttServiceError } from '../../errors.js';
+import { checkModel, sampleRateHz as modelSampleRateHz } from '../../vosk-model/check.js';
+import { isSupportedSampleRate, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, type SttEngine, type SttHealth, type SttStream, type SttStreamOptions } from '../engine.js';
 import { AudioRing } from './audio-ring.js';
 import { InProcessExecutor, type DecodeExecutor, type SlotListener } from './executor.js';
 import { modelLoadCount, setVoskLogLevel, SharedVoskModel } from './model.js';
 import { VoskPool } from './pool.js';
 import { WorkerSlot, type SlotStreamSnapshot } from './worker-slot.js';
+import type { StreamRate } from './stream.js';
+import { upsampleFactor } from './upsampler.js';
 import { measureDecodeCost } from './calibrate.js';
 import { EventLoopMeter } from './event-loop-meter.js';
 import { AdaptiveStreamLimit } from './stream-limit.js';
@@ -54,6 +61,10 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   readonly #executor: DecodeExecutor;
   readonly #loopMeter: EventLoopMeter;
   readonly #streamLimit: AdaptiveStreamLimit;
+  /** The rate the model's features are computed at (its feature config). */
+  readonly #modelRateHz: number;
+  /** Bytes per second libvosk decodes for a stream at the engine's default rate (cost weight 1). */
+  readonly #defaultFedBytesPerSecond: number;
   #isClosing = false;
   #closed: Promise<void> | null = null;
   #onDrained: (() => void) | null = null;
@@ -70,11 +81,13 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       throw new ModelInvalidError(`Vosk model at ${resolved.modelPath} is unusable: ${check.reason}`, { details: check.reason });
     }
     setVoskLogLevel(resolved.voskLogLevel);
+    const modelRateHz = modelSampleRateHz(resolved.modelPath);
     const model = SharedVoskModel.acquire(resolved.modelPath);
     let engine: VoskEngine;
     try {
-      const costPerAudioSecond = measureDecodeCost(model.address, resolved.sampleRate);
-      engine = new VoskEngine(resolved, model, costPerAudioSecond, options.logger.child({ component: 'stt-vosk' }));
+      // Measured at the rate libvosk decodes a default stream at (raised first if below the model's).
+      const costPerAudioSecond = measureDecodeCost(model.address, resolved.sampleRate * upsampleFactor(resolved.sampleRate, modelRateHz));
+      engine = new VoskEngine(resolved, model, modelRateHz, costPerAudioSecond, options.logger.child({ component: 'stt-vosk' }));
     } catch (err) {
       model.release();
       throw err;
@@ -107,11 +120,15 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     });
   }
 
-  private constructor(options: Readonly<ResolvedOptions>, model: SharedVoskModel, costPerAudioSecond: number, logger: Logger) {
+  private constructor(options: Readonly<ResolvedOptions>, model: SharedVoskModel, modelRateHz: number, costPerAudioSecond: number, logger: Logger) {
     super();
     this.#options = options;
     this.#model = model;
     this.#logger = logger;
+    this.#modelRateHz = modelRateHz;
+    this.#defaultFedBytesPerSecond = options.sampleRate * upsampleFactor(options.sampleRate, modelRateHz) * 2;
+    // Ring regions and pieces are sized in bytes at the default rate: a 48 kHz stream's buffer holds a
+    // third of streamBufferMs (docs/stt.md).
     const bytesPerMs = (options.sampleRate * 2) / 1000;
     const even = (ms: number): number => 2 * Math.ceil((ms * bytesPerMs) / 2);
     const slotCount = Math.max(1, options.workers);
@@ -123,7 +140,6 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       options.workers === 0
         ? new InProcessExecutor({
             modelAddress: model.address,
-            sampleRate: options.sampleRate,
             ring: rings[0]!.buffer,
             streamsPerSlot: options.maxStreamsPerWorker,
             partialIntervalMs: options.partialIntervalMs,
@@ -133,7 +149,6 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
             workers: options.workers,
             workerData: {
               modelAddress: model.address,
-              sampleRate: options.sampleRate,
               rings: rings.map((ring) => ring.buffer),
               streamsPerSlot: options.maxStreamsPerWorker,
               partialIntervalMs: options.partialIntervalMs,
@@ -152,7 +167,8 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
           maxPieceBytes: even(options.maxChunkMs),
           maxBatchesInFlight: options.maxBatchesInFlight,
           minBatchIntervalMs: options.minBatchIntervalMs,
-          bytesPerMs,
+          // The load meter counts the bytes libvosk decoded, so its cost is per second of default-rate audio.
+          bytesPerMs: this.#defaultFedBytesPerSecond / 1000,
           logger,
           onHandleFreed: () => this.#onHandleFreed(),
           onFinal: (latencyMs) => this.#streamLimit.record(latencyMs, this.#activeStreams(), performance.now()),
@@ -180,11 +196,16 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
         modelPath: model.path,
         workers: options.workers,
         sampleRate: options.sampleRate,
+        modelSampleRate: modelRateHz,
         costPerAudioSecond: Number(costPerAudioSecond.toFixed(4)),
         streamCapacity: costPerAudioSecond > 0 ? Math.floor(options.cpuBudget / costPerAudioSecond) : null,
       },
       'vosk engine started',
     );
+  }
+
+  get sampleRate(): number {
+    return this.#options.sampleRate;
   }
 
   /** The model path as loaded (absolute). */
@@ -194,12 +215,23 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
 
   openStream(options: SttStreamOptions): SttStream {
     if (this.#isClosing) throw new SttServiceError('speech recognition is shutting down');
+    const rate = this.#streamRate(options.sampleRate ?? this.#options.sampleRate);
     const now = performance.now();
-    const best = this.#admittingSlot(now);
+    const best = this.#admittingSlot(now, rate.costWeight);
     if (best === null) {
       throw new SttBusyError('speech recognition is at capacity', { details: this.#busyReason(now) });
     }
-    return best.openStream(options, this.#logger);
+    return best.openStream(options, rate, this.#logger);
+  }
+
+  #streamRate(sampleRate: number): StreamRate {
+    if (!isSupportedSampleRate(sampleRate)) {
+      throw new AudioFormatError(`sample rate ${sampleRate} Hz is not supported`, {
+        details: `sample_rate: expected an integer ${MIN_SAMPLE_RATE_HZ}..${MAX_SAMPLE_RATE_HZ}`,
+      });
+    }
+    const factor = upsampleFactor(sampleRate, this.#modelRateHz);
+    return { sampleRate, upsampleFactor: factor, costWeight: (sampleRate * factor * 2) / this.#defaultFedBytesPerSecond };
   }
 
   health(): SttHealth {
@@ -218,7 +250,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     } else if (ready < this.#slots.length) {
       status = 'degraded';
       reason = `${this.#slots.length - ready} of ${this.#slots.length} vosk workers restarting`;
-    } else if (this.#admittingSlot(now) === null) {
+    } else if (this.#admittingSlot(now, 1) === null) {
       status = 'degraded';
       reason = `at capacity: ${this.#busyReason(now)}`;
     }
@@ -299,29 +331,29 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
    * past real time, or null: the main thread must be keeping up, the whole pool must stay within its CPU
    * budget, and the worker itself within maxUtilisation, measured and predicted.
    */
-  #admittingSlot(now: number): WorkerSlot | null {
+  #admittingSlot(now: number, costWeight: number): WorkerSlot | null {
     if (this.#loopMeter.sustainedP99Ms > this.#options.maxEventLoopDelayMs) return null;
     if (this.#activeStreams() >= this.#streamLimit.limitAt(now)) return null;
     // Each stream costs its worker's decode time and the main thread's share (audio in, events out).
     const mainCost = this.#loopMeter.costPerAudioSecond;
     let predictedTotal = 0;
     for (const slot of this.#slots) {
-      predictedTotal += slot.usedHandles * (slot.load.costPerAudioSecond + mainCost);
+      predictedTotal += slot.admittedWeight * (slot.load.costPerAudioSecond + mainCost);
     }
     let best: WorkerSlot | null = null;
     for (const slot of this.#slots) {
-      if (!this.#canAdmit(slot, now)) continue;
-      if (predictedTotal + slot.load.costPerAudioSecond + mainCost > this.#options.cpuBudget) continue;
-      if (best === null || slot.usedHandles < best.usedHandles) best = slot;
+      if (!this.#canAdmit(slot, now, costWeight)) continue;
+      if (predictedTotal + costWeight * (slot.load.costPerAudioSecond + mainCost) > this.#options.cpuBudget) continue;
+      if (best === null || slot.admittedWeight < best.admittedWeight) best = slot;
     }
     return best;
   }
 
-  #canAdmit(slot: WorkerSlot, now: number): boolean {
+  #canAdmit(slot: WorkerSlot, now: number, costWeight: number): boolean {
     if (slot.threadId === null || slot.freeHandles === 0) return false;
     if (slot.lagMs(now) > this.#options.maxLagMs) return false;
-    // Predicted load if every stream (and one more) sends real-time audio.
-    const predicted = (slot.usedHandles + 1) * slot.load.costPerAudioSecond;
+    // Predicted load if every stream (and the new one) sends real-time audio.
+    const predicted = (slot.admittedWeight + costWeight) * slot.load.costPerAudioSecond;
     // Measured utilisation only speaks for streams still running: an emptied worker has room whatever
     // its last window measured.
     if (predicted > this.#options.maxUtilisation) return false;

@@ -28,7 +28,6 @@ export interface DecodeExecutor {
 
 export interface InProcessExecutorOptions {
   modelAddress: bigint;
-  sampleRate: number;
   ring: SharedArrayBuffer;
   streamsPerSlot: number;
   partialIntervalMs: number;
@@ -45,7 +44,6 @@ export class InProcessExecutor implements DecodeExecutor {
   constructor(options: InProcessExecutorOptions) {
     this.#decoder = new BatchDecoder({
       modelAddress: options.modelAddress,
-      sampleRate: options.sampleRate,
       ring: options.ring,
       streams: options.streamsPerSlot,
       partialIntervalMs: options.partialIntervalMs,

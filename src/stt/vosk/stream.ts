@@ -15,6 +15,19 @@ import type { SttStream, SttStreamOptions } from '../engine.js';
  */
 export type StreamPhase = 'open' | 'finishing' | 'aborting' | 'closed';
 
+/** How a stream's PCM reaches libvosk; fixed when the stream opens. */
+export interface StreamRate {
+  /** The stream's PCM sample rate (Hz). */
+  sampleRate: number;
+  /** 1, or the whole factor the decoder raises a rate below the model's by (upsampler.ts). */
+  upsampleFactor: number;
+  /**
+   * Its decode cost relative to a stream at the engine's default rate: the ratio of bytes per second fed
+   * to libvosk. Admission predicts load with it, so a 48 kHz stream counts three times a 16 kHz one.
+   */
+  costWeight: number;
+}
+
 /** What a stream needs from the slot that owns its handle. */
 export interface StreamHost {
   /** Copies `pcm` into the ring; false when the stream's region is full. */
@@ -31,6 +44,9 @@ export class VoskStream implements SttStream {
   readonly streamId: string;
   readonly slot: number;
   readonly handle: number;
+  readonly sampleRate: number;
+  readonly upsampleFactor: number;
+  readonly costWeight: number;
   /** threadId of the thread that decoded this stream (null before the first result). */
   threadId: number | null = null;
   /** How many results came from a thread other than the first one (stays 0: streams are sticky). */
@@ -50,10 +66,13 @@ export class VoskStream implements SttStream {
   readonly #options: SttStreamOptions;
   readonly #logger: Logger;
 
-  constructor(host: StreamHost, slot: number, handle: number, options: SttStreamOptions, logger: Logger) {
+  constructor(host: StreamHost, slot: number, handle: number, options: SttStreamOptions, rate: StreamRate, logger: Logger) {
     this.#host = host;
     this.slot = slot;
     this.handle = handle;
+    this.sampleRate = rate.sampleRate;
+    this.upsampleFactor = rate.upsampleFactor;
+    this.costWeight = rate.costWeight;
     this.streamId = options.streamId;
     this.#options = options;
     this.#logger = logger;

@@ -20,7 +20,7 @@ import { assertNever, BatchOp, OP_WIDTH, type BatchOpCode, type DecodeResult, ty
 import type { AudioRing } from './audio-ring.js';
 import type { DecodeExecutor } from './executor.js';
 import { LoadMeter } from './load-meter.js';
-import { VoskStream, workerLostError, type StreamHost } from './stream.js';
+import { VoskStream, workerLostError, type StreamHost, type StreamRate } from './stream.js';
 
 export interface WorkerSlotOptions {
   index: number;
@@ -57,6 +57,8 @@ export class WorkerSlot implements StreamHost {
   streamsOpened = 0;
   /** Set when the slot's thread is serving; streams are only admitted then. */
   threadId: number | null = null;
+  /** Sum of the costWeight of the streams holding a handle: the load admission predicts with. */
+  admittedWeight = 0;
   readonly #ring: AudioRing;
   readonly #executor: DecodeExecutor;
   readonly #minPieceBytes: number;
@@ -141,7 +143,7 @@ export class WorkerSlot implements StreamHost {
   }
 
   /** Creates a stream on a free handle. The caller checked admission (freeHandles > 0, thread ready). */
-  openStream(options: SttStreamOptions, logger: Logger): VoskStream {
+  openStream(options: SttStreamOptions, rate: StreamRate, logger: Logger): VoskStream {
     if (this.#freeCount === 0 || this.threadId === null) {
       throw new SttServiceError(`vosk slot ${this.index} cannot take a stream now`);
     }
@@ -149,8 +151,9 @@ export class WorkerSlot implements StreamHost {
     this.#ring.reset(handle);
     this.#isOpenSent[handle] = 0;
     this.#isCloseSent[handle] = 0;
-    const stream = new VoskStream(this, this.index, handle, options, logger);
+    const stream = new VoskStream(this, this.index, handle, options, rate, logger);
     this.#streams[handle] = stream;
+    this.admittedWeight += rate.costWeight;
     this.streamsOpened += 1;
     this.schedule();
     return stream;
@@ -221,7 +224,7 @@ export class WorkerSlot implements StreamHost {
           this.#freeHandle(handle);
           continue;
         }
-        count = this.#pushOp(count, BatchOp.open, handle, 0, 0);
+        count = this.#pushOp(count, BatchOp.open, handle, stream.sampleRate, stream.upsampleFactor);
         this.#isOpenSent[handle] = 1;
       }
       if (phase === 'aborting') {
@@ -396,8 +399,11 @@ export class WorkerSlot implements StreamHost {
   }
 
   #freeHandle(handle: number): void {
-    if (this.#streams[handle] === null) return;
+    const stream = this.#streams[handle];
+    if (stream === null || stream === undefined) return;
     this.#streams[handle] = null;
+    // Back to exactly 0 when empty, so rounding never accumulates.
+    this.admittedWeight = this.#freeCount + 1 === this.#streams.length ? 0 : this.admittedWeight - stream.costWeight;
     this.#ring.reset(handle);
     this.#freeHandles[this.#freeCount++] = handle;
     this.#onHandleFreed();
