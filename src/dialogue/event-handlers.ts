@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
+  AudioLimitExceededError,
   InvalidEventDataError,
   NotRecordingError,
-  RecordingInProgressError,
+  RateLimitedError,
+  SessionNotFoundError,
   toVoxgateError,
   type VoxgateError,
 } from '../errors.js';
@@ -20,9 +22,11 @@ import {
   type ProfileJson,
 } from '../protocol/server-events.js';
 import type { ClientChannel } from './channel.js';
-import type { RecordingService } from './recordings.js';
+import { HeldEvents } from './held-events.js';
+import type { OpenedStream, RecordingService } from './recordings.js';
 import type { RequestManager } from './request-manager.js';
 import type { Session } from './session.js';
+import { SessionLanes } from './session-lanes.js';
 import type { SessionManager } from './session-manager.js';
 import type { ReplyRunner } from './suggestions.js';
 
@@ -41,54 +45,88 @@ export interface DialogueOptions {
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
+ * Work waiting behind a session's pending event, or held for a connection's session_resume. Audio is
+ * bounded by bytes (1 MiB is 32 s of 16 kHz PCM16, far more than a message_end or a reconnect takes);
+ * control events come through the connection's rate budget and are bounded by count.
+ */
+const QUEUE_LIMITS = { maxBytes: 1024 * 1024, maxJobs: 4096 } as const;
+/** The key under which a connection's binary audio without a recording is reported (not a session id). */
+const NO_TARGET = '';
+
+type Job =
+  | { readonly kind: 'event'; readonly channel: ClientChannel; readonly event: ClientEvent; readonly bytes: number }
+  | { readonly kind: 'audio'; readonly channel: ClientChannel; readonly pcm: Uint8Array; readonly bytes: number }
+  | { readonly kind: 'task'; readonly run: () => Promise<void> | void; readonly bytes: 0 };
+
+/**
  * The protocol's behaviour: one method per client event (protocol.md section 2). Errors thrown by a
  * handler go back to the connection that sent the event, as an `error` event; nothing else changes.
- * Events for one session run one after another: an event that arrives while an earlier one of the same
- * session is still being processed (message_end waits for the recogniser) waits its turn.
+ * Events for one session run one after another (SessionLanes): an event that arrives while an earlier
+ * one of the same session is still being processed (message_end waits for the recogniser) waits its turn.
  */
 export class Dialogue {
   readonly #options: DialogueOptions;
   /** Which session a connection's binary audio frames belong to: the one it last started or resumed recording. */
   readonly #binaryTarget = new WeakMap<ClientChannel, string>();
-  readonly #pendingBySession = new Map<string, Promise<void>>();
+  readonly #lanes: SessionLanes<Job>;
+  readonly #held = new HeldEvents<Job>(QUEUE_LIMITS);
+  /**
+   * Per connection, the sessions (NO_TARGET for binary frames without one) whose audio without a recording
+   * was already answered with an error in the current recording-less stretch: one error per stretch.
+   */
+  readonly #reportedNoRecording = new WeakMap<ClientChannel, Set<string>>();
   /** Recordings whose connection left, waiting out the grace period before their recogniser is released. */
   readonly #parkTimers = new Map<string, NodeJS.Timeout>();
+  #droppedAudioFrames = 0;
 
   constructor(options: DialogueOptions) {
     this.#options = options;
+    this.#lanes = new SessionLanes<Job>(QUEUE_LIMITS, (sessionId, job) => this.#runJob(sessionId, job));
+  }
+
+  /** Audio frames dropped because their session had no recording or the session's queue was full. */
+  get droppedAudioFrames(): number {
+    return this.#droppedAudioFrames;
   }
 
   /** Handles one decoded client event; never throws. */
   handleEvent(channel: ClientChannel, event: ClientEvent): void {
-    const sessionId = 'session_id' in event.data ? event.data.session_id : null;
-    const pending = sessionId === null ? undefined : this.#pendingBySession.get(sessionId);
-    if (pending) {
-      this.#track(sessionId!, pending.then(() => this.#dispatch(channel, event, sessionId)));
+    if (!('session_id' in event.data)) {
+      this.#dispatch(channel, event, null);
       return;
     }
-    const result = this.#dispatch(channel, event, sessionId);
-    if (result && sessionId !== null) this.#track(sessionId, result);
+    const sessionId = event.data.session_id;
+    const bytes = event.type === 'audio_stream' ? (event.data.audio_chunk.length * 3) >>> 2 : 0;
+    const job: Job = { kind: 'event', channel, event, bytes };
+    if (!this.#lanes.submit(sessionId, job)) this.#refuse(sessionId, job);
   }
 
   /** A binary frame: raw PCM for the session this connection is recording. */
   handleBinaryAudio(channel: ClientChannel, pcm: Uint8Array): void {
     const sessionId = this.#binaryTarget.get(channel) ?? null;
     if (sessionId === null) {
-      this.#reply(channel, null, new NotRecordingError('binary audio received but this connection has no recording; send message_start first'));
+      this.#dropAudio(channel, NO_TARGET, null, pcm.byteLength);
       return;
     }
-    const pending = this.#pendingBySession.get(sessionId);
-    if (pending) {
-      // Copy now: uWS reuses the frame's memory once the callback returns.
-      const copy = Uint8Array.from(pcm);
-      this.#track(sessionId, pending.then(() => this.#appendAudio(channel, sessionId, copy)));
+    if (!this.#lanes.isBusy(sessionId)) {
+      this.#appendAudio(channel, sessionId, pcm);
       return;
     }
-    this.#appendAudio(channel, sessionId, pcm);
+    // Copy now: uWS reuses the frame's memory once the callback returns.
+    const job: Job = { kind: 'audio', channel, pcm: Uint8Array.from(pcm), bytes: pcm.byteLength };
+    if (!this.#lanes.submit(sessionId, job)) this.#refuse(sessionId, job);
   }
 
   handleChannelClosed(channel: ClientChannel): void {
+    this.#held.forget(channel);
     for (const session of this.#options.sessions.detachChannel(channel)) {
+      // A connection that already named this session (its reconnect) takes it now, its held events first.
+      const successor = this.#held.firstHolder(session.id);
+      if (successor && this.#options.sessions.claim(session.id, successor) === 'taken') {
+        this.#onTaken(successor, session);
+        this.#lanes.submitFirst(session.id, this.#held.take(successor, session.id));
+        continue;
+      }
       if (session.liveRecording) this.#parkLater(session);
     }
   }
@@ -108,8 +146,9 @@ export class Dialogue {
     const timer = setTimeout(() => {
       this.#parkTimers.delete(session.id);
       if (session.channels.size > 0) return;
-      const pending = this.#pendingBySession.get(session.id) ?? Promise.resolve();
-      this.#track(session.id, pending.then(() => (session.channels.size > 0 ? undefined : this.#options.recordings.park(session))));
+      const park = (): Promise<void> | undefined =>
+        session.channels.size > 0 ? undefined : this.#options.recordings.park(session);
+      this.#lanes.submitAlways(session.id, { kind: 'task', run: park, bytes: 0 });
     }, this.#options.orphanedRecordingGraceMs);
     timer.unref();
     this.#parkTimers.set(session.id, timer);
@@ -122,11 +161,124 @@ export class Dialogue {
     this.#parkTimers.delete(sessionId);
   }
 
-  #track(sessionId: string, work: Promise<void>): void {
-    const settled = work.finally(() => {
-      if (this.#pendingBySession.get(sessionId) === settled) this.#pendingBySession.delete(sessionId);
-    });
-    this.#pendingBySession.set(sessionId, settled);
+  /** Runs one job of a session's lane; never rejects. */
+  #runJob(sessionId: string, job: Job): Promise<void> | void {
+    if (job.kind === 'task') {
+      try {
+        const result = job.run();
+        if (result) return result.catch((err: unknown) => this.#options.logger.error({ err: toVoxgateError(err), sessionId }, 'session task failed'));
+      } catch (err) {
+        this.#options.logger.error({ err: toVoxgateError(err), sessionId }, 'session task failed');
+      }
+      return undefined;
+    }
+    const { channel } = job;
+    if (channel.isClosed) return undefined;
+    if (job.kind === 'event' && job.event.type === 'session_resume') return this.#dispatch(channel, job.event, sessionId);
+    let access: ReturnType<SessionManager['claim']>;
+    try {
+      access = this.#options.sessions.claim(sessionId, channel);
+    } catch (err) {
+      this.#reply(channel, sessionId, toVoxgateError(err), job.kind === 'event' ? job.event.type : 'binary audio');
+      return undefined;
+    }
+    if (access === 'busy') {
+      this.#hold(channel, sessionId, job);
+      return undefined;
+    }
+    if (access === 'taken') this.#onTaken(channel, this.#options.sessions.attached(sessionId, channel));
+    if (job.kind === 'audio') {
+      this.#appendAudio(channel, sessionId, job.pcm);
+      return undefined;
+    }
+    return this.#dispatch(channel, job.event, sessionId);
+  }
+
+  /** The session had no live connection and `channel` named it first: it is now this connection's. */
+  #onTaken(channel: ClientChannel, session: Session): void {
+    this.#cancelPark(session.id);
+    if (session.storedRecording) this.#binaryTarget.set(channel, session.id);
+    session.log.info({ connectionId: channel.id }, 'session taken by the connection that named it first');
+  }
+
+  #hold(channel: ClientChannel, sessionId: string, job: Job): void {
+    const firstHeld = !this.#held.has(channel, sessionId);
+    const result = this.#held.hold(channel, sessionId, job);
+    if (firstHeld) {
+      channel.log.info({ sessionId }, 'events held: the session is attached to another connection; waiting for session_resume');
+    }
+    if (result === 'held') return;
+    if (job.kind === 'audio' || (job.kind === 'event' && job.event.type === 'audio_stream')) this.#droppedAudioFrames++;
+    if (result === 'overflowed') {
+      channel.log.warn({ sessionId, limits: QUEUE_LIMITS }, 'held events over the limit; later ones are dropped until session_resume');
+      this.#reply(channel, sessionId, new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` }));
+    }
+  }
+
+  /** The session's queue is full: audio is dropped with one error per busy stretch; a control event gets its own. */
+  #refuse(sessionId: string, job: Job): void {
+    if (job.kind === 'task') return;
+    const { channel } = job;
+    const isAudio = job.kind === 'audio' || job.event.type === 'audio_stream';
+    if (isAudio) {
+      this.#droppedAudioFrames++;
+      channel.log.debug({ sessionId, bytes: job.bytes }, 'audio dropped: the session is busy and its queue is full');
+      if (!this.#lanes.firstRefusal(sessionId)) return;
+      channel.log.warn({ sessionId, limits: QUEUE_LIMITS }, 'audio dropped: the session is busy and its queue is full');
+      this.#reply(
+        channel,
+        sessionId,
+        new AudioLimitExceededError(`session ${sessionId} is busy and ${QUEUE_LIMITS.maxBytes} bytes of audio are already waiting; later audio is discarded`, {
+          details: `max_queued_audio_bytes: ${QUEUE_LIMITS.maxBytes}`,
+        }),
+      );
+      return;
+    }
+    this.#reply(
+      channel,
+      sessionId,
+      new RateLimitedError(`session ${sessionId} is busy and ${QUEUE_LIMITS.maxJobs} events are already waiting; event ${job.event.type} dropped`, {
+        details: `max_queued_events: ${QUEUE_LIMITS.maxJobs}`,
+      }),
+      job.event.type,
+    );
+  }
+
+  /**
+   * Audio for a session without a recording (message_start was refused, or came late): dropped quietly and
+   * counted. The app shows every error as a toast, so a connection gets one error per recording-less stretch.
+   */
+  #dropAudio(channel: ClientChannel, key: string, sessionId: string | null, bytes: number): void {
+    this.#droppedAudioFrames++;
+    channel.log.debug({ sessionId, bytes }, 'audio dropped: no recording');
+    let reported = this.#reportedNoRecording.get(channel);
+    if (!reported) {
+      reported = new Set();
+      this.#reportedNoRecording.set(channel, reported);
+    }
+    if (reported.has(key)) return;
+    reported.add(key);
+    const error =
+      sessionId === null
+        ? new NotRecordingError('binary audio received but this connection has no recording; send message_start first; later audio is dropped quietly')
+        : notRecording(sessionId);
+    this.#reply(channel, sessionId, error, 'audio');
+  }
+
+  /** A recording began: the next recording-less stretch may report dropped audio again. */
+  #onRecordingBegun(channel: ClientChannel, session: Session): void {
+    this.#reportedNoRecording.get(channel)?.delete(NO_TARGET);
+    for (const attached of session.channels) this.#reportedNoRecording.get(attached)?.delete(session.id);
+  }
+
+  /** Marks the stretch as reported: the refusal of message_start was this stretch's one error. */
+  #markNoRecordingReported(channel: ClientChannel, sessionId: string): void {
+    let reported = this.#reportedNoRecording.get(channel);
+    if (!reported) {
+      reported = new Set();
+      this.#reportedNoRecording.set(channel, reported);
+    }
+    reported.add(sessionId);
   }
 
   #dispatch(channel: ClientChannel, event: ClientEvent, sessionId: string | null): Promise<void> | undefined {
@@ -182,16 +334,46 @@ export class Dialogue {
     channel.send(sessionCreated(session.id));
   }
 
-  #messageStart(channel: ClientChannel, event: ClientEventOf<'message_start'>): void {
+  /**
+   * Opens the STT stream first: if that is refused, nothing changed (the running generation goes on, an
+   * open recording stays open). A recording still open (its message_end was lost with a dead socket) is
+   * finished first, with its message_recorded but no automatic suggestions; then the new one begins.
+   */
+  #messageStart(channel: ClientChannel, event: ClientEventOf<'message_start'>): Promise<void> | void {
     const session = this.#session(channel, event.data.session_id);
-    if (session.liveRecording || session.storedRecording) {
-      throw new RecordingInProgressError('a recording is already in progress for this session; send message_end first', {
-        details: `message_id: ${session.storedRecording?.messageId ?? session.liveRecording?.messageId}`,
-      });
+    let opened: OpenedStream;
+    try {
+      opened = this.#options.recordings.open(session, event.data.sender);
+    } catch (err) {
+      if (!session.liveRecording && !session.storedRecording) this.#markNoRecordingReported(channel, session.id);
+      throw err;
     }
+    if (!session.liveRecording && !session.storedRecording) {
+      this.#beginRecording(channel, session, opened);
+      return undefined;
+    }
+    return this.#finishThenBegin(channel, session, opened);
+  }
+
+  async #finishThenBegin(channel: ClientChannel, session: Session, opened: OpenedStream): Promise<void> {
+    session.log.info({ messageId: session.liveRecording?.messageId ?? session.storedRecording?.messageId }, 'message_start during a recording: finishing it first');
+    try {
+      await this.#finishRecording(session, { autoSuggest: false });
+    } catch (err) {
+      opened.stream.abort();
+      throw err;
+    }
+    this.#beginRecording(channel, session, opened);
+  }
+
+  #beginRecording(channel: ClientChannel, session: Session, opened: OpenedStream): void {
+    this.#options.recordings.begin(session, opened);
+    // Only now that the recording began: a refused message_start must leave the running generation alone.
     this.#options.requests.cancel(session.id);
-    this.#options.recordings.start(session, event.data.sender);
+    // What the user typed steered the suggestions for what was said before; a new message starts afresh.
+    session.setUserIntent(null);
     this.#binaryTarget.set(channel, session.id);
+    this.#onRecordingBegun(channel, session);
     this.#options.sessions.broadcast(session, statusUpdate(session.id, 'recording_message'));
   }
 
@@ -201,27 +383,40 @@ export class Dialogue {
     if (!BASE64.test(chunk) || chunk.length % 4 === 1) {
       throw new InvalidEventDataError('audio_chunk is not valid base64', { details: 'data.audio_chunk: expected base64 of PCM16LE' });
     }
+    if (!session.liveRecording && !session.storedRecording) {
+      this.#dropAudio(channel, session.id, session.id, (chunk.length * 3) >>> 2);
+      return;
+    }
     this.#options.recordings.appendAudio(session, Buffer.from(chunk, 'base64'));
   }
 
   #appendAudio(channel: ClientChannel, sessionId: string, pcm: Uint8Array): void {
     try {
-      this.#options.recordings.appendAudio(this.#session(channel, sessionId), pcm);
+      const session = this.#session(channel, sessionId);
+      if (!session.liveRecording && !session.storedRecording) {
+        this.#dropAudio(channel, sessionId, sessionId, pcm.byteLength);
+        return;
+      }
+      this.#options.recordings.appendAudio(session, pcm);
     } catch (err) {
       this.#reply(channel, sessionId, toVoxgateError(err), 'binary audio');
     }
   }
 
   async #messageEnd(channel: ClientChannel, event: ClientEventOf<'message_end'>): Promise<void> {
-    const { sessions, recordings } = this.#options;
     const session = this.#session(channel, event.data.session_id);
-    if (!session.liveRecording && !session.storedRecording) {
-      throw new NotRecordingError(`session ${session.id} has no recording in progress; send message_start first`, {
-        details: `session_id: ${session.id}`,
-      });
-    }
+    if (!session.liveRecording && !session.storedRecording) throw notRecording(session.id);
     session.setStatus('processing_stt');
-    sessions.broadcast(session, statusUpdate(session.id, 'processing_stt'));
+    this.#options.sessions.broadcast(session, statusUpdate(session.id, 'processing_stt'));
+    await this.#finishRecording(session, { autoSuggest: this.#options.autoSuggest });
+  }
+
+  /**
+   * Ends the open recording into a stored message and tells every attached connection (message_recorded
+   * with the recording's sender). Automatic suggestions follow only when asked and something was said.
+   */
+  async #finishRecording(session: Session, options: { autoSuggest: boolean }): Promise<void> {
+    const { sessions, recordings } = this.#options;
     const finished = await recordings.finish(session);
     if (finished.failure) sessions.broadcast(session, errorEvent(session.id, finished.failure));
     try {
@@ -240,18 +435,19 @@ export class Dialogue {
     }
     session.settleStatus();
     session.log.info({ messageId: finished.messageId, chars: finished.text.length }, 'message recorded');
-    sessions.broadcast(session, messageRecorded(session.id, finished.messageId, finished.text));
-    if (this.#options.autoSuggest) this.#options.replies.generate(session, session.userIntent);
+    sessions.broadcast(session, messageRecorded(session.id, finished.messageId, finished.text, finished.sender));
+    // Nothing new was said: new suggestions would only repeat the old ones. And no older user_corpus:
+    // it was forgotten at message_start, and what the user typed before this message was answered.
+    if (options.autoSuggest && finished.text.trim() !== '') this.#options.replies.generate(session, null);
   }
 
+  /** user_corpus steers this generation (and its user_modification reruns) until message_start or a chosen reply. */
   #manualGenerate(channel: ClientChannel, event: ClientEventOf<'manual_generate'>): void {
     const session = this.#session(channel, event.data.session_id);
     const focused = event.data.focused_message_ids;
     if (focused && focused.length > 0) session.updateSettings({ focusedMessageIds: focused });
-    if (event.data.user_corpus !== undefined) {
-      const intent = event.data.user_corpus?.trim() ?? '';
-      session.setUserIntent(intent === '' ? null : intent);
-    }
+    const intent = event.data.user_corpus?.trim() ?? '';
+    session.setUserIntent(intent === '' ? null : intent);
     this.#options.replies.generate(session, session.userIntent);
   }
 
@@ -271,8 +467,10 @@ export class Dialogue {
       createdAt: new Date().toISOString(),
       type: 'selected_response',
     });
+    // The reply is said: what the user typed to get it must not steer later suggestions.
+    session.setUserIntent(null);
     // null, not the text: the app adds the chosen reply itself and would show it twice.
-    this.#options.sessions.broadcast(session, messageRecorded(session.id, messageId, null));
+    this.#options.sessions.broadcast(session, messageRecorded(session.id, messageId, null, event.data.sender));
     this.#options.replies.predict(session, event.data.selected_content);
   }
 
@@ -301,6 +499,8 @@ export class Dialogue {
   #sessionResume(channel: ClientChannel, event: ClientEventOf<'session_resume'>): void {
     const session = this.#options.sessions.resume(event.data.session_id, channel);
     this.#cancelPark(session.id);
+    // What this connection sent for the session before its resume (the app's reconnect queue) runs next.
+    const held = this.#held.take(channel, session.id);
     let reopenError: VoxgateError | null = null;
     if (session.storedRecording) {
       try {
@@ -310,13 +510,15 @@ export class Dialogue {
         reopenError = toVoxgateError(err);
       }
       this.#binaryTarget.set(channel, session.id);
+      this.#onRecordingBegun(channel, session);
     }
     const isRecording = session.storedRecording !== null;
     channel.send(
       sessionRestored({
         session_id: session.id,
         status: isRecording ? 'recording_message' : 'idle',
-        message_count: session.historyMessages.length + session.messages.length,
+        // Session messages only (recordings and chosen replies), as the replaced backend counted.
+        message_count: session.messages.length,
         scenario_description: session.scenarioDescription,
         response_count: session.responseCount,
         has_modifications: session.modifications.length > 0,
@@ -325,7 +527,8 @@ export class Dialogue {
     );
     if (isRecording) channel.send(statusUpdate(session.id, 'recording_message'));
     if (reopenError) channel.send(errorEvent(session.id, reopenError));
-    session.log.info({ connectionId: channel.id, recording: isRecording }, 'session resumed');
+    session.log.info({ connectionId: channel.id, recording: isRecording, heldEvents: held.length }, 'session resumed');
+    if (held.length > 0) this.#lanes.submitFirst(session.id, held);
   }
 
   #getMessageHistory(channel: ClientChannel, event: ClientEventOf<'get_message_history'>): void {
@@ -350,6 +553,12 @@ export class Dialogue {
     else channel.log.info(fields, 'event rejected');
     channel.send(errorEvent(sessionId, error));
   }
+}
+
+function notRecording(sessionId: string): NotRecordingError {
+  return new NotRecordingError(`session ${sessionId} has no recording in progress; send message_start first`, {
+    details: `session_id: ${sessionId}`,
+  });
 }
 
 function assertNever(value: never): never {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { AudioLimitExceededError, NotRecordingError, StoreError, toVoxgateError, type VoxgateError } from '../errors.js';
 import { errorEvent, transcriptPartial } from '../protocol/server-events.js';
-import type { SttEngine } from '../stt/engine.js';
+import type { SttEngine, SttStream } from '../stt/engine.js';
 import { joinTranscript } from '../stt/transcript-text.js';
 import type { LiveRecording, Session } from './session.js';
 import type { SessionManager } from './session-manager.js';
@@ -33,9 +33,22 @@ export class RecordingService {
     this.#options = options;
   }
 
-  /** message_start: opens a stream (throws STT_SERVICE_BUSY / STT_SERVICE_ERROR) and begins a recording. */
+  /** open() then begin(): a recording with a new stream, for callers with nothing to do in between. */
   start(session: Session, sender: string): LiveRecording {
-    return this.#open(session, session.nextMessageId('recording'), sender, []);
+    return this.begin(session, this.open(session, sender));
+  }
+
+  /**
+   * message_start, step 1: opens an STT stream for the session's next recording (throws STT_SERVICE_BUSY /
+   * STT_SERVICE_ERROR). Nothing about the session changes yet, so a refusal leaves it exactly as it was.
+   */
+  open(session: Session, sender: string): OpenedStream {
+    return this.#openStream(session, session.nextMessageId('recording'), sender);
+  }
+
+  /** message_start, step 2: makes an opened stream the session's recording (store first; aborts it on failure). */
+  begin(session: Session, opened: OpenedStream): LiveRecording {
+    return this.#begin(session, opened, []);
   }
 
   /**
@@ -130,6 +143,20 @@ export class RecordingService {
   }
 
   #open(session: Session, messageId: string, sender: string, carried: readonly string[]): LiveRecording {
+    return this.#begin(session, this.#openStream(session, messageId, sender), carried);
+  }
+
+  #begin(session: Session, opened: OpenedStream, carried: readonly string[]): LiveRecording {
+    try {
+      opened.holder.recording = session.beginRecording(opened.messageId, opened.sender, opened.stream, carried);
+    } catch (err) {
+      opened.stream.abort();
+      throw err;
+    }
+    return opened.holder.recording;
+  }
+
+  #openStream(session: Session, messageId: string, sender: string): OpenedStream {
     const { sessions } = this.#options;
     // The callbacks are made once per stream and find their recording through this holder.
     const holder: { recording: LiveRecording | null } = { recording: null };
@@ -160,14 +187,16 @@ export class RecordingService {
         sessions.broadcast(session, errorEvent(session.id, err));
       },
     });
-    try {
-      holder.recording = session.beginRecording(messageId, sender, stream, carried);
-    } catch (err) {
-      stream.abort();
-      throw err;
-    }
-    return holder.recording;
+    return { messageId, sender, stream, holder };
   }
+}
+
+/** An STT stream opened for a recording that has not begun yet (RecordingService.open). */
+export interface OpenedStream {
+  readonly messageId: string;
+  readonly sender: string;
+  readonly stream: SttStream;
+  readonly holder: { recording: LiveRecording | null };
 }
 
 function notRecording(sessionId: string): NotRecordingError {
