@@ -1,14 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  AudioLimitExceededError,
-  InvalidEventDataError,
-  NotRecordingError,
-  RateLimitedError,
-  SessionNotFoundError,
-  toVoxgateError,
-  type VoxgateError,
-} from '../errors.js';
+import { InvalidEventDataError, toVoxgateError, type VoxgateError } from '../errors.js';
 import type { ClientEvent, ClientEventOf } from '../protocol/client-events.js';
 import {
   errorEvent,
@@ -22,12 +14,12 @@ import {
   type ProfileJson,
 } from '../protocol/server-events.js';
 import type { ClientChannel } from './channel.js';
-import { HeldEvents } from './held-events.js';
+import { DroppedAudio, notRecording } from './dropped-audio.js';
 import type { OpenedStream, RecordingService } from './recordings.js';
 import type { RequestManager } from './request-manager.js';
 import type { Session } from './session.js';
-import { SessionLanes } from './session-lanes.js';
 import type { SessionManager } from './session-manager.js';
+import { SessionRouter, type ConnectionJob } from './session-router.js';
 import type { ReplyRunner } from './suggestions.js';
 
 export interface DialogueOptions {
@@ -45,48 +37,35 @@ export interface DialogueOptions {
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
- * Work waiting behind a session's pending event, or held for a connection's session_resume. Audio is
- * bounded by bytes (1 MiB is 32 s of 16 kHz PCM16, far more than a message_end or a reconnect takes);
- * control events come through the connection's rate budget and are bounded by count.
- */
-const QUEUE_LIMITS = { maxBytes: 1024 * 1024, maxJobs: 4096 } as const;
-/** The key under which a connection's binary audio without a recording is reported (not a session id). */
-const NO_TARGET = '';
-
-type Job =
-  | { readonly kind: 'event'; readonly channel: ClientChannel; readonly event: ClientEvent; readonly bytes: number }
-  | { readonly kind: 'audio'; readonly channel: ClientChannel; readonly pcm: Uint8Array; readonly bytes: number }
-  | { readonly kind: 'task'; readonly run: () => Promise<void> | void; readonly bytes: 0 };
-
-/**
  * The protocol's behaviour: one method per client event (protocol.md section 2). Errors thrown by a
  * handler go back to the connection that sent the event, as an `error` event; nothing else changes.
- * Events for one session run one after another (SessionLanes): an event that arrives while an earlier
+ * Events for one session run one after another (SessionRouter): an event that arrives while an earlier
  * one of the same session is still being processed (message_end waits for the recogniser) waits its turn.
  */
 export class Dialogue {
   readonly #options: DialogueOptions;
   /** Which session a connection's binary audio frames belong to: the one it last started or resumed recording. */
   readonly #binaryTarget = new WeakMap<ClientChannel, string>();
-  readonly #lanes: SessionLanes<Job>;
-  readonly #held = new HeldEvents<Job>(QUEUE_LIMITS);
-  /**
-   * Per connection, the sessions (NO_TARGET for binary frames without one) whose audio without a recording
-   * was already answered with an error in the current recording-less stretch: one error per stretch.
-   */
-  readonly #reportedNoRecording = new WeakMap<ClientChannel, Set<string>>();
+  readonly #droppedAudio = new DroppedAudio();
+  readonly #router: SessionRouter;
   /** Recordings whose connection left, waiting out the grace period before their recogniser is released. */
   readonly #parkTimers = new Map<string, NodeJS.Timeout>();
-  #droppedAudioFrames = 0;
 
   constructor(options: DialogueOptions) {
     this.#options = options;
-    this.#lanes = new SessionLanes<Job>(QUEUE_LIMITS, (sessionId, job) => this.#runJob(sessionId, job));
+    this.#router = new SessionRouter({
+      sessions: options.sessions,
+      droppedAudio: this.#droppedAudio,
+      logger: options.logger,
+      run: (sessionId, job) => this.#runJob(sessionId, job),
+      reply: (channel, sessionId, error, eventType) => this.#reply(channel, sessionId, error, eventType),
+      onTaken: (channel, session) => this.#onTaken(channel, session),
+    });
   }
 
   /** Audio frames dropped because their session had no recording or the session's queue was full. */
   get droppedAudioFrames(): number {
-    return this.#droppedAudioFrames;
+    return this.#droppedAudio.frames;
   }
 
   /** Handles one decoded client event; never throws. */
@@ -97,36 +76,27 @@ export class Dialogue {
     }
     const sessionId = event.data.session_id;
     const bytes = event.type === 'audio_stream' ? (event.data.audio_chunk.length * 3) >>> 2 : 0;
-    const job: Job = { kind: 'event', channel, event, bytes };
-    if (!this.#lanes.submit(sessionId, job)) this.#refuse(sessionId, job);
+    this.#router.submit(sessionId, { kind: 'event', channel, event, bytes });
   }
 
   /** A binary frame: raw PCM for the session this connection is recording. */
   handleBinaryAudio(channel: ClientChannel, pcm: Uint8Array): void {
     const sessionId = this.#binaryTarget.get(channel) ?? null;
     if (sessionId === null) {
-      this.#dropAudio(channel, NO_TARGET, null, pcm.byteLength);
+      this.#dropAudio(channel, null, pcm.byteLength);
       return;
     }
-    if (!this.#lanes.isBusy(sessionId)) {
+    if (!this.#router.isBusy(sessionId)) {
       this.#appendAudio(channel, sessionId, pcm);
       return;
     }
     // Copy now: uWS reuses the frame's memory once the callback returns.
-    const job: Job = { kind: 'audio', channel, pcm: Uint8Array.from(pcm), bytes: pcm.byteLength };
-    if (!this.#lanes.submit(sessionId, job)) this.#refuse(sessionId, job);
+    this.#router.submit(sessionId, { kind: 'audio', channel, pcm: Uint8Array.from(pcm), bytes: pcm.byteLength });
   }
 
   handleChannelClosed(channel: ClientChannel): void {
-    this.#held.forget(channel);
-    for (const session of this.#options.sessions.detachChannel(channel)) {
-      // A connection that already named this session (its reconnect) takes it now, its held events first.
-      const successor = this.#held.firstHolder(session.id);
-      if (successor && this.#options.sessions.claim(session.id, successor) === 'taken') {
-        this.#onTaken(successor, session);
-        this.#lanes.submitFirst(session.id, this.#held.take(successor, session.id));
-        continue;
-      }
+    // A connection that already named a session it leaves (its reconnect) takes it now, held events first.
+    for (const session of this.#router.channelClosed(channel, this.#options.sessions.detachChannel(channel))) {
       if (session.liveRecording) this.#parkLater(session);
     }
   }
@@ -146,9 +116,7 @@ export class Dialogue {
     const timer = setTimeout(() => {
       this.#parkTimers.delete(session.id);
       if (session.channels.size > 0) return;
-      const park = (): Promise<void> | undefined =>
-        session.channels.size > 0 ? undefined : this.#options.recordings.park(session);
-      this.#lanes.submitAlways(session.id, { kind: 'task', run: park, bytes: 0 });
+      this.#router.submitTask(session.id, () => (session.channels.size > 0 ? undefined : this.#options.recordings.park(session)));
     }, this.#options.orphanedRecordingGraceMs);
     timer.unref();
     this.#parkTimers.set(session.id, timer);
@@ -161,37 +129,13 @@ export class Dialogue {
     this.#parkTimers.delete(sessionId);
   }
 
-  /** Runs one job of a session's lane; never rejects. */
-  #runJob(sessionId: string, job: Job): Promise<void> | void {
-    if (job.kind === 'task') {
-      try {
-        const result = job.run();
-        if (result) return result.catch((err: unknown) => this.#options.logger.error({ err: toVoxgateError(err), sessionId }, 'session task failed'));
-      } catch (err) {
-        this.#options.logger.error({ err: toVoxgateError(err), sessionId }, 'session task failed');
-      }
-      return undefined;
-    }
-    const { channel } = job;
-    if (channel.isClosed) return undefined;
-    if (job.kind === 'event' && job.event.type === 'session_resume') return this.#dispatch(channel, job.event, sessionId);
-    let access: ReturnType<SessionManager['claim']>;
-    try {
-      access = this.#options.sessions.claim(sessionId, channel);
-    } catch (err) {
-      this.#reply(channel, sessionId, toVoxgateError(err), job.kind === 'event' ? job.event.type : 'binary audio');
-      return undefined;
-    }
-    if (access === 'busy') {
-      this.#hold(channel, sessionId, job);
-      return undefined;
-    }
-    if (access === 'taken') this.#onTaken(channel, this.#options.sessions.attached(sessionId, channel));
+  /** Runs a connection's job once the router let it through; never rejects. */
+  #runJob(sessionId: string, job: ConnectionJob): Promise<void> | void {
     if (job.kind === 'audio') {
-      this.#appendAudio(channel, sessionId, job.pcm);
+      this.#appendAudio(job.channel, sessionId, job.pcm);
       return undefined;
     }
-    return this.#dispatch(channel, job.event, sessionId);
+    return this.#dispatch(job.channel, job.event, sessionId);
   }
 
   /** The session had no live connection and `channel` named it first: it is now this connection's. */
@@ -201,84 +145,10 @@ export class Dialogue {
     session.log.info({ connectionId: channel.id }, 'session taken by the connection that named it first');
   }
 
-  #hold(channel: ClientChannel, sessionId: string, job: Job): void {
-    const firstHeld = !this.#held.has(channel, sessionId);
-    const result = this.#held.hold(channel, sessionId, job);
-    if (firstHeld) {
-      channel.log.info({ sessionId }, 'events held: the session is attached to another connection; waiting for session_resume');
-    }
-    if (result === 'held') return;
-    if (job.kind === 'audio' || (job.kind === 'event' && job.event.type === 'audio_stream')) this.#droppedAudioFrames++;
-    if (result === 'overflowed') {
-      channel.log.warn({ sessionId, limits: QUEUE_LIMITS }, 'held events over the limit; later ones are dropped until session_resume');
-      this.#reply(channel, sessionId, new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` }));
-    }
-  }
-
-  /** The session's queue is full: audio is dropped with one error per busy stretch; a control event gets its own. */
-  #refuse(sessionId: string, job: Job): void {
-    if (job.kind === 'task') return;
-    const { channel } = job;
-    const isAudio = job.kind === 'audio' || job.event.type === 'audio_stream';
-    if (isAudio) {
-      this.#droppedAudioFrames++;
-      channel.log.debug({ sessionId, bytes: job.bytes }, 'audio dropped: the session is busy and its queue is full');
-      if (!this.#lanes.firstRefusal(sessionId)) return;
-      channel.log.warn({ sessionId, limits: QUEUE_LIMITS }, 'audio dropped: the session is busy and its queue is full');
-      this.#reply(
-        channel,
-        sessionId,
-        new AudioLimitExceededError(`session ${sessionId} is busy and ${QUEUE_LIMITS.maxBytes} bytes of audio are already waiting; later audio is discarded`, {
-          details: `max_queued_audio_bytes: ${QUEUE_LIMITS.maxBytes}`,
-        }),
-      );
-      return;
-    }
-    this.#reply(
-      channel,
-      sessionId,
-      new RateLimitedError(`session ${sessionId} is busy and ${QUEUE_LIMITS.maxJobs} events are already waiting; event ${job.event.type} dropped`, {
-        details: `max_queued_events: ${QUEUE_LIMITS.maxJobs}`,
-      }),
-      job.event.type,
-    );
-  }
-
-  /**
-   * Audio for a session without a recording (message_start was refused, or came late): dropped quietly and
-   * counted. The app shows every error as a toast, so a connection gets one error per recording-less stretch.
-   */
-  #dropAudio(channel: ClientChannel, key: string, sessionId: string | null, bytes: number): void {
-    this.#droppedAudioFrames++;
-    channel.log.debug({ sessionId, bytes }, 'audio dropped: no recording');
-    let reported = this.#reportedNoRecording.get(channel);
-    if (!reported) {
-      reported = new Set();
-      this.#reportedNoRecording.set(channel, reported);
-    }
-    if (reported.has(key)) return;
-    reported.add(key);
-    const error =
-      sessionId === null
-        ? new NotRecordingError('binary audio received but this connection has no recording; send message_start first; later audio is dropped quietly')
-        : notRecording(sessionId);
-    this.#reply(channel, sessionId, error, 'audio');
-  }
-
-  /** A recording began: the next recording-less stretch may report dropped audio again. */
-  #onRecordingBegun(channel: ClientChannel, session: Session): void {
-    this.#reportedNoRecording.get(channel)?.delete(NO_TARGET);
-    for (const attached of session.channels) this.#reportedNoRecording.get(attached)?.delete(session.id);
-  }
-
-  /** Marks the stretch as reported: the refusal of message_start was this stretch's one error. */
-  #markNoRecordingReported(channel: ClientChannel, sessionId: string): void {
-    let reported = this.#reportedNoRecording.get(channel);
-    if (!reported) {
-      reported = new Set();
-      this.#reportedNoRecording.set(channel, reported);
-    }
-    reported.add(sessionId);
+  /** Audio without a recording: dropped and counted; the first of its stretch is answered. */
+  #dropAudio(channel: ClientChannel, sessionId: string | null, bytes: number): void {
+    const error = this.#droppedAudio.drop(channel, sessionId, bytes);
+    if (error) this.#reply(channel, sessionId, error, 'audio');
   }
 
   #dispatch(channel: ClientChannel, event: ClientEvent, sessionId: string | null): Promise<void> | undefined {
@@ -345,7 +215,7 @@ export class Dialogue {
     try {
       opened = this.#options.recordings.open(session, event.data.sender);
     } catch (err) {
-      if (!session.liveRecording && !session.storedRecording) this.#markNoRecordingReported(channel, session.id);
+      if (!session.liveRecording && !session.storedRecording) this.#droppedAudio.markReported(channel, session.id);
       throw err;
     }
     if (!session.liveRecording && !session.storedRecording) {
@@ -373,7 +243,7 @@ export class Dialogue {
     // What the user typed steered the suggestions for what was said before; a new message starts afresh.
     session.setUserIntent(null);
     this.#binaryTarget.set(channel, session.id);
-    this.#onRecordingBegun(channel, session);
+    this.#droppedAudio.recordingBegun(channel, session);
     this.#options.sessions.broadcast(session, statusUpdate(session.id, 'recording_message'));
   }
 
@@ -384,7 +254,7 @@ export class Dialogue {
       throw new InvalidEventDataError('audio_chunk is not valid base64', { details: 'data.audio_chunk: expected base64 of PCM16LE' });
     }
     if (!session.liveRecording && !session.storedRecording) {
-      this.#dropAudio(channel, session.id, session.id, (chunk.length * 3) >>> 2);
+      this.#dropAudio(channel, session.id, (chunk.length * 3) >>> 2);
       return;
     }
     this.#options.recordings.appendAudio(session, Buffer.from(chunk, 'base64'));
@@ -394,7 +264,7 @@ export class Dialogue {
     try {
       const session = this.#session(channel, sessionId);
       if (!session.liveRecording && !session.storedRecording) {
-        this.#dropAudio(channel, sessionId, sessionId, pcm.byteLength);
+        this.#dropAudio(channel, sessionId, pcm.byteLength);
         return;
       }
       this.#options.recordings.appendAudio(session, pcm);
@@ -499,8 +369,7 @@ export class Dialogue {
   #sessionResume(channel: ClientChannel, event: ClientEventOf<'session_resume'>): void {
     const session = this.#options.sessions.resume(event.data.session_id, channel);
     this.#cancelPark(session.id);
-    // What this connection sent for the session before its resume (the app's reconnect queue) runs next.
-    const held = this.#held.take(channel, session.id);
+
     let reopenError: VoxgateError | null = null;
     if (session.storedRecording) {
       try {
@@ -510,7 +379,7 @@ export class Dialogue {
         reopenError = toVoxgateError(err);
       }
       this.#binaryTarget.set(channel, session.id);
-      this.#onRecordingBegun(channel, session);
+      this.#droppedAudio.recordingBegun(channel, session);
     }
     const isRecording = session.storedRecording !== null;
     channel.send(
@@ -527,8 +396,9 @@ export class Dialogue {
     );
     if (isRecording) channel.send(statusUpdate(session.id, 'recording_message'));
     if (reopenError) channel.send(errorEvent(session.id, reopenError));
-    session.log.info({ connectionId: channel.id, recording: isRecording, heldEvents: held.length }, 'session resumed');
-    if (held.length > 0) this.#lanes.submitFirst(session.id, held);
+    // What this connection sent for the session before its resume (the app's reconnect queue) runs next.
+    const heldEvents = this.#router.releaseHeld(channel, session.id);
+    session.log.info({ connectionId: channel.id, recording: isRecording, heldEvents }, 'session resumed');
   }
 
   #getMessageHistory(channel: ClientChannel, event: ClientEventOf<'get_message_history'>): void {
@@ -553,12 +423,6 @@ export class Dialogue {
     else channel.log.info(fields, 'event rejected');
     channel.send(errorEvent(sessionId, error));
   }
-}
-
-function notRecording(sessionId: string): NotRecordingError {
-  return new NotRecordingError(`session ${sessionId} has no recording in progress; send message_start first`, {
-    details: `session_id: ${sessionId}`,
-  });
 }
 
 function assertNever(value: never): never {

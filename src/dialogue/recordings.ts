@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import { AudioLimitExceededError, NotRecordingError, StoreError, toVoxgateError, type VoxgateError } from '../errors.js';
+import { AudioLimitExceededError, StoreError, toVoxgateError, type VoxgateError } from '../errors.js';
 import { errorEvent, transcriptPartial } from '../protocol/server-events.js';
 import type { SttEngine, SttStream } from '../stt/engine.js';
+import { notRecording } from './dropped-audio.js';
 import { joinTranscript } from '../stt/transcript-text.js';
 import type { LiveRecording, Session } from './session.js';
 import type { SessionManager } from './session-manager.js';
@@ -197,10 +198,4 @@ export interface OpenedStream {
   readonly sender: string;
   readonly stream: SttStream;
   readonly holder: { recording: LiveRecording | null };
-}
-
-function notRecording(sessionId: string): NotRecordingError {
-  return new NotRecordingError(`session ${sessionId} has no recording in progress; send message_start first`, {
-    details: `session_id: ${sessionId}`,
-  });
 }
