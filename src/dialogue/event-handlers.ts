@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { InvalidEventDataError, toVoxgateError, type VoxgateError } from '../errors.js';
+import { InvalidEventDataError, SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
 import type { ClientEvent, ClientEventOf } from '../protocol/client-events.js';
 import {
   errorEvent,
@@ -248,8 +248,9 @@ export class Dialogue {
   }
 
   #audioStream(channel: ClientChannel, event: ClientEventOf<'audio_stream'>): void {
-    const session = this.#session(channel, event.data.session_id);
     const chunk = event.data.audio_chunk;
+    const session = this.#audioSession(channel, event.data.session_id, (chunk.length * 3) >>> 2);
+    if (!session) return;
     if (!BASE64.test(chunk) || chunk.length % 4 === 1) {
       throw new InvalidEventDataError('audio_chunk is not valid base64', { details: 'data.audio_chunk: expected base64 of PCM16LE' });
     }
@@ -262,7 +263,8 @@ export class Dialogue {
 
   #appendAudio(channel: ClientChannel, sessionId: string, pcm: Uint8Array): void {
     try {
-      const session = this.#session(channel, sessionId);
+      const session = this.#audioSession(channel, sessionId, pcm.byteLength);
+      if (!session) return;
       if (!session.liveRecording && !session.storedRecording) {
         this.#dropAudio(channel, sessionId, pcm.byteLength);
         return;
@@ -270,6 +272,18 @@ export class Dialogue {
       this.#options.recordings.appendAudio(session, pcm);
     } catch (err) {
       this.#reply(channel, sessionId, toVoxgateError(err), 'binary audio');
+    }
+  }
+
+  /** The session audio is for; null (audio dropped, reported once) when there is no such session. */
+  #audioSession(channel: ClientChannel, sessionId: string, bytes: number): Session | null {
+    try {
+      return this.#session(channel, sessionId);
+    } catch (err) {
+      if (!(err instanceof SessionNotFoundError)) throw err;
+      const error = this.#droppedAudio.dropForUnknownSession(channel, sessionId, bytes);
+      if (error) this.#reply(channel, sessionId, error, 'audio');
+      return null;
     }
   }
 

@@ -263,6 +263,19 @@ t.test('issue 11 #4: audio without a recording: one error per recording-less str
   t.equal(server.logs.filter((line) => line.msg === 'event rejected').length, 3, 'one info line per error, not per frame');
 });
 
+t.test('issue 11 #4: audio naming a session the server no longer has: one error, not one per chunk', async (t) => {
+  const { server } = await setup(t);
+  const app = await PhoneApp.open(t, server);
+  app.sessionId = '00000000-0000-4000-8000-000000000000'; // e.g. lost with a restart without persistence
+  for (let i = 0; i < 5; i++) app.sendAudioChunk();
+  for (let i = 0; i < 2; i++) app.stopRecording();
+  // A round trip that does not name the lost session.
+  app.client.send('conversation_start', { response_count: 1 });
+  await app.waitFor('session_created', (e) => e.data.session_id !== app.sessionId);
+  t.same(app.toasts, ['SESSION_NOT_FOUND', 'SESSION_NOT_FOUND', 'SESSION_NOT_FOUND'], 'one for the five chunks, one per control event');
+  t.equal(server.logs.filter((line) => line.msg === 'audio dropped: no such session').length, 5);
+});
+
 /** The first socket records two chunks; returns it. */
 async function recordOnFirstSocket(app: PhoneApp): Promise<TestClient> {
   app.startRecording(OTHER);
