@@ -72,7 +72,8 @@ export class SessionLanes<T extends QueuedJob> {
   #start(sessionId: string, job: T): void {
     const pending = this.#run(sessionId, job);
     if (!pending) return;
-    // A job run inside this one (submitFirst) may have opened the lane already.
+    // Only synchronous jobs run others inside them (submitFirst), so a pending job finds no lane of a
+    // nested job here; the lookup keeps one lane per session even if that contract is ever broken.
     let lane = this.#lanes.get(sessionId);
     if (!lane) {
       lane = { queue: new JobQueue<T>(this.#limits), hasReportedRefusal: false };
