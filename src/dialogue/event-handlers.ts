@@ -1,12 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  InvalidEventDataError,
-  NotRecordingError,
-  RecordingInProgressError,
-  toVoxgateError,
-  type VoxgateError,
-} from '../errors.js';
+import { InvalidEventDataError, SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
 import type { ClientEvent, ClientEventOf } from '../protocol/client-events.js';
 import {
   errorEvent,
@@ -20,10 +14,12 @@ import {
   type ProfileJson,
 } from '../protocol/server-events.js';
 import type { ClientChannel } from './channel.js';
-import type { RecordingService } from './recordings.js';
+import { DroppedAudio, notRecording } from './dropped-audio.js';
+import type { OpenedStream, RecordingService } from './recordings.js';
 import type { RequestManager } from './request-manager.js';
 import type { Session } from './session.js';
 import type { SessionManager } from './session-manager.js';
+import { SessionRouter, type ConnectionJob } from './session-router.js';
 import type { ReplyRunner } from './suggestions.js';
 
 export interface DialogueOptions {
@@ -43,52 +39,64 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 /**
  * The protocol's behaviour: one method per client event (protocol.md section 2). Errors thrown by a
  * handler go back to the connection that sent the event, as an `error` event; nothing else changes.
- * Events for one session run one after another: an event that arrives while an earlier one of the same
- * session is still being processed (message_end waits for the recogniser) waits its turn.
+ * Events for one session run one after another (SessionRouter): an event that arrives while an earlier
+ * one of the same session is still being processed (message_end waits for the recogniser) waits its turn.
  */
 export class Dialogue {
   readonly #options: DialogueOptions;
   /** Which session a connection's binary audio frames belong to: the one it last started or resumed recording. */
   readonly #binaryTarget = new WeakMap<ClientChannel, string>();
-  readonly #pendingBySession = new Map<string, Promise<void>>();
+  readonly #droppedAudio = new DroppedAudio();
+  readonly #router: SessionRouter;
   /** Recordings whose connection left, waiting out the grace period before their recogniser is released. */
   readonly #parkTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(options: DialogueOptions) {
     this.#options = options;
+    this.#router = new SessionRouter({
+      sessions: options.sessions,
+      droppedAudio: this.#droppedAudio,
+      logger: options.logger,
+      run: (sessionId, job) => this.#runJob(sessionId, job),
+      reply: (channel, sessionId, error, eventType) => this.#reply(channel, sessionId, error, eventType),
+      onTaken: (channel, session) => this.#onTaken(channel, session),
+    });
+  }
+
+  /** Audio frames dropped because their session had no recording or the session's queue was full. */
+  get droppedAudioFrames(): number {
+    return this.#droppedAudio.frames;
   }
 
   /** Handles one decoded client event; never throws. */
   handleEvent(channel: ClientChannel, event: ClientEvent): void {
-    const sessionId = 'session_id' in event.data ? event.data.session_id : null;
-    const pending = sessionId === null ? undefined : this.#pendingBySession.get(sessionId);
-    if (pending) {
-      this.#track(sessionId!, pending.then(() => this.#dispatch(channel, event, sessionId)));
+    if (!('session_id' in event.data)) {
+      this.#dispatch(channel, event, null);
       return;
     }
-    const result = this.#dispatch(channel, event, sessionId);
-    if (result && sessionId !== null) this.#track(sessionId, result);
+    const sessionId = event.data.session_id;
+    const bytes = event.type === 'audio_stream' ? (event.data.audio_chunk.length * 3) >>> 2 : 0;
+    this.#router.submit(sessionId, { kind: 'event', channel, event, bytes });
   }
 
   /** A binary frame: raw PCM for the session this connection is recording. */
   handleBinaryAudio(channel: ClientChannel, pcm: Uint8Array): void {
     const sessionId = this.#binaryTarget.get(channel) ?? null;
     if (sessionId === null) {
-      this.#reply(channel, null, new NotRecordingError('binary audio received but this connection has no recording; send message_start first'));
+      this.#dropAudio(channel, null, pcm.byteLength);
       return;
     }
-    const pending = this.#pendingBySession.get(sessionId);
-    if (pending) {
-      // Copy now: uWS reuses the frame's memory once the callback returns.
-      const copy = Uint8Array.from(pcm);
-      this.#track(sessionId, pending.then(() => this.#appendAudio(channel, sessionId, copy)));
+    if (!this.#router.isBusy(sessionId)) {
+      this.#appendAudio(channel, sessionId, pcm);
       return;
     }
-    this.#appendAudio(channel, sessionId, pcm);
+    // Copy now: uWS reuses the frame's memory once the callback returns.
+    this.#router.submit(sessionId, { kind: 'audio', channel, pcm: Uint8Array.from(pcm), bytes: pcm.byteLength });
   }
 
   handleChannelClosed(channel: ClientChannel): void {
-    for (const session of this.#options.sessions.detachChannel(channel)) {
+    // A connection that already named a session it leaves (its reconnect) takes it now, held events first.
+    for (const session of this.#router.channelClosed(channel, this.#options.sessions.detachChannel(channel))) {
       if (session.liveRecording) this.#parkLater(session);
     }
   }
@@ -108,8 +116,7 @@ export class Dialogue {
     const timer = setTimeout(() => {
       this.#parkTimers.delete(session.id);
       if (session.channels.size > 0) return;
-      const pending = this.#pendingBySession.get(session.id) ?? Promise.resolve();
-      this.#track(session.id, pending.then(() => (session.channels.size > 0 ? undefined : this.#options.recordings.park(session))));
+      this.#router.submitTask(session.id, () => (session.channels.size > 0 ? undefined : this.#options.recordings.park(session)));
     }, this.#options.orphanedRecordingGraceMs);
     timer.unref();
     this.#parkTimers.set(session.id, timer);
@@ -122,11 +129,26 @@ export class Dialogue {
     this.#parkTimers.delete(sessionId);
   }
 
-  #track(sessionId: string, work: Promise<void>): void {
-    const settled = work.finally(() => {
-      if (this.#pendingBySession.get(sessionId) === settled) this.#pendingBySession.delete(sessionId);
-    });
-    this.#pendingBySession.set(sessionId, settled);
+  /** Runs a connection's job once the router let it through; never rejects. */
+  #runJob(sessionId: string, job: ConnectionJob): Promise<void> | void {
+    if (job.kind === 'audio') {
+      this.#appendAudio(job.channel, sessionId, job.pcm);
+      return undefined;
+    }
+    return this.#dispatch(job.channel, job.event, sessionId);
+  }
+
+  /** The session had no live connection and `channel` named it first: it is now this connection's. */
+  #onTaken(channel: ClientChannel, session: Session): void {
+    this.#cancelPark(session.id);
+    if (session.storedRecording) this.#binaryTarget.set(channel, session.id);
+    session.log.info({ connectionId: channel.id }, 'session taken by the connection that named it first');
+  }
+
+  /** Audio without a recording: dropped and counted; the first of its stretch is answered. */
+  #dropAudio(channel: ClientChannel, sessionId: string | null, bytes: number): void {
+    const error = this.#droppedAudio.drop(channel, sessionId, bytes);
+    if (error) this.#reply(channel, sessionId, error, 'audio');
   }
 
   #dispatch(channel: ClientChannel, event: ClientEvent, sessionId: string | null): Promise<void> | undefined {
@@ -182,46 +204,103 @@ export class Dialogue {
     channel.send(sessionCreated(session.id));
   }
 
-  #messageStart(channel: ClientChannel, event: ClientEventOf<'message_start'>): void {
+  /**
+   * Opens the STT stream first: if that is refused, nothing changed (the running generation goes on, an
+   * open recording stays open). A recording still open (its message_end was lost with a dead socket) is
+   * finished first, with its message_recorded but no automatic suggestions; then the new one begins.
+   */
+  #messageStart(channel: ClientChannel, event: ClientEventOf<'message_start'>): Promise<void> | void {
     const session = this.#session(channel, event.data.session_id);
-    if (session.liveRecording || session.storedRecording) {
-      throw new RecordingInProgressError('a recording is already in progress for this session; send message_end first', {
-        details: `message_id: ${session.storedRecording?.messageId ?? session.liveRecording?.messageId}`,
-      });
+    let opened: OpenedStream;
+    try {
+      opened = this.#options.recordings.open(session, event.data.sender, event.data);
+    } catch (err) {
+      if (!session.liveRecording && !session.storedRecording) this.#droppedAudio.markReported(channel, session.id);
+      throw err;
     }
+    if (!session.liveRecording && !session.storedRecording) {
+      this.#beginRecording(channel, session, opened);
+      return undefined;
+    }
+    return this.#finishThenBegin(channel, session, opened);
+  }
+
+  async #finishThenBegin(channel: ClientChannel, session: Session, opened: OpenedStream): Promise<void> {
+    session.log.info({ messageId: session.liveRecording?.messageId ?? session.storedRecording?.messageId }, 'message_start during a recording: finishing it first');
+    try {
+      await this.#finishRecording(session, { autoSuggest: false });
+    } catch (err) {
+      opened.stream.abort();
+      throw err;
+    }
+    this.#beginRecording(channel, session, opened);
+  }
+
+  #beginRecording(channel: ClientChannel, session: Session, opened: OpenedStream): void {
+    this.#options.recordings.begin(session, opened);
+    // Only now that the recording began: a refused message_start must leave the running generation alone.
     this.#options.requests.cancel(session.id);
-    this.#options.recordings.start(session, event.data.sender, event.data);
+    // What the user typed steered the suggestions for what was said before; a new message starts afresh.
+    session.setUserIntent(null);
     this.#binaryTarget.set(channel, session.id);
+    this.#droppedAudio.recordingBegun(channel, session);
     this.#options.sessions.broadcast(session, statusUpdate(session.id, 'recording_message'));
   }
 
   #audioStream(channel: ClientChannel, event: ClientEventOf<'audio_stream'>): void {
-    const session = this.#session(channel, event.data.session_id);
     const chunk = event.data.audio_chunk;
+    const session = this.#audioSession(channel, event.data.session_id, (chunk.length * 3) >>> 2);
+    if (!session) return;
     if (!BASE64.test(chunk) || chunk.length % 4 === 1) {
       throw new InvalidEventDataError('audio_chunk is not valid base64', { details: 'data.audio_chunk: expected base64 of PCM16LE' });
+    }
+    if (!session.liveRecording && !session.storedRecording) {
+      this.#dropAudio(channel, session.id, (chunk.length * 3) >>> 2);
+      return;
     }
     this.#options.recordings.appendAudio(session, Buffer.from(chunk, 'base64'), event.data);
   }
 
   #appendAudio(channel: ClientChannel, sessionId: string, pcm: Uint8Array): void {
     try {
-      this.#options.recordings.appendAudio(this.#session(channel, sessionId), pcm);
+      const session = this.#audioSession(channel, sessionId, pcm.byteLength);
+      if (!session) return;
+      if (!session.liveRecording && !session.storedRecording) {
+        this.#dropAudio(channel, sessionId, pcm.byteLength);
+        return;
+      }
+      this.#options.recordings.appendAudio(session, pcm);
     } catch (err) {
       this.#reply(channel, sessionId, toVoxgateError(err), 'binary audio');
     }
   }
 
-  async #messageEnd(channel: ClientChannel, event: ClientEventOf<'message_end'>): Promise<void> {
-    const { sessions, recordings } = this.#options;
-    const session = this.#session(channel, event.data.session_id);
-    if (!session.liveRecording && !session.storedRecording) {
-      throw new NotRecordingError(`session ${session.id} has no recording in progress; send message_start first`, {
-        details: `session_id: ${session.id}`,
-      });
+  /** The session audio is for; null (audio dropped, reported once) when there is no such session. */
+  #audioSession(channel: ClientChannel, sessionId: string, bytes: number): Session | null {
+    try {
+      return this.#session(channel, sessionId);
+    } catch (err) {
+      if (!(err instanceof SessionNotFoundError)) throw err;
+      const error = this.#droppedAudio.dropForUnknownSession(channel, sessionId, bytes);
+      if (error) this.#reply(channel, sessionId, error, 'audio');
+      return null;
     }
+  }
+
+  async #messageEnd(channel: ClientChannel, event: ClientEventOf<'message_end'>): Promise<void> {
+    const session = this.#session(channel, event.data.session_id);
+    if (!session.liveRecording && !session.storedRecording) throw notRecording(session.id);
     session.setStatus('processing_stt');
-    sessions.broadcast(session, statusUpdate(session.id, 'processing_stt'));
+    this.#options.sessions.broadcast(session, statusUpdate(session.id, 'processing_stt'));
+    await this.#finishRecording(session, { autoSuggest: this.#options.autoSuggest });
+  }
+
+  /**
+   * Ends the open recording into a stored message and tells every attached connection (message_recorded
+   * with the recording's sender). Automatic suggestions follow only when asked and something was said.
+   */
+  async #finishRecording(session: Session, options: { autoSuggest: boolean }): Promise<void> {
+    const { sessions, recordings } = this.#options;
     const finished = await recordings.finish(session);
     if (finished.failure) sessions.broadcast(session, errorEvent(session.id, finished.failure));
     try {
@@ -240,18 +319,19 @@ export class Dialogue {
     }
     session.settleStatus();
     session.log.info({ messageId: finished.messageId, chars: finished.text.length }, 'message recorded');
-    sessions.broadcast(session, messageRecorded(session.id, finished.messageId, finished.text));
-    if (this.#options.autoSuggest) this.#options.replies.generate(session, session.userIntent);
+    sessions.broadcast(session, messageRecorded(session.id, finished.messageId, finished.text, finished.sender));
+    // Nothing new was said: new suggestions would only repeat the old ones. And no older user_corpus:
+    // it was forgotten at message_start, and what the user typed before this message was answered.
+    if (options.autoSuggest && finished.text.trim() !== '') this.#options.replies.generate(session, null);
   }
 
+  /** user_corpus steers this generation (and its user_modification reruns) until message_start or a chosen reply. */
   #manualGenerate(channel: ClientChannel, event: ClientEventOf<'manual_generate'>): void {
     const session = this.#session(channel, event.data.session_id);
     const focused = event.data.focused_message_ids;
     if (focused && focused.length > 0) session.updateSettings({ focusedMessageIds: focused });
-    if (event.data.user_corpus !== undefined) {
-      const intent = event.data.user_corpus?.trim() ?? '';
-      session.setUserIntent(intent === '' ? null : intent);
-    }
+    const intent = event.data.user_corpus?.trim() ?? '';
+    session.setUserIntent(intent === '' ? null : intent);
     this.#options.replies.generate(session, session.userIntent);
   }
 
@@ -271,8 +351,10 @@ export class Dialogue {
       createdAt: new Date().toISOString(),
       type: 'selected_response',
     });
+    // The reply is said: what the user typed to get it must not steer later suggestions.
+    session.setUserIntent(null);
     // null, not the text: the app adds the chosen reply itself and would show it twice.
-    this.#options.sessions.broadcast(session, messageRecorded(session.id, messageId, null));
+    this.#options.sessions.broadcast(session, messageRecorded(session.id, messageId, null, event.data.sender));
     this.#options.replies.predict(session, event.data.selected_content);
   }
 
@@ -301,6 +383,7 @@ export class Dialogue {
   #sessionResume(channel: ClientChannel, event: ClientEventOf<'session_resume'>): void {
     const session = this.#options.sessions.resume(event.data.session_id, channel);
     this.#cancelPark(session.id);
+
     let reopenError: VoxgateError | null = null;
     if (session.storedRecording) {
       try {
@@ -310,13 +393,15 @@ export class Dialogue {
         reopenError = toVoxgateError(err);
       }
       this.#binaryTarget.set(channel, session.id);
+      this.#droppedAudio.recordingBegun(channel, session);
     }
     const isRecording = session.storedRecording !== null;
     channel.send(
       sessionRestored({
         session_id: session.id,
         status: isRecording ? 'recording_message' : 'idle',
-        message_count: session.historyMessages.length + session.messages.length,
+        // Session messages only (recordings and chosen replies), as the replaced backend counted.
+        message_count: session.messages.length,
         scenario_description: session.scenarioDescription,
         response_count: session.responseCount,
         has_modifications: session.modifications.length > 0,
@@ -325,7 +410,9 @@ export class Dialogue {
     );
     if (isRecording) channel.send(statusUpdate(session.id, 'recording_message'));
     if (reopenError) channel.send(errorEvent(session.id, reopenError));
-    session.log.info({ connectionId: channel.id, recording: isRecording }, 'session resumed');
+    // What this connection sent for the session before its resume (the app's reconnect queue) runs next.
+    const heldEvents = this.#router.releaseHeld(channel, session.id);
+    session.log.info({ connectionId: channel.id, recording: isRecording, heldEvents }, 'session resumed');
   }
 
   #getMessageHistory(channel: ClientChannel, event: ClientEventOf<'get_message_history'>): void {

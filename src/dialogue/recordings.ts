@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
-import { AudioLimitExceededError, NotRecordingError, StoreError, toVoxgateError, type VoxgateError } from '../errors.js';
+import { AudioLimitExceededError, StoreError, toVoxgateError, type VoxgateError } from '../errors.js';
 import { errorEvent, transcriptPartial } from '../protocol/server-events.js';
-import type { SttEngine } from '../stt/engine.js';
+import type { SttEngine, SttStream } from '../stt/engine.js';
 import type { AudioFormatDeclaration } from '../stt/audio-format.js';
 import { FormattedStream } from '../stt/formatted-stream.js';
+import { notRecording } from './dropped-audio.js';
 import { joinTranscript } from '../stt/transcript-text.js';
 import type { LiveRecording, Session } from './session.js';
 import type { SessionManager } from './session-manager.js';
@@ -37,13 +38,24 @@ export class RecordingService {
     this.#options = options;
   }
 
-  /**
-   * message_start: opens a stream (throws STT_SERVICE_BUSY / STT_SERVICE_ERROR, or AUDIO_FORMAT_UNSUPPORTED
-   * for a declared `format`/`sample_rate`/`channels` it cannot decode) and begins a recording.
-   */
+  /** open() then begin(): a recording with a new stream, for callers with nothing to do in between. */
   start(session: Session, sender: string, format: AudioFormatDeclaration | null = null): LiveRecording {
+    return this.begin(session, this.open(session, sender, format));
+  }
+
+  /**
+   * message_start, step 1: opens an STT stream for the session's next recording (throws STT_SERVICE_BUSY /
+   * STT_SERVICE_ERROR, or AUDIO_FORMAT_UNSUPPORTED for a declared `format`/`sample_rate`/`channels` it
+   * cannot decode). Nothing about the session changes yet, so a refusal leaves it exactly as it was.
+   */
+  open(session: Session, sender: string, format: AudioFormatDeclaration | null = null): OpenedStream {
     this.#sampleRates.delete(session);
-    return this.#open(session, session.nextMessageId('recording'), sender, [], format);
+    return this.#openStream(session, session.nextMessageId('recording'), sender, format);
+  }
+
+  /** message_start, step 2: makes an opened stream the session's recording (store first; aborts it on failure). */
+  begin(session: Session, opened: OpenedStream): LiveRecording {
+    return this.#begin(session, opened, []);
   }
 
   /**
@@ -73,7 +85,7 @@ export class RecordingService {
     }
     recording.audioBytes += pcm.byteLength;
     if (recording.failure !== null) return;
-    // Audio format: every stream #open makes is a FormattedStream (it honours the chunk's declaration).
+    // Audio format: every stream #openStream makes is a FormattedStream (it honours the chunk's declaration).
     if (recording.stream instanceof FormattedStream) recording.stream.write(pcm, format);
     else recording.stream.write(pcm);
   }
@@ -146,6 +158,20 @@ export class RecordingService {
   }
 
   #open(session: Session, messageId: string, sender: string, carried: readonly string[], format: AudioFormatDeclaration | null): LiveRecording {
+    return this.#begin(session, this.#openStream(session, messageId, sender, format), carried);
+  }
+
+  #begin(session: Session, opened: OpenedStream, carried: readonly string[]): LiveRecording {
+    try {
+      opened.holder.recording = session.beginRecording(opened.messageId, opened.sender, opened.stream, carried);
+    } catch (err) {
+      opened.stream.abort();
+      throw err;
+    }
+    return opened.holder.recording;
+  }
+
+  #openStream(session: Session, messageId: string, sender: string, format: AudioFormatDeclaration | null): OpenedStream {
     const { sessions } = this.#options;
     // The callbacks are made once per stream and find their recording through this holder.
     const holder: { recording: LiveRecording | null } = { recording: null };
@@ -176,18 +202,14 @@ export class RecordingService {
         sessions.broadcast(session, errorEvent(session.id, err));
       },
     }, format);
-    try {
-      holder.recording = session.beginRecording(messageId, sender, stream, carried);
-    } catch (err) {
-      stream.abort();
-      throw err;
-    }
-    return holder.recording;
+    return { messageId, sender, stream, holder };
   }
 }
 
-function notRecording(sessionId: string): NotRecordingError {
-  return new NotRecordingError(`session ${sessionId} has no recording in progress; send message_start first`, {
-    details: `session_id: ${sessionId}`,
-  });
+/** An STT stream opened for a recording that has not begun yet (RecordingService.open). */
+export interface OpenedStream {
+  readonly messageId: string;
+  readonly sender: string;
+  readonly stream: SttStream;
+  readonly holder: { recording: LiveRecording | null };
 }

@@ -100,6 +100,25 @@ export class SessionManager {
     return session;
   }
 
+  /**
+   * Whether `channel` may act on a session, under the takeover rule: a session no live connection is
+   * attached to (in memory, or only in the store) is attached to the first connection that names it
+   * (`taken`); one attached to other connections is `busy` (its connection may be half-open: the caller
+   * holds the event until this connection's session_resume); `missing` if there is no such session.
+   */
+  claim(sessionId: string, channel: ClientChannel): 'attached' | 'taken' | 'busy' | 'missing' {
+    const session = this.#sessions.get(sessionId);
+    if (session?.channels.has(channel)) return 'attached';
+    if (session && session.channels.size > 0) return 'busy';
+    try {
+      this.resume(sessionId, channel);
+    } catch (err) {
+      if (err instanceof SessionNotFoundError) return 'missing';
+      throw err;
+    }
+    return 'taken';
+  }
+
   /** Attaches `channel` to a session kept in memory or, after a restart, in the store. */
   resume(sessionId: string, channel: ClientChannel): Session {
     let session = this.#sessions.get(sessionId);

@@ -79,8 +79,9 @@ export class ReplyRunner {
       if (!handle.isCurrent()) return;
       const error = toVoxgateError(err);
       session.log.warn({ err: error, code: error.code, requestId: handle.requestId }, 'suggestion generation failed');
-      // An empty llm_response lets a waiting client stop its spinner; no suggestion is ever invented.
-      events = [errorEvent(session.id, error), llmResponse(session.id, [], handle.requestId)];
+      // The error only: the app replaces the suggestions on screen with every llm_response, so an empty
+      // one would erase good suggestions. No suggestion is ever invented.
+      events = [errorEvent(session.id, error, `request_id: ${handle.requestId}`)];
     }
     if (!handle.isCurrent()) return;
     requests.finish(handle);
@@ -101,7 +102,7 @@ export class ReplyRunner {
       if (!handle.isCurrent()) return;
       const error = toVoxgateError(err);
       session.log.warn({ err: error, code: error.code, requestId: handle.requestId }, 'opinion prediction failed');
-      event = errorEvent(session.id, error);
+      event = errorEvent(session.id, error, `request_id: ${handle.requestId}`);
     }
     if (!handle.isCurrent()) return;
     requests.finish(handle);
@@ -145,8 +146,15 @@ class SessionDeltaSink implements SuggestionSink {
   }
 
   async drained(): Promise<void> {
-    for (const channel of this.#session.channels) {
-      if (channel.needsDrain) await channel.drained();
+    for (const channel of [...this.#session.channels]) {
+      if (!channel.needsDrain) continue;
+      try {
+        await channel.drained();
+      } catch (err) {
+        // A connection that closed while we waited is simply gone: the others still get the suggestions.
+        if (channel.isClosed) continue;
+        throw err;
+      }
     }
     if (this.#session.channels.size === 0 && !this.#handle.signal.aborted) {
       throw new SlowConsumerError('no connection left to receive suggestions');

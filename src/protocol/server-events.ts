@@ -40,7 +40,7 @@ export interface SessionRestoredData {
 export type ServerEvent =
   | { type: 'session_created'; data: { session_id: string } }
   | { type: 'status_update'; data: { session_id: string; status: SessionStatus; message: string | null } }
-  | { type: 'message_recorded'; data: { session_id: string; message_id: string; message_content: string | null } }
+  | { type: 'message_recorded'; data: { session_id: string; message_id: string; message_content: string | null; sender: string } }
   | { type: 'transcript_partial'; data: { session_id: string; message_id: string; text: string } }
   | { type: 'llm_response_delta'; data: { session_id: string; request_id: string; index: number; delta: string } }
   | { type: 'llm_response'; data: { session_id: string; suggestions: string[]; request_id: string } }
@@ -68,9 +68,13 @@ export const statusUpdate = (sessionId: string, status: SessionStatus): ServerEv
   data: { session_id: sessionId, status, message: STATUS_LABELS[status] },
 });
 
-export const messageRecorded = (sessionId: string, messageId: string, content: string | null): ServerEvent => ({
+/**
+ * `sender` is voxgate's addition: the app reads it when present; without it the app guesses the speaker
+ * from a queue of its own message_starts, which one refused message_start puts out of step for good.
+ */
+export const messageRecorded = (sessionId: string, messageId: string, content: string | null, sender: string): ServerEvent => ({
   type: 'message_recorded',
-  data: { session_id: sessionId, message_id: messageId, message_content: content },
+  data: { session_id: sessionId, message_id: messageId, message_content: content, sender },
 });
 
 export const transcriptPartial = (sessionId: string, messageId: string, text: string): ServerEvent => ({
@@ -122,14 +126,15 @@ export const messageHistory = (sessionId: string, messages: HistoryEntry[], requ
 
 /**
  * `message` is the code's short Chinese sentence (the app shows it as `错误: <message>`); the English
- * explanation goes to `details`, followed by the error's own details so nothing is lost.
+ * explanation goes to `details`, followed by the error's own details so nothing is lost, after `context`
+ * (e.g. `request_id: …`) so a client can tell what failed.
  */
-export const errorEvent = (sessionId: string | null, error: VoxgateError): ServerEvent => ({
+export const errorEvent = (sessionId: string | null, error: VoxgateError, context: string | null = null): ServerEvent => ({
   type: 'error',
-  data: {
-    session_id: sessionId,
-    error_code: error.code,
-    message: error.userMessage,
-    details: error.details === null ? error.message : `${error.message} (${error.details})`,
-  },
+  data: { session_id: sessionId, error_code: error.code, message: error.userMessage, details: errorDetails(error, context) },
 });
+
+function errorDetails(error: VoxgateError, context: string | null): string {
+  const own = error.details === null ? error.message : `${error.message} (${error.details})`;
+  return context === null ? own : `${context}; ${own}`;
+}

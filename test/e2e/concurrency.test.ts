@@ -139,12 +139,22 @@ t.test('audio past AUDIO_BUFFER_MAX_SIZE is refused once with AUDIO_LIMIT_EXCEED
   t.equal(client.received.filter((e) => e.type === 'error').length, 1, 'reported once per recording');
 });
 
-t.test('message_start while recording is refused; the recording goes on', async (t) => {
-  const { client, sessionId } = await startWithConversation(t, { AUTO_SUGGEST: 'false' });
+t.test('message_start while recording finishes that recording first (no automatic suggestions), then starts the new one', async (t) => {
+  const { client, sessionId } = await startWithConversation(t, { AUTO_SUGGEST: 'true' });
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   client.send('audio_stream', { session_id: sessionId, audio_chunk: audio(1000) });
-  client.send('message_start', { session_id: sessionId, sender: 'other' });
-  t.equal((await client.next('error')).data.error_code, 'RECORDING_IN_PROGRESS');
+  // The message_end of that recording went out on a socket that died: the app starts the next one.
+  client.send('message_start', { session_id: sessionId, sender: 'me' });
+  client.send('audio_stream', { session_id: sessionId, audio_chunk: audio(500) });
   client.send('message_end', { session_id: sessionId });
-  t.match((await client.next('message_recorded')).data, { message_id: 'msg_001', message_content: /1\.00 s/ });
+  const firstRecorded = await client.next('message_recorded');
+  t.match(firstRecorded.data, { message_id: 'msg_001', message_content: /1\.00 s/, sender: 'other' });
+  t.match(await client.next(), { type: 'status_update', data: { status: 'recording_message' } }, 'then the new recording starts');
+  t.match(await client.next(), { type: 'status_update', data: { status: 'processing_stt' } });
+  const second = await client.next('message_recorded');
+  t.match(second.data, { message_id: 'msg_002', message_content: /0\.50 s/, sender: 'me' }, 'later audio joins the new message');
+  await client.next('llm_response');
+  const types = client.received.map((e) => e.type);
+  t.notOk(types.includes('error'), 'no error');
+  t.equal(types.filter((type) => type === 'llm_response').length, 1, 'suggestions only after the recording that was ended by message_end');
 });

@@ -143,9 +143,10 @@ t.test('a client that stops reading: bounded memory, upstream paused then aborte
     slow.closed.then((closed) => ({ event: null, closed })),
   ]);
   if (outcome.event !== null) {
-    t.match(outcome.event.data, { session_id: slowSession, error_code: 'SLOW_CONSUMER' }, 'told SLOW_CONSUMER');
-    const response = await slow.next('llm_response');
-    t.same(response.data.suggestions, [], 'then an empty llm_response: nothing invented');
+    t.match(outcome.event.data, { session_id: slowSession, error_code: 'SLOW_CONSUMER', details: /^request_id: / }, 'told SLOW_CONSUMER');
+    slow.send('get_message_history', { session_id: slowSession });
+    await slow.next('message_history_response');
+    t.notOk(slow.received.some((e) => e.type === 'llm_response'), 'the error only: nothing invented, nothing erased');
   } else {
     t.equal(outcome.closed?.code, 1008, 'or closed as a slow consumer');
   }

@@ -62,12 +62,18 @@ function deltaTexts(events: ServerEventJson[], requestId: string): string[] {
   return texts;
 }
 
-/** Waits for the generation's outcome: an error (if any) and its llm_response. */
-async function outcome(client: TestClient): Promise<{ error: ServerEventJson | null; response: ServerEventJson }> {
+/**
+ * Waits for the generation's outcome: its llm_response, or its error and nothing else (an empty
+ * llm_response would erase the suggestions on the app's screen). The error's details name the request.
+ */
+async function outcome(client: TestClient): Promise<{ error: ServerEventJson | null; response: ServerEventJson | null; requestId: string }> {
   const first = await client.waitFor((e) => e.type === 'error' || e.type === 'llm_response', 10_000, 'error or llm_response');
-  if (first.type === 'llm_response') return { error: null, response: first };
-  const response = await client.next('llm_response');
-  return { error: first, response };
+  if (first.type === 'llm_response') return { error: null, response: first, requestId: first.data.request_id as string };
+  const requestId = /request_id: ([0-9a-f-]{36})/.exec(first.data.details as string)?.[1] ?? '';
+  await roundTrip(client, first.data.session_id as string);
+  const late = client.received.filter((e) => e.type === 'llm_response' && e.data.request_id === requestId);
+  if (late.length > 0) throw new Error(`an llm_response followed the error of request ${requestId}`);
+  return { error: first, response: null, requestId };
 }
 
 /** A round trip: every event the server sent before this is now in `client.received`. */
@@ -205,15 +211,15 @@ t.test('with a slow model the first suggestion reaches the client before the lat
   t.ok(finalAt - (firstDone?.receivedAt ?? finalAt) > 500, `first suggestion ${Math.round(finalAt - (firstDone?.receivedAt ?? 0))} ms before the list`);
 });
 
-t.test('401: LLM_SERVICE_ERROR with the upstream status, an empty llm_response, no retry', async (t) => {
+t.test('401: LLM_SERVICE_ERROR with the upstream status and the request id, no llm_response, no retry', async (t) => {
   const { fake, client } = await setup(t);
   const sessionId = await client.startConversation(CONVERSATION);
   fake.enqueue({ kind: 'status', status: 401, code: 401, message: 'No auth credentials found' });
   client.send('manual_generate', { session_id: sessionId });
-  const { error, response } = await outcome(client);
-  t.match(error?.data, { session_id: sessionId, error_code: 'LLM_SERVICE_ERROR', details: 'status=401 code=401' });
-  t.same(response.data.suggestions, [], 'nothing invented');
-  t.same(ofRequest(client.received, response.data.request_id as string).filter((e) => e.type === 'llm_response_delta'), []);
+  const { error, response, requestId } = await outcome(client);
+  t.match(error?.data, { session_id: sessionId, error_code: 'LLM_SERVICE_ERROR', details: /^request_id: [0-9a-f-]{36}; .*\(status=401 code=401\)$/ });
+  t.equal(response, null, 'the error only: nothing invented, nothing erased');
+  t.same(ofRequest(client.received, requestId).filter((e) => e.type === 'llm_response_delta'), []);
   t.equal(fake.requests.length, 1, 'not retried');
 });
 
@@ -224,9 +230,9 @@ t.test('502 then success: retried, the client sees only the suggestions', async 
   client.send('manual_generate', { session_id: sessionId });
   const { error, response } = await outcome(client);
   t.equal(error, null, 'no error event');
-  t.equal(response.data.suggestions.length, 3);
+  t.equal(response?.data.suggestions.length, 3);
   t.equal(fake.requests.length, 2, 'one retry');
-  t.equal(fake.requests[1]?.headers['x-request-id'], response.data.request_id, 'same protocol request');
+  t.equal(fake.requests[1]?.headers['x-request-id'], response?.data.request_id, 'same protocol request');
 });
 
 t.test('429 with Retry-After: 1 then success: the wait is honoured', async (t) => {
@@ -236,34 +242,33 @@ t.test('429 with Retry-After: 1 then success: the wait is honoured', async (t) =
   client.send('manual_generate', { session_id: sessionId });
   const { error, response } = await outcome(client);
   t.equal(error, null);
-  t.equal(response.data.suggestions.length, 3);
+  t.equal(response?.data.suggestions.length, 3);
   t.equal(fake.requests.length, 2);
   const waitedMs = (fake.requests[1]?.receivedAt ?? 0) - (fake.requests[0]?.receivedAt ?? 0);
   t.ok(waitedMs >= 990 && waitedMs < 2_000, `retried after ${Math.round(waitedMs)} ms`);
 });
 
-t.test('an error chunk after tokens: error + empty llm_response, exactly one upstream request', async (t) => {
+t.test('an error chunk after tokens: the error only, exactly one upstream request', async (t) => {
   const { fake, client } = await setup(t);
   const sessionId = await client.startConversation(CONVERSATION);
   // 502 would be retried before the first token; after it, never.
   fake.enqueue({ kind: 'stream', tokenIntervalMs: 5, interrupt: { tokens: 12, then: 'error-chunk', code: 502 } });
   client.send('manual_generate', { session_id: sessionId });
-  const { error, response } = await outcome(client);
-  const requestId = response.data.request_id as string;
+  const { error, response, requestId } = await outcome(client);
   t.ok(deltaTexts(client.received, requestId).join('').length > 0, 'some text was streamed before the error');
   t.match(error?.data, { error_code: 'LLM_SERVICE_ERROR', details: 'stream error, code=502' });
-  t.same(response.data.suggestions, [], 'the partial text is not passed off as suggestions');
+  t.equal(response, null, 'the partial text is not passed off as suggestions');
   t.equal(fake.requests.length, 1, 'no silent retry');
 });
 
-t.test('finish_reason "error": LLM_SERVICE_ERROR and an empty llm_response', async (t) => {
+t.test('finish_reason "error": LLM_SERVICE_ERROR and no llm_response', async (t) => {
   const { fake, client } = await setup(t);
   const sessionId = await client.startConversation(CONVERSATION);
   fake.enqueue({ kind: 'stream', interrupt: { tokens: 6, then: 'finish-error' } });
   client.send('manual_generate', { session_id: sessionId });
   const { error, response } = await outcome(client);
   t.match(error?.data, { error_code: 'LLM_SERVICE_ERROR', details: 'finish_reason=error' });
-  t.same(response.data.suggestions, []);
+  t.equal(response, null);
   t.equal(fake.requests.length, 1);
 });
 
@@ -277,7 +282,7 @@ t.test('a stall longer than OPENROUTER_IDLE_TIMEOUT_MS: SERVICE_TIMEOUT, upstrea
   const { error, response } = await outcome(client);
   const elapsedMs = performance.now() - startedAt;
   t.match(error?.data, { error_code: 'SERVICE_TIMEOUT', details: 'idle > 500 ms' });
-  t.same(response.data.suggestions, []);
+  t.equal(response, null);
   t.ok(elapsedMs >= 500 && elapsedMs < 2_000, `gave up after ${Math.round(elapsedMs)} ms`);
   const [record] = (await aborted) as [FakeRequestRecord];
   t.equal(record.clientAborted, true, 'the stalled request was closed');
@@ -292,7 +297,7 @@ t.test('malformed model output: LLM_SERVICE_ERROR, nothing invented', async (t) 
     client.send('manual_generate', { session_id: sessionId });
     const { error, response } = await outcome(client);
     t.match(error?.data, { error_code: 'LLM_SERVICE_ERROR' }, `${content}: LLM_SERVICE_ERROR`);
-    t.same(response.data.suggestions, [], `${content}: empty llm_response`);
+    t.equal(response, null, `${content}: no llm_response`);
   }
 });
 
@@ -303,8 +308,8 @@ t.test('fewer suggestions than asked are returned as they are', async (t) => {
   client.send('manual_generate', { session_id: sessionId });
   const { error, response } = await outcome(client);
   t.equal(error, null);
-  t.same(response.data.suggestions, ['明天上午可以吗？', '有没有别的医生？']);
-  t.same(deltaTexts(client.received, response.data.request_id as string), response.data.suggestions);
+  t.same(response?.data.suggestions, ['明天上午可以吗？', '有没有别的医生？']);
+  t.same(deltaTexts(client.received, response?.data.request_id as string), response?.data.suggestions);
 });
 
 t.test('prediction: allowed values pass; an answer outside the lists is an error and nothing else', async (t) => {

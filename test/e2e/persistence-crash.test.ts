@@ -36,7 +36,7 @@ async function wholeConversation(client: TestClient): Promise<string> {
   await client.waitFor((e) => e.type === 'llm_response' && e.data.session_id === id);
   client.send('user_selected_response', { session_id: id, selected_content: '好的，谢谢', sender: 'user' });
   const chosen = await client.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
-  t.same(chosen.data, { session_id: id, message_id: 'usr_002', message_content: null });
+  t.same(chosen.data, { session_id: id, message_id: 'usr_002', message_content: null, sender: 'user' });
   return id;
 }
 
@@ -74,7 +74,7 @@ t.test('SIGKILL mid-conversation: a new process restores every acknowledged chan
     const restored = await c.waitFor((e) => e.type === 'session_restored' && e.data.session_id === id);
     t.match(restored.data, {
       status: 'idle',
-      message_count: 4,
+      message_count: 2, // session messages only, not the history (as the replaced backend counted)
       scenario_description: 'ordering coffee, in a hurry',
       response_count: 5,
       has_modifications: true,
@@ -91,7 +91,8 @@ t.test('SIGKILL mid-conversation: a new process restores every acknowledged chan
   for (const [id, messagesBefore] of [[rec1, 1], [rec2, 2]] as const) {
     c.send('session_resume', { session_id: id });
     const restored = await c.waitFor((e) => e.type === 'session_restored' && e.data.session_id === id);
-    t.match(restored.data, { status: 'recording_message', message_count: messagesBefore, response_count: 2 });
+    // messagesBefore counts the one history message too; message_count is session messages only.
+    t.match(restored.data, { status: 'recording_message', message_count: messagesBefore - 1, response_count: 2 });
     t.match(await c.next('status_update'), { data: { session_id: id, status: 'recording_message' } }, 'recording continues');
     t.same(await settled(c, id), before.get(id));
     c.send('audio_stream', { session_id: id, audio_chunk: pcm(100) });
@@ -99,7 +100,7 @@ t.test('SIGKILL mid-conversation: a new process restores every acknowledged chan
     const recorded = await c.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
     // The mock engine recognises no endpoint segments: only audio after the restart is in the text
     // (test/e2e/persistence-vosk.test.ts shows text from both sides with the real recogniser).
-    t.same(recorded.data, { session_id: id, message_id: `msg_00${messagesBefore}`, message_content: '[mock transcript: 0.10 s of audio, 3200 bytes]' });
+    t.same(recorded.data, { session_id: id, message_id: `msg_00${messagesBefore}`, message_content: '[mock transcript: 0.10 s of audio, 3200 bytes]', sender: 'other' });
   }
 
   c.send('conversation_end', { session_id: full1 });

@@ -45,7 +45,7 @@ t.test('a whole conversation, every event shape', async (t) => {
   t.same(await client.next(), { type: 'status_update', data: { session_id: sessionId, status: 'processing_stt', message: '处理语音转文字' } });
   t.same(await client.next(), {
     type: 'message_recorded',
-    data: { session_id: sessionId, message_id: 'msg_001', message_content: '[mock transcript: 1.00 s of audio, 32000 bytes]' },
+    data: { session_id: sessionId, message_id: 'msg_001', message_content: '[mock transcript: 1.00 s of audio, 32000 bytes]', sender: 'doctor' },
   });
   // AUTO_SUGGEST: a generation starts by itself after a recording.
   t.same(await client.next(), { type: 'status_update', data: { session_id: sessionId, status: 'generating_response', message: '生成回答建议' } });
@@ -69,7 +69,7 @@ t.test('a whole conversation, every event shape', async (t) => {
   await client.next('llm_response');
 
   client.send('user_selected_response', { session_id: sessionId, selected_content: '我头有点疼。', sender: 'user' });
-  t.same(await client.next(), { type: 'message_recorded', data: { session_id: sessionId, message_id: 'usr_002', message_content: null } });
+  t.same(await client.next(), { type: 'message_recorded', data: { session_id: sessionId, message_id: 'usr_002', message_content: null, sender: 'user' } });
   const prediction = await client.next();
   t.equal(prediction.type, 'opinion_prediction_response');
   t.same(keys(prediction), ['prediction', 'request_id', 'session_id']);
@@ -106,7 +106,7 @@ t.test('a whole conversation, every event shape', async (t) => {
   const restored = await other.next();
   t.equal(restored.type, 'session_restored');
   t.same(keys(restored), ['has_modifications', 'message_count', 'response_count', 'restored_at', 'scenario_description', 'session_id', 'status']);
-  t.match(restored.data, { session_id: sessionId, status: 'idle', message_count: 4, scenario_description: '在医院复诊', response_count: 5, has_modifications: true });
+  t.match(restored.data, { session_id: sessionId, status: 'idle', message_count: 2, scenario_description: '在医院复诊', response_count: 5, has_modifications: true });
 
   client.send('conversation_end', { session_id: sessionId });
   const archive = await client.next();
