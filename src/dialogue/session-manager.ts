@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
+import { LogThrottle } from '../log-throttle.js';
 import type { ProfileJson, ServerEvent } from '../protocol/server-events.js';
 import type { SessionRecord, SessionStore, StoredMessage, StoreHealth } from '../store/session-store.js';
 import type { ServiceState } from '../stt/engine.js';
@@ -24,6 +25,8 @@ export interface NewSessionInput {
   historyMessages: ReadonlyArray<{ message_id: string; sender: string; content: string }>;
   userProfile: ProfileJson;
   targetProfile: ProfileJson;
+  /** What the protocol layer dropped or shortened to make conversation_start fit its limits (logged). */
+  adjustments?: readonly string[];
 }
 
 export interface SessionManagerHealth {
@@ -37,6 +40,9 @@ export interface SessionManagerHealth {
 // Persisting updatedAt on every read-only event would cost a write per event; once a minute is enough
 // to keep a session in use from expiring.
 const TOUCH_PERSIST_INTERVAL_MS = 60_000;
+// A client that keeps sending oversized conversation_starts gets one warning line per interval, not one
+// per session.
+const ADJUSTMENT_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Owns which sessions exist in this process and which connections are attached to which. A connection
@@ -49,6 +55,7 @@ export class SessionManager {
   readonly #byChannel = new Map<ClientChannel, Set<string>>();
   readonly #lastPersistedTouch = new Map<string, number>();
   #cleanupTimer: NodeJS.Timeout | null = null;
+  readonly #adjustmentLog = new LogThrottle({ intervalMs: ADJUSTMENT_LOG_INTERVAL_MS });
 
   constructor(options: SessionManagerOptions) {
     this.#options = options;
@@ -87,6 +94,7 @@ export class SessionManager {
     const session = this.#adopt(record);
     this.#attach(session, channel);
     session.log.info({ historyMessages: record.historyMessages.length }, 'session created');
+    if (input.adjustments && input.adjustments.length > 0) this.#logAdjustments(session, channel, input.adjustments);
     return session;
   }
 
@@ -234,6 +242,13 @@ export class SessionManager {
         { details: `max_sessions_per_connection: ${this.#options.maxSessionsPerConnection}` },
       );
     }
+  }
+
+  #logAdjustments(session: Session, channel: ClientChannel, adjustments: readonly string[]): void {
+    const { write, suppressed } = this.#adjustmentLog.take();
+    const fields = { adjustments, connectionId: channel.id };
+    if (write) session.log.warn({ ...fields, suppressed }, 'conversation_start did not fit the limits: adjusted, not refused');
+    else session.log.debug(fields, 'conversation_start did not fit the limits: adjusted, not refused');
   }
 
   #touch(session: Session): void {

@@ -6,14 +6,28 @@ import {
   type VoxgateError,
 } from '../errors.js';
 import { CLIENT_EVENT_DATA, isClientEventType, type ClientEvent } from './client-events.js';
+import { exceedsJsonDepth } from './json-depth.js';
+import { LIMITS } from './limits.js';
 
 export type DecodeResult =
   | { ok: true; event: ClientEvent }
   /** `sessionId` is the event's `data.session_id` when it had a readable one, for the error event. */
   | { ok: false; error: VoxgateError; sessionId: string | null };
 
-/** Parses one text frame into a validated client event, or says exactly what is wrong with it. */
+/**
+ * Parses one text frame into a validated client event, or says exactly what is wrong with it. The
+ * nesting depth is bounded before JSON.parse runs (json-depth.ts says why); the frame's size is bounded
+ * by the transport (WEBSOCKET_MAX_MESSAGE_SIZE). Unknown fields are dropped by the schemas, so nothing a
+ * client adds beyond the protocol's fields is stored or logged.
+ */
 export function decodeClientEvent(text: string): DecodeResult {
+  if (exceedsJsonDepth(text, LIMITS.jsonDepth)) {
+    return fail(
+      new InvalidEventDataError(`message is nested deeper than ${LIMITS.jsonDepth} levels`, {
+        details: `max_json_depth: ${LIMITS.jsonDepth}`,
+      }),
+    );
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -24,7 +38,7 @@ export function decodeClientEvent(text: string): DecodeResult {
     return fail(new InvalidEventDataError('message must be a JSON object {"type", "data"}', { details: 'expected an object' }));
   }
   const data = raw.data === undefined || raw.data === null ? {} : raw.data;
-  const sessionId = isPlainObject(data) && typeof data.session_id === 'string' ? data.session_id.slice(0, 128) : null;
+  const sessionId = isPlainObject(data) && typeof data.session_id === 'string' ? data.session_id.slice(0, LIMITS.sessionIdChars) : null;
   if (raw.type === undefined) {
     return fail(new MissingRequiredFieldError('message has no "type"', { details: 'type: required' }), sessionId);
   }
