@@ -146,6 +146,19 @@ export class StoreError extends VoxgateError {
   readonly code = 'STORAGE_ERROR';
 }
 
+// --- Capacity --------------------------------------------------------------------------------------
+
+/** MAX_SESSIONS_PER_ADDRESS: one client address has this many sessions already. */
+export class AddressSessionLimitError extends VoxgateError {
+  readonly code = 'ADDRESS_SESSION_LIMIT';
+}
+
+/** MAX_SESSIONS or SESSION_MEMORY_MAX_MB: the process holds as many sessions as it may; try later or elsewhere. */
+export class SessionCapacityError extends VoxgateError {
+  readonly code = 'SESSION_CAPACITY_EXCEEDED';
+  override readonly retryable = true;
+}
+
 /** Narrows an unknown thrown value to a VoxgateError, wrapping anything else as INTERNAL_ERROR. */
 export function toVoxgateError(err: unknown): VoxgateError {
   if (err instanceof VoxgateError) return err;

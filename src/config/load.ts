@@ -64,6 +64,12 @@ export interface Config {
     readonly dir: string;
     readonly maxAgeMs: number;
     readonly cleanupIntervalMs: number;
+    /** Sessions (live or only in the store) created from one client address. */
+    readonly maxPerAddress: number;
+    /** Sessions in existence in this process's store. */
+    readonly maxStored: number;
+    /** Estimated bytes of the sessions held in memory (the attached ones). */
+    readonly maxMemoryBytes: number;
   };
 }
 
@@ -185,6 +191,9 @@ function toConfig(env: Env): Config {
       dir: env.SESSION_PERSISTENCE_DIR,
       maxAgeMs: Math.round(env.SESSION_MAX_PERSISTENCE_HOURS * 3_600_000),
       cleanupIntervalMs: Math.round(env.SESSION_CLEANUP_INTERVAL_MINUTES * 60_000),
+      maxPerAddress: env.MAX_SESSIONS_PER_ADDRESS,
+      maxStored: env.MAX_SESSIONS,
+      maxMemoryBytes: env.SESSION_MEMORY_MAX_MB * 1024 * 1024,
     },
   };
 }

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
+import {
+  AddressSessionLimitError,
+  SessionCapacityError,
+  SessionLimitExceededError,
+  SessionNotFoundError,
+  toVoxgateError,
+} from '../errors.js';
 import { LogThrottle } from '../log-throttle.js';
 import type { ProfileJson, ServerEvent } from '../protocol/server-events.js';
 import type { SessionRecord, SessionStore, StoredMessage, StoreHealth } from '../store/session-store.js';
@@ -8,6 +14,7 @@ import type { ServiceState } from '../stt/engine.js';
 import type { ClientChannel } from './channel.js';
 import type { RequestManager } from './request-manager.js';
 import { Session } from './session.js';
+import { estimateSessionBytes } from './session-size.js';
 
 export interface SessionManagerOptions {
   store: SessionStore;
@@ -17,6 +24,12 @@ export interface SessionManagerOptions {
   /** Sessions untouched for longer are deleted by the clean-up sweep. */
   maxAgeMs: number;
   cleanupIntervalMs: number;
+  /** MAX_SESSIONS_PER_ADDRESS (default: no limit). */
+  maxSessionsPerAddress?: number;
+  /** MAX_SESSIONS: sessions in the store in all (default: no limit). */
+  maxStoredSessions?: number;
+  /** SESSION_MEMORY_MAX_MB in bytes: estimated memory of the sessions held (default: no limit). */
+  maxMemoryBytes?: number;
 }
 
 export interface NewSessionInput {
@@ -32,7 +45,10 @@ export interface NewSessionInput {
 export interface SessionManagerHealth {
   status: ServiceState;
   reason: string | null;
+  /** Sessions held in memory: attached ones, and detached ones whose recording is still open. */
   activeSessions: number;
+  /** Their estimated memory (SESSION_MEMORY_MAX_MB bounds it). */
+  heldBytes: number;
   attachedConnections: number;
   store: StoreHealth;
 }
@@ -48,12 +64,26 @@ const ADJUSTMENT_LOG_INTERVAL_MS = 10_000;
  * Owns which sessions exist in this process and which connections are attached to which. A connection
  * may act on a session only while attached (created or resumed it); to every other connection the
  * session does not exist (SESSION_NOT_FOUND), so one client can never read or steer another's session.
+ *
+ * It also bounds them. Memory holds only sessions with a connection (or with a recording still open):
+ * when the last connection leaves, the session is dropped from memory and lives on in the store, from
+ * which session_resume loads it again. The sessions held are bounded in estimated bytes
+ * (maxMemoryBytes), the sessions in existence per client address (maxSessionsPerAddress) and in the
+ * store in all (maxStoredSessions); each refusal has its own error code.
  */
 export class SessionManager {
   readonly #options: SessionManagerOptions;
   readonly #sessions = new Map<string, Session>();
   readonly #byChannel = new Map<ClientChannel, Set<string>>();
   readonly #lastPersistedTouch = new Map<string, number>();
+  /** Estimated bytes of each session held in memory, and their sum. */
+  readonly #heldBytes = new Map<string, number>();
+  #heldBytesTotal = 0;
+  /** Sessions in existence per client address (since this process started), and each one's address. */
+  readonly #sessionsByAddress = new Map<string, Set<string>>();
+  readonly #addressOf = new Map<string, string>();
+  /** Detached sessions still in memory (their recording was open); dropped once it is not. */
+  readonly #detachedHeld = new Set<Session>();
   #cleanupTimer: NodeJS.Timeout | null = null;
   readonly #adjustmentLog = new LogThrottle({ intervalMs: ADJUSTMENT_LOG_INTERVAL_MS });
 
@@ -67,6 +97,8 @@ export class SessionManager {
 
   create(channel: ClientChannel, input: NewSessionInput): Session {
     this.#assertRoomFor(channel);
+    this.#assertAddressRoom(channel.remoteAddress);
+    this.#assertStoreRoom();
     const now = new Date().toISOString();
     const record: SessionRecord = {
       id: randomUUID(),
@@ -90,8 +122,11 @@ export class SessionManager {
       modifications: [],
       recording: null,
     };
+    const bytes = estimateSessionBytes(record);
+    this.#assertMemoryRoom(bytes);
     this.#options.store.create(record);
-    const session = this.#adopt(record);
+    const session = this.#adopt(record, bytes);
+    this.#countForAddress(session.id, channel.remoteAddress);
     this.#attach(session, channel);
     session.log.info({ historyMessages: record.historyMessages.length }, 'session created');
     if (input.adjustments && input.adjustments.length > 0) this.#logAdjustments(session, channel, input.adjustments);
@@ -116,9 +151,15 @@ export class SessionManager {
       if (!record) {
         throw new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` });
       }
-      session = this.#adopt(record);
+      const bytes = estimateSessionBytes(record);
+      this.#assertMemoryRoom(bytes);
+      session = this.#adopt(record, bytes);
       session.log.info({ messages: record.messages.length, recording: record.recording !== null }, 'session loaded from store');
     }
+    this.#detachedHeld.delete(session);
+    // A session stored before this process started is counted for the address that resumes it; a
+    // resume itself is never refused for the address limit (the user's conversation must come back).
+    if (!this.#addressOf.has(session.id)) this.#countForAddress(session.id, channel.remoteAddress);
     if (!session.channels.has(channel)) {
       this.#assertRoomFor(channel);
       this.#attach(session, channel);
@@ -134,8 +175,8 @@ export class SessionManager {
     const recording = session.detachRecording();
     recording?.stream.abort();
     for (const channel of session.channels) this.#byChannel.get(channel)?.delete(session.id);
-    this.#sessions.delete(session.id);
-    this.#lastPersistedTouch.delete(session.id);
+    this.#drop(session);
+    this.#forgetAddress(session.id);
     session.log.info({ reason }, 'session deleted');
   }
 
@@ -156,8 +197,10 @@ export class SessionManager {
         this.#options.requests.cancel(sessionId);
         session.log.info({ recording: session.liveRecording !== null }, 'last connection left; session kept for resume');
         orphaned.push(session);
+        this.#detachedHeld.add(session);
       }
     }
+    this.#releaseDetached();
     return orphaned;
   }
 
@@ -182,6 +225,7 @@ export class SessionManager {
     for (const id of expiredIds) {
       const session = this.#sessions.get(id);
       if (!session) {
+        this.#forgetAddress(id);
         this.#options.logger.info({ sessionId: id, reason: 'expired' }, 'session deleted');
         continue;
       }
@@ -213,15 +257,96 @@ export class SessionManager {
       status: store.status,
       reason: store.lastError,
       activeSessions: this.#sessions.size,
+      heldBytes: this.#heldBytesTotal,
       attachedConnections: this.#byChannel.size,
       store,
     };
   }
 
-  #adopt(record: SessionRecord): Session {
+  #adopt(record: SessionRecord, bytes: number): Session {
     const session = new Session(record, this.#options.store, this.#options.logger.child({ sessionId: record.id }));
     this.#sessions.set(record.id, session);
+    this.#heldBytes.set(record.id, bytes);
+    this.#heldBytesTotal += bytes;
     return session;
+  }
+
+  /** Forgets a session's memory (not its store row). */
+  #drop(session: Session): void {
+    if (this.#sessions.get(session.id) !== session) return;
+    this.#sessions.delete(session.id);
+    this.#lastPersistedTouch.delete(session.id);
+    this.#detachedHeld.delete(session);
+    this.#heldBytesTotal -= this.#heldBytes.get(session.id) ?? 0;
+    this.#heldBytes.delete(session.id);
+  }
+
+  /**
+   * Drops from memory every detached session without an open recording; it lives on in the store and
+   * session_resume loads it again. Events of the session still being handled keep their reference and
+   * write to the store as always; the Dialogue runs a later session_resume only after them.
+   */
+  #releaseDetached(): void {
+    for (const session of this.#detachedHeld) {
+      if (session.channels.size > 0) {
+        this.#detachedHeld.delete(session);
+      } else if (session.liveRecording === null) {
+        this.#persistTouch(session);
+        this.#drop(session);
+        session.log.debug('session released from memory; it stays in the store for session_resume');
+      }
+    }
+  }
+
+  #countForAddress(sessionId: string, address: string): void {
+    let ids = this.#sessionsByAddress.get(address);
+    if (!ids) {
+      ids = new Set();
+      this.#sessionsByAddress.set(address, ids);
+    }
+    ids.add(sessionId);
+    this.#addressOf.set(sessionId, address);
+  }
+
+  #forgetAddress(sessionId: string): void {
+    const address = this.#addressOf.get(sessionId);
+    if (address === undefined) return;
+    this.#addressOf.delete(sessionId);
+    const ids = this.#sessionsByAddress.get(address);
+    ids?.delete(sessionId);
+    if (ids?.size === 0) this.#sessionsByAddress.delete(address);
+  }
+
+  #assertAddressRoom(address: string): void {
+    const limit = this.#options.maxSessionsPerAddress ?? Number.POSITIVE_INFINITY;
+    const count = this.#sessionsByAddress.get(address)?.size ?? 0;
+    if (count >= limit) {
+      throw new AddressSessionLimitError(`client address ${address} already has ${count} sessions (limit ${limit}); end one first`, {
+        details: `max_sessions_per_address: ${limit}`,
+      });
+    }
+  }
+
+  #assertStoreRoom(): void {
+    const limit = this.#options.maxStoredSessions;
+    if (limit === undefined) return;
+    const stored = this.#options.store.health().sessions;
+    if (stored >= limit) {
+      throw new SessionCapacityError(`the server holds ${stored} sessions (limit ${limit}); try again later`, {
+        details: `max_sessions: ${limit}`,
+      });
+    }
+  }
+
+  #assertMemoryRoom(bytes: number): void {
+    this.#releaseDetached();
+    const limit = this.#options.maxMemoryBytes ?? Number.POSITIVE_INFINITY;
+    if (this.#heldBytesTotal + bytes > limit) {
+      throw new SessionCapacityError(
+        `the sessions in memory would take ${this.#heldBytesTotal + bytes} bytes (limit ${limit}); try again later`,
+        { details: `session_memory_max_bytes: ${limit}` },
+      );
+    }
   }
 
   #attach(session: Session, channel: ClientChannel): void {
@@ -256,6 +381,10 @@ export class SessionManager {
     const now = Date.now();
     if (now - (this.#lastPersistedTouch.get(session.id) ?? 0) < TOUCH_PERSIST_INTERVAL_MS) return;
     this.#lastPersistedTouch.set(session.id, now);
+    this.#persistTouch(session);
+  }
+
+  #persistTouch(session: Session): void {
     try {
       session.updateSettings({});
     } catch (err) {
