@@ -1,12 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  AddressSessionLimitError,
-  SessionCapacityError,
-  SessionLimitExceededError,
-  SessionNotFoundError,
-  toVoxgateError,
-} from '../errors.js';
+import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
 import { LogThrottle } from '../log-throttle.js';
 import type { ProfileJson, ServerEvent } from '../protocol/server-events.js';
 import type { SessionRecord, SessionStore, StoredMessage, StoreHealth } from '../store/session-store.js';
@@ -14,9 +8,10 @@ import type { ServiceState } from '../stt/engine.js';
 import type { ClientChannel } from './channel.js';
 import type { RequestManager } from './request-manager.js';
 import { Session } from './session.js';
+import { SessionBounds, type SessionBoundsOptions } from './session-bounds.js';
 import { estimateSessionBytes } from './session-size.js';
 
-export interface SessionManagerOptions {
+export interface SessionManagerOptions extends SessionBoundsOptions {
   store: SessionStore;
   requests: RequestManager;
   logger: Logger;
@@ -24,12 +19,6 @@ export interface SessionManagerOptions {
   /** Sessions untouched for longer are deleted by the clean-up sweep. */
   maxAgeMs: number;
   cleanupIntervalMs: number;
-  /** MAX_SESSIONS_PER_ADDRESS (default: no limit). */
-  maxSessionsPerAddress?: number;
-  /** MAX_SESSIONS: sessions in the store in all (default: no limit). */
-  maxStoredSessions?: number;
-  /** SESSION_MEMORY_MAX_MB in bytes: estimated memory of the sessions held (default: no limit). */
-  maxMemoryBytes?: number;
 }
 
 export interface NewSessionInput {
@@ -76,12 +65,7 @@ export class SessionManager {
   readonly #sessions = new Map<string, Session>();
   readonly #byChannel = new Map<ClientChannel, Set<string>>();
   readonly #lastPersistedTouch = new Map<string, number>();
-  /** Estimated bytes of each session held in memory, and their sum. */
-  readonly #heldBytes = new Map<string, number>();
-  #heldBytesTotal = 0;
-  /** Sessions in existence per client address (since this process started), and each one's address. */
-  readonly #sessionsByAddress = new Map<string, Set<string>>();
-  readonly #addressOf = new Map<string, string>();
+  readonly #bounds: SessionBounds;
   /** Detached sessions still in memory (their recording was open); dropped once it is not. */
   readonly #detachedHeld = new Set<Session>();
   #cleanupTimer: NodeJS.Timeout | null = null;
@@ -89,6 +73,7 @@ export class SessionManager {
 
   constructor(options: SessionManagerOptions) {
     this.#options = options;
+    this.#bounds = new SessionBounds(options);
   }
 
   get size(): number {
@@ -97,8 +82,7 @@ export class SessionManager {
 
   create(channel: ClientChannel, input: NewSessionInput): Session {
     this.#assertRoomFor(channel);
-    this.#assertAddressRoom(channel.remoteAddress);
-    this.#assertStoreRoom();
+    this.#bounds.assertCanCreate(channel.remoteAddress, () => this.#options.store.health().sessions);
     const now = new Date().toISOString();
     const record: SessionRecord = {
       id: randomUUID(),
@@ -126,7 +110,7 @@ export class SessionManager {
     this.#assertMemoryRoom(bytes);
     this.#options.store.create(record);
     const session = this.#adopt(record, bytes);
-    this.#countForAddress(session.id, channel.remoteAddress);
+    this.#bounds.countForAddress(session.id, channel.remoteAddress);
     this.#attach(session, channel);
     session.log.info({ historyMessages: record.historyMessages.length }, 'session created');
     if (input.adjustments && input.adjustments.length > 0) this.#logAdjustments(session, channel, input.adjustments);
@@ -159,7 +143,7 @@ export class SessionManager {
     this.#detachedHeld.delete(session);
     // A session stored before this process started is counted for the address that resumes it; a
     // resume itself is never refused for the address limit (the user's conversation must come back).
-    if (!this.#addressOf.has(session.id)) this.#countForAddress(session.id, channel.remoteAddress);
+    if (!this.#bounds.isCounted(session.id)) this.#bounds.countForAddress(session.id, channel.remoteAddress);
     if (!session.channels.has(channel)) {
       this.#assertRoomFor(channel);
       this.#attach(session, channel);
@@ -176,7 +160,7 @@ export class SessionManager {
     recording?.stream.abort();
     for (const channel of session.channels) this.#byChannel.get(channel)?.delete(session.id);
     this.#drop(session);
-    this.#forgetAddress(session.id);
+    this.#bounds.forget(session.id);
     session.log.info({ reason }, 'session deleted');
   }
 
@@ -225,7 +209,7 @@ export class SessionManager {
     for (const id of expiredIds) {
       const session = this.#sessions.get(id);
       if (!session) {
-        this.#forgetAddress(id);
+        this.#bounds.forget(id);
         this.#options.logger.info({ sessionId: id, reason: 'expired' }, 'session deleted');
         continue;
       }
@@ -257,7 +241,7 @@ export class SessionManager {
       status: store.status,
       reason: store.lastError,
       activeSessions: this.#sessions.size,
-      heldBytes: this.#heldBytesTotal,
+      heldBytes: this.#bounds.heldBytes,
       attachedConnections: this.#byChannel.size,
       store,
     };
@@ -266,8 +250,7 @@ export class SessionManager {
   #adopt(record: SessionRecord, bytes: number): Session {
     const session = new Session(record, this.#options.store, this.#options.logger.child({ sessionId: record.id }));
     this.#sessions.set(record.id, session);
-    this.#heldBytes.set(record.id, bytes);
-    this.#heldBytesTotal += bytes;
+    this.#bounds.hold(record.id, bytes);
     return session;
   }
 
@@ -277,8 +260,7 @@ export class SessionManager {
     this.#sessions.delete(session.id);
     this.#lastPersistedTouch.delete(session.id);
     this.#detachedHeld.delete(session);
-    this.#heldBytesTotal -= this.#heldBytes.get(session.id) ?? 0;
-    this.#heldBytes.delete(session.id);
+    this.#bounds.release(session.id);
   }
 
   /**
@@ -298,55 +280,10 @@ export class SessionManager {
     }
   }
 
-  #countForAddress(sessionId: string, address: string): void {
-    let ids = this.#sessionsByAddress.get(address);
-    if (!ids) {
-      ids = new Set();
-      this.#sessionsByAddress.set(address, ids);
-    }
-    ids.add(sessionId);
-    this.#addressOf.set(sessionId, address);
-  }
-
-  #forgetAddress(sessionId: string): void {
-    const address = this.#addressOf.get(sessionId);
-    if (address === undefined) return;
-    this.#addressOf.delete(sessionId);
-    const ids = this.#sessionsByAddress.get(address);
-    ids?.delete(sessionId);
-    if (ids?.size === 0) this.#sessionsByAddress.delete(address);
-  }
-
-  #assertAddressRoom(address: string): void {
-    const limit = this.#options.maxSessionsPerAddress ?? Number.POSITIVE_INFINITY;
-    const count = this.#sessionsByAddress.get(address)?.size ?? 0;
-    if (count >= limit) {
-      throw new AddressSessionLimitError(`client address ${address} already has ${count} sessions (limit ${limit}); end one first`, {
-        details: `max_sessions_per_address: ${limit}`,
-      });
-    }
-  }
-
-  #assertStoreRoom(): void {
-    const limit = this.#options.maxStoredSessions;
-    if (limit === undefined) return;
-    const stored = this.#options.store.health().sessions;
-    if (stored >= limit) {
-      throw new SessionCapacityError(`the server holds ${stored} sessions (limit ${limit}); try again later`, {
-        details: `max_sessions: ${limit}`,
-      });
-    }
-  }
-
+  /** Room in memory for `bytes` more, once the detached sessions that can go have gone. */
   #assertMemoryRoom(bytes: number): void {
     this.#releaseDetached();
-    const limit = this.#options.maxMemoryBytes ?? Number.POSITIVE_INFINITY;
-    if (this.#heldBytesTotal + bytes > limit) {
-      throw new SessionCapacityError(
-        `the sessions in memory would take ${this.#heldBytesTotal + bytes} bytes (limit ${limit}); try again later`,
-        { details: `session_memory_max_bytes: ${limit}` },
-      );
-    }
+    this.#bounds.assertMemoryFor(bytes);
   }
 
   #attach(session: Session, channel: ClientChannel): void {

@@ -1,0 +1,101 @@
+import { AddressSessionLimitError, SessionCapacityError } from '../errors.js';
+
+export interface SessionBoundsOptions {
+  /** MAX_SESSIONS_PER_ADDRESS (default: no limit). */
+  maxSessionsPerAddress?: number;
+  /** MAX_SESSIONS: sessions in the store in all (default: no limit). */
+  maxStoredSessions?: number;
+  /** SESSION_MEMORY_MAX_MB in bytes: estimated memory of the sessions held (default: no limit). */
+  maxMemoryBytes?: number;
+}
+
+/**
+ * The accounting behind the session limits, owned by SessionManager (which decides what is held and
+ * asks here first): the estimated bytes of each session held in memory, and the sessions in existence
+ * per client address since this process started. Each check throws the limit's own error; nothing here
+ * changes state when a check fails.
+ */
+export class SessionBounds {
+  readonly #maxPerAddress: number;
+  readonly #maxStored: number;
+  readonly #maxMemoryBytes: number;
+  readonly #heldBytes = new Map<string, number>();
+  #heldBytesTotal = 0;
+  readonly #sessionsByAddress = new Map<string, Set<string>>();
+  readonly #addressOf = new Map<string, string>();
+
+  constructor(options: SessionBoundsOptions) {
+    this.#maxPerAddress = options.maxSessionsPerAddress ?? Number.POSITIVE_INFINITY;
+    this.#maxStored = options.maxStoredSessions ?? Number.POSITIVE_INFINITY;
+    this.#maxMemoryBytes = options.maxMemoryBytes ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Estimated bytes of the sessions held in memory. */
+  get heldBytes(): number {
+    return this.#heldBytesTotal;
+  }
+
+  /** A new session from `address` when the store holds `storedSessions`: ADDRESS_SESSION_LIMIT or SESSION_CAPACITY_EXCEEDED. */
+  assertCanCreate(address: string, storedSessions: () => number): void {
+    const count = this.#sessionsByAddress.get(address)?.size ?? 0;
+    if (count >= this.#maxPerAddress) {
+      throw new AddressSessionLimitError(
+        `client address ${address} already has ${count} sessions (limit ${this.#maxPerAddress}); end one first`,
+        { details: `max_sessions_per_address: ${this.#maxPerAddress}` },
+      );
+    }
+    if (this.#maxStored === Number.POSITIVE_INFINITY) return;
+    const stored = storedSessions();
+    if (stored >= this.#maxStored) {
+      throw new SessionCapacityError(`the server holds ${stored} sessions (limit ${this.#maxStored}); try again later`, {
+        details: `max_sessions: ${this.#maxStored}`,
+      });
+    }
+  }
+
+  /** Holding `bytes` more in memory: SESSION_CAPACITY_EXCEEDED past the limit. */
+  assertMemoryFor(bytes: number): void {
+    if (this.#heldBytesTotal + bytes > this.#maxMemoryBytes) {
+      throw new SessionCapacityError(
+        `the sessions in memory would take ${this.#heldBytesTotal + bytes} bytes (limit ${this.#maxMemoryBytes}); try again later`,
+        { details: `session_memory_max_bytes: ${this.#maxMemoryBytes}` },
+      );
+    }
+  }
+
+  hold(sessionId: string, bytes: number): void {
+    this.release(sessionId);
+    this.#heldBytes.set(sessionId, bytes);
+    this.#heldBytesTotal += bytes;
+  }
+
+  release(sessionId: string): void {
+    this.#heldBytesTotal -= this.#heldBytes.get(sessionId) ?? 0;
+    this.#heldBytes.delete(sessionId);
+  }
+
+  isCounted(sessionId: string): boolean {
+    return this.#addressOf.has(sessionId);
+  }
+
+  countForAddress(sessionId: string, address: string): void {
+    let ids = this.#sessionsByAddress.get(address);
+    if (!ids) {
+      ids = new Set();
+      this.#sessionsByAddress.set(address, ids);
+    }
+    ids.add(sessionId);
+    this.#addressOf.set(sessionId, address);
+  }
+
+  /** The session no longer exists (ended or expired). */
+  forget(sessionId: string): void {
+    this.release(sessionId);
+    const address = this.#addressOf.get(sessionId);
+    if (address === undefined) return;
+    this.#addressOf.delete(sessionId);
+    const ids = this.#sessionsByAddress.get(address);
+    ids?.delete(sessionId);
+    if (ids?.size === 0) this.#sessionsByAddress.delete(address);
+  }
+}
