@@ -126,3 +126,29 @@ t.test('MAX_SESSIONS: SESSION_CAPACITY_EXCEEDED once the store holds that many',
   await client.next('profile_archive');
   t.ok(await client.startConversation({ response_count: 1 }));
 });
+
+t.test('a session whose recording is still open stays held until the recording is parked, then leaves memory', async (t) => {
+  const server = await startTestServer({ AUTO_SUGGEST: 'false', ORPHANED_RECORDING_GRACE_MS: '1000' });
+  t.teardown(() => server.close());
+  // ?extensions=all: transcript_partial proves the audio was recognised before the connection left.
+  const client = await TestClient.connect(server.wsUrl('/conversation?extensions=all'));
+  const sessionId = await client.startConversation({ response_count: 1 });
+  client.send('message_start', { session_id: sessionId, sender: 'other' });
+  client.send('audio_stream', { session_id: sessionId, audio_chunk: Buffer.alloc(32_000).toString('base64') });
+  await client.next('transcript_partial');
+  await client.close();
+  await waitForLog(server, (line) => line.msg === 'connection closed', 1);
+  t.equal((await sessionHealth(server)).active_sessions, 1, 'held: its recogniser is kept for a reconnect');
+
+  await waitForLog(server, (line) => typeof line.msg === 'string' && line.msg.startsWith('recording parked'), 1);
+  const other = await TestClient.connect(server.wsUrl());
+  t.teardown(() => other.close());
+  await other.startConversation({ response_count: 1 });
+  t.equal((await sessionHealth(server)).active_sessions, 1, 'the parked one left memory; only the new one is held');
+
+  other.send('session_resume', { session_id: sessionId });
+  t.match((await other.next('session_restored')).data, { session_id: sessionId, status: 'recording_message' });
+  other.send('message_end', { session_id: sessionId });
+  // (The mock recogniser also names the empty stream opened at resume: "[mock transcript: 0.00 s ...]".)
+  t.match((await other.next('message_recorded')).data.message_content, /^\[mock transcript: 1\.00 s of audio, 32000 bytes\]/, 'the text recognised before is kept');
+});
