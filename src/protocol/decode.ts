@@ -63,11 +63,15 @@ function fail(error: VoxgateError, sessionId: string | null = null): DecodeResul
   return { ok: false, error, sessionId };
 }
 
+// An event with a thousand bad list items gets the first few named, not a 50 KB `details` (it is sent
+// back and logged).
+const MAX_ISSUES_NAMED = 10;
+
 /** One issue per offending field, `data.<path>: <problem>`; a missing field wins the error code. */
-function errorFromIssues(issues: readonly z.core.$ZodIssue[], data: Record<string, unknown>): VoxgateError {
+function errorFromIssues(allIssues: readonly z.core.$ZodIssue[], data: Record<string, unknown>): VoxgateError {
   const missing: string[] = [];
   const invalid: string[] = [];
-  for (const issue of issues) {
+  for (const issue of allIssues.slice(0, MAX_ISSUES_NAMED)) {
     const path = ['data', ...issue.path.map(String)].join('.');
     if (issue.code === 'invalid_type' && valueAt(data, issue.path) === undefined) {
       missing.push(`${path}: required`);
@@ -75,6 +79,7 @@ function errorFromIssues(issues: readonly z.core.$ZodIssue[], data: Record<strin
       invalid.push(`${path}: ${issue.message}`);
     }
   }
+  if (allIssues.length > MAX_ISSUES_NAMED) invalid.push(`and ${allIssues.length - MAX_ISSUES_NAMED} more`);
   if (missing.length > 0) {
     return new MissingRequiredFieldError(`missing required field(s): ${missing.map((m) => m.split(':')[0]).join(', ')}`, {
       details: [...missing, ...invalid].join('; '),

@@ -179,3 +179,15 @@ t.test('only response_count can make conversation_start fail', async (t) => {
   t.match(decodeClientEvent('{"type":"conversation_start"'), { ok: false, error: { code: 'INVALID_EVENT_DATA' } });
   t.match(decodeClientEvent(frame('conversation_start', 'x')), { ok: false, error: { code: 'INVALID_EVENT_DATA' } });
 });
+
+t.test('error details name at most 10 problems, however many there are', async (t) => {
+  const ids = Array.from({ length: 1_000 }, () => 'x'.repeat(LIMITS.sessionIdChars + 1));
+  const result = decodeClientEvent(frame('manual_generate', { session_id: 's', focused_message_ids: ids }));
+  t.match(result, { ok: false, error: { code: 'INVALID_EVENT_DATA' } });
+  if (!result.ok) {
+    const details = result.error.details!;
+    t.equal(details.split('; ').length, 11);
+    t.match(details, /^data\.focused_message_ids\.0: .*; and 990 more$/);
+    t.ok(details.length < 1_000, `${details.length} chars`);
+  }
+});
