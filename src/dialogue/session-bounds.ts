@@ -37,7 +37,7 @@ export class SessionBounds {
 
   /** A new session from `address` when the store holds `storedSessions`: ADDRESS_SESSION_LIMIT or SESSION_CAPACITY_EXCEEDED. */
   assertCanCreate(address: string, storedSessions: () => number): void {
-    const count = this.#sessionsByAddress.get(address)?.size ?? 0;
+    const count = this.#sessionsByAddress.get(addressKey(address))?.size ?? 0;
     if (count >= this.#maxPerAddress) {
       throw new AddressSessionLimitError(
         `client address ${address} already has ${count} sessions (limit ${this.#maxPerAddress}); end one first`,
@@ -78,7 +78,8 @@ export class SessionBounds {
     return this.#addressOf.has(sessionId);
   }
 
-  countForAddress(sessionId: string, address: string): void {
+  countForAddress(sessionId: string, peerAddress: string): void {
+    const address = addressKey(peerAddress);
     let ids = this.#sessionsByAddress.get(address);
     if (!ids) {
       ids = new Set();
@@ -98,4 +99,29 @@ export class SessionBounds {
     ids?.delete(sessionId);
     if (ids?.size === 0) this.#sessionsByAddress.delete(address);
   }
+}
+
+/**
+ * The unit the per-address limit counts: an IPv4 address (also when written IPv4-mapped, ::ffff:a.b.c.d),
+ * or an IPv6 /64 network, since one IPv6 host usually has a whole /64 to pick addresses from.
+ */
+export function addressKey(address: string): string {
+  const ipv4 = /(?:^|:)(\d{1,3}(?:\.\d{1,3}){3})$/.exec(address);
+  if (ipv4) return ipv4[1]!;
+  if (!address.includes(':')) return address;
+  const [head = '', tail = ''] = address.toLowerCase().split('::', 2);
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = address.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
+  const groups = address.includes('::')
+    ? [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups]
+    : headGroups;
+  if (groups.length !== 8) return address;
+  const mapped = groups.slice(0, 6).join(':');
+  if (/^(0+:){5}ffff$/.test(mapped)) {
+    // IPv4-mapped in hex groups (uWebSockets.js writes every address as 8 groups).
+    const high = parseInt(groups[6]!, 16);
+    const low = parseInt(groups[7]!, 16);
+    return [high >> 8, high & 255, low >> 8, low & 255].join('.');
+  }
+  return `${groups.slice(0, 4).map((group) => parseInt(group, 16).toString(16)).join(':')}::/64`;
 }
