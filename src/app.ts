@@ -64,6 +64,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     maxSessionsPerAddress: config.sessions.maxPerAddress,
     maxStoredSessions: config.sessions.maxStored,
     maxMemoryBytes: config.sessions.maxMemoryBytes,
+    maxStoreBytes: config.sessions.maxStoreBytes,
   });
   const dialogue = new Dialogue({
     sessions,

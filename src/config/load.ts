@@ -70,6 +70,8 @@ export interface Config {
     readonly maxStored: number;
     /** Estimated bytes of the sessions held in memory (the attached ones). */
     readonly maxMemoryBytes: number;
+    /** What the store's sessions take (disk for SQLite, memory for the memory store). */
+    readonly maxStoreBytes: number;
   };
 }
 
@@ -194,6 +196,7 @@ function toConfig(env: Env): Config {
       maxPerAddress: env.MAX_SESSIONS_PER_ADDRESS,
       maxStored: env.MAX_SESSIONS,
       maxMemoryBytes: env.SESSION_MEMORY_MAX_MB * 1024 * 1024,
+      maxStoreBytes: env.SESSION_STORE_MAX_MB * 1024 * 1024,
     },
   };
 }

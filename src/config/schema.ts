@@ -94,6 +94,7 @@ export const EnvSchema = z.object({
   MAX_SESSIONS_PER_ADDRESS: integer(1, 1_000_000).default(200),
   MAX_SESSIONS: integer(1, 10_000_000).default(20_000),
   SESSION_MEMORY_MAX_MB: integer(16, 1024 * 1024).default(1024),
+  SESSION_STORE_MAX_MB: integer(16, 1024 * 1024 * 1024).default(4096),
 });
 
 export type Env = z.output<typeof EnvSchema>;

@@ -7,6 +7,14 @@ export interface SessionBoundsOptions {
   maxStoredSessions?: number;
   /** SESSION_MEMORY_MAX_MB in bytes: estimated memory of the sessions held (default: no limit). */
   maxMemoryBytes?: number;
+  /** SESSION_STORE_MAX_MB in bytes: what the store's sessions take (default: no limit). */
+  maxStoreBytes?: number;
+}
+
+/** How full the store is, asked only when a limit needs it. */
+export interface StoreFill {
+  sessions(): number;
+  bytes(): number;
 }
 
 /**
@@ -19,6 +27,7 @@ export class SessionBounds {
   readonly #maxPerAddress: number;
   readonly #maxStored: number;
   readonly #maxMemoryBytes: number;
+  readonly #maxStoreBytes: number;
   readonly #heldBytes = new Map<string, number>();
   #heldBytesTotal = 0;
   readonly #sessionsByAddress = new Map<string, Set<string>>();
@@ -28,6 +37,7 @@ export class SessionBounds {
     this.#maxPerAddress = options.maxSessionsPerAddress ?? Number.POSITIVE_INFINITY;
     this.#maxStored = options.maxStoredSessions ?? Number.POSITIVE_INFINITY;
     this.#maxMemoryBytes = options.maxMemoryBytes ?? Number.POSITIVE_INFINITY;
+    this.#maxStoreBytes = options.maxStoreBytes ?? Number.POSITIVE_INFINITY;
   }
 
   /** Estimated bytes of the sessions held in memory. */
@@ -35,8 +45,8 @@ export class SessionBounds {
     return this.#heldBytesTotal;
   }
 
-  /** A new session from `address` when the store holds `storedSessions`: ADDRESS_SESSION_LIMIT or SESSION_CAPACITY_EXCEEDED. */
-  assertCanCreate(address: string, storedSessions: () => number): void {
+  /** A new session from `address`: ADDRESS_SESSION_LIMIT, or SESSION_CAPACITY_EXCEEDED when the store is full. */
+  assertCanCreate(address: string, store: StoreFill): void {
     const count = this.#sessionsByAddress.get(addressKey(address))?.size ?? 0;
     if (count >= this.#maxPerAddress) {
       throw new AddressSessionLimitError(
@@ -44,12 +54,21 @@ export class SessionBounds {
         { details: `max_sessions_per_address: ${this.#maxPerAddress}` },
       );
     }
-    if (this.#maxStored === Number.POSITIVE_INFINITY) return;
-    const stored = storedSessions();
-    if (stored >= this.#maxStored) {
-      throw new SessionCapacityError(`the server holds ${stored} sessions (limit ${this.#maxStored}); try again later`, {
-        details: `max_sessions: ${this.#maxStored}`,
-      });
+    if (this.#maxStored !== Number.POSITIVE_INFINITY) {
+      const stored = store.sessions();
+      if (stored >= this.#maxStored) {
+        throw new SessionCapacityError(`the server holds ${stored} sessions (limit ${this.#maxStored}); try again later`, {
+          details: `max_sessions: ${this.#maxStored}`,
+        });
+      }
+    }
+    if (this.#maxStoreBytes !== Number.POSITIVE_INFINITY) {
+      const bytes = store.bytes();
+      if (bytes >= this.#maxStoreBytes) {
+        throw new SessionCapacityError(`the stored sessions take ${bytes} bytes (limit ${this.#maxStoreBytes}); try again later`, {
+          details: `session_store_max_bytes: ${this.#maxStoreBytes}`,
+        });
+      }
     }
   }
 

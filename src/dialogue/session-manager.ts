@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
 import { LogThrottle } from '../log-throttle.js';
 import type { ProfileJson, ServerEvent } from '../protocol/server-events.js';
+import { estimateSessionBytes } from '../store/record-size.js';
 import type { SessionRecord, SessionStore, StoredMessage, StoreHealth } from '../store/session-store.js';
 import type { ServiceState } from '../stt/engine.js';
 import type { ClientChannel } from './channel.js';
 import type { RequestManager } from './request-manager.js';
 import { Session } from './session.js';
 import { SessionBounds, type SessionBoundsOptions } from './session-bounds.js';
-import { estimateSessionBytes } from './session-size.js';
 
 export interface SessionManagerOptions extends SessionBoundsOptions {
   store: SessionStore;
@@ -82,7 +82,8 @@ export class SessionManager {
 
   create(channel: ClientChannel, input: NewSessionInput): Session {
     this.#assertRoomFor(channel);
-    this.#bounds.assertCanCreate(channel.remoteAddress, () => this.#options.store.health().sessions);
+    const { store } = this.#options;
+    this.#bounds.assertCanCreate(channel.remoteAddress, { sessions: () => store.health().sessions, bytes: () => store.sizeBytes() });
     const now = new Date().toISOString();
     const record: SessionRecord = {
       id: randomUUID(),

@@ -79,6 +79,10 @@ export function prepareStatements(db: Database.Database) {
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
     deleteExpired: db.prepare<[string], { id: string }>('DELETE FROM sessions WHERE updated_at < ? RETURNING id'),
     countSessions: db.prepare<[], { count: number }>('SELECT COUNT(*) AS count FROM sessions'),
+    // Pages in use (free pages are reused before the file grows) times the page size: no scan, O(1).
+    usedBytes: db.prepare<[], { bytes: number }>(
+      'SELECT (page_count - freelist_count) * page_size AS bytes FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()',
+    ),
   };
 }
 

@@ -166,6 +166,10 @@ export class SqliteSessionStore implements SessionStore {
     return { kind: 'sqlite', status, path: this.path, sessions, lastError };
   }
 
+  sizeBytes(): number {
+    return this.#run('measure', null, () => this.#statements.usedBytes.get()!.bytes, { isWrite: false });
+  }
+
   /** Closes the database (SQLite checkpoints the WAL into the main file). A second call does nothing. */
   close(): void {
     const db = this.#db;

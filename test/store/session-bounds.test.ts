@@ -152,3 +152,30 @@ t.test('a session whose recording is still open stays held until the recording i
   // (The mock recogniser also names the empty stream opened at resume: "[mock transcript: 0.00 s ...]".)
   t.match((await other.next('message_recorded')).data.message_content, /^\[mock transcript: 1\.00 s of audio, 32000 bytes\]/, 'the text recognised before is kept');
 });
+
+t.test('SESSION_STORE_MAX_MB: SESSION_CAPACITY_EXCEEDED once the stored sessions take that much; room again after an end', async (t) => {
+  const server = await startTestServer({
+    AUTO_SUGGEST: 'false',
+    SESSION_STORE_MAX_MB: '16',
+    SESSION_PERSISTENCE_ENABLED: 'true',
+    SESSION_PERSISTENCE_DIR: t.testdir(),
+    MAX_SESSIONS_PER_CONNECTION: '100',
+    WEBSOCKET_MAX_MESSAGE_SIZE: String(16 * 1024 * 1024),
+  });
+  t.teardown(() => server.close());
+  const client = await TestClient.connect(server.wsUrl());
+  t.teardown(() => client.close());
+  const created: string[] = [];
+  let refused: Record<string, unknown> | null = null;
+  for (let i = 0; i < 20 && refused === null; i++) {
+    client.send('conversation_start', { response_count: 1, history_messages: bigHistory(`d${i}`) });
+    const reply = await client.next();
+    if (reply.type === 'session_created') created.push(reply.data.session_id as string);
+    else refused = reply.data;
+  }
+  t.match(refused, { session_id: null, error_code: 'SESSION_CAPACITY_EXCEEDED', details: `session_store_max_bytes: ${16 * 1024 * 1024}` });
+  t.ok(created.length >= 3 && created.length < 20, `${created.length} sessions of ~2.7 MB (UTF-8) fit in 16 MB`);
+  client.send('conversation_end', { session_id: created[0]! });
+  await client.next('profile_archive');
+  t.ok(await client.startConversation({ response_count: 1, history_messages: bigHistory('again') }), 'the freed pages make room');
+});
