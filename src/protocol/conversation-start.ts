@@ -41,7 +41,6 @@ export interface ConversationStartInput {
 }
 
 const PROFILE_LISTS = ['relations', 'personalities', 'preferences', 'taboos', 'common_topics'] as const;
-const PROFILE_KEYS = new Set<string>(['name', 'age', 'gender', ...PROFILE_LISTS]);
 const MIN_AGE = 0;
 const MAX_AGE = 200;
 const HISTORY_FIELD_CHARS = { message_id: LIMITS.messageIdChars, sender: LIMITS.senderChars, content: LIMITS.messageChars } as const;
@@ -131,18 +130,20 @@ function profile(value: unknown, path: string, adjustments: string[]): ProfileIn
     adjustments.push(`${path}: ${typeName(value)} instead of an object, dropped`);
     return null;
   }
+  // In the client's key order, so that what is stored and archived reads as it was sent.
   const result: ProfileInput = {};
-  if ('name' in value) result.name = optionalText(value.name, `${path}.name`, LIMITS.senderChars, adjustments);
-  if ('gender' in value) result.gender = optionalText(value.gender, `${path}.gender`, LIMITS.genderChars, adjustments);
-  if ('age' in value) {
-    const age = ageOf(value.age);
-    if (age === undefined) adjustments.push(`${path}.age: ${describe(value.age)} is not an age ${MIN_AGE}..${MAX_AGE}, dropped`);
-    else result.age = age;
+  const unknown: string[] = [];
+  for (const key of Object.keys(value)) {
+    const field = value[key];
+    if (key === 'name') result.name = optionalText(field, `${path}.name`, LIMITS.senderChars, adjustments);
+    else if (key === 'gender') result.gender = optionalText(field, `${path}.gender`, LIMITS.genderChars, adjustments);
+    else if (key === 'age') {
+      const age = ageOf(field);
+      if (age === undefined) adjustments.push(`${path}.age: ${describe(field)} is not an age ${MIN_AGE}..${MAX_AGE}, dropped`);
+      else result.age = age;
+    } else if (isProfileList(key)) result[key] = stringList(field, `${path}.${key}`, adjustments);
+    else unknown.push(key);
   }
-  for (const key of PROFILE_LISTS) {
-    if (key in value) result[key] = stringList(value[key], `${path}.${key}`, adjustments);
-  }
-  const unknown = Object.keys(value).filter((key) => !PROFILE_KEYS.has(key));
   if (unknown.length > 0) {
     const named = unknown.slice(0, NAMED_KEYS).map((key) => JSON.stringify(truncate(key, 40))).join(', ');
     const more = unknown.length > NAMED_KEYS ? ` and ${unknown.length - NAMED_KEYS} more` : '';
@@ -206,6 +207,10 @@ function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+function isProfileList(key: string): key is (typeof PROFILE_LISTS)[number] {
+  return (PROFILE_LISTS as readonly string[]).includes(key);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -191,3 +191,8 @@ t.test('error details name at most 10 problems, however many there are', async (
     t.ok(details.length < 1_000, `${details.length} chars`);
   }
 });
+
+t.test("a profile keeps the client's key order", async (t) => {
+  const data = decodedStart({ response_count: 1, user_profile: { taboos: ['a'], zeta: 1, name: 'n', age: 3, common_topics: [] } });
+  t.same(Object.keys(data.user_profile!), ['taboos', 'name', 'age', 'common_topics']);
+});
