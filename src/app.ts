@@ -61,6 +61,10 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     maxSessionsPerConnection: config.websocket.maxSessionsPerConnection,
     maxAgeMs: config.sessions.maxAgeMs,
     cleanupIntervalMs: config.sessions.cleanupIntervalMs,
+    maxSessionsPerAddress: config.sessions.maxPerAddress,
+    maxStoredSessions: config.sessions.maxStored,
+    maxMemoryBytes: config.sessions.maxMemoryBytes,
+    maxStoreBytes: config.sessions.maxStoreBytes,
   });
   const dialogue = new Dialogue({
     sessions,

@@ -183,6 +183,21 @@ export class StoreError extends VoxgateError {
   readonly userMessage = '保存失败，请重试';
 }
 
+// --- Capacity --------------------------------------------------------------------------------------
+
+/** MAX_SESSIONS_PER_ADDRESS: one client address has this many sessions already. */
+export class AddressSessionLimitError extends VoxgateError {
+  readonly code = 'ADDRESS_SESSION_LIMIT';
+  readonly userMessage = '此网络地址的会话过多';
+}
+
+/** MAX_SESSIONS or SESSION_MEMORY_MAX_MB: the process holds as many sessions as it may; try later or elsewhere. */
+export class SessionCapacityError extends VoxgateError {
+  readonly code = 'SESSION_CAPACITY_EXCEEDED';
+  readonly userMessage = '服务器会话已满，请稍后再试';
+  override readonly retryable = true;
+}
+
 /** Narrows an unknown thrown value to a VoxgateError, wrapping anything else as INTERNAL_ERROR. */
 export function toVoxgateError(err: unknown): VoxgateError {
   if (err instanceof VoxgateError) return err;

@@ -78,6 +78,7 @@ export function apiHealth(sources: HealthSources): HealthReport {
           status: sessions.status,
           reason: sessions.reason,
           active_sessions: sessions.activeSessions,
+          held_bytes: sessions.heldBytes,
           attached_connections: sessions.attachedConnections,
           store: {
             kind: sessions.store.kind,

@@ -64,6 +64,14 @@ export interface Config {
     readonly dir: string;
     readonly maxAgeMs: number;
     readonly cleanupIntervalMs: number;
+    /** Sessions (live or only in the store) created from one client address. */
+    readonly maxPerAddress: number;
+    /** Sessions in existence in this process's store. */
+    readonly maxStored: number;
+    /** Estimated bytes of the sessions held in memory (the attached ones). */
+    readonly maxMemoryBytes: number;
+    /** What the store's sessions take (disk for SQLite, memory for the memory store). */
+    readonly maxStoreBytes: number;
   };
 }
 
@@ -185,6 +193,10 @@ function toConfig(env: Env): Config {
       dir: env.SESSION_PERSISTENCE_DIR,
       maxAgeMs: Math.round(env.SESSION_MAX_PERSISTENCE_HOURS * 3_600_000),
       cleanupIntervalMs: Math.round(env.SESSION_CLEANUP_INTERVAL_MINUTES * 60_000),
+      maxPerAddress: env.MAX_SESSIONS_PER_ADDRESS,
+      maxStored: env.MAX_SESSIONS,
+      maxMemoryBytes: env.SESSION_MEMORY_MAX_MB * 1024 * 1024,
+      maxStoreBytes: env.SESSION_STORE_MAX_MB * 1024 * 1024,
     },
   };
 }

@@ -91,6 +91,10 @@ export const EnvSchema = z.object({
   SESSION_PERSISTENCE_DIR: z.string().trim().min(1).default('data'),
   SESSION_MAX_PERSISTENCE_HOURS: decimal(0.0001, 24 * 365).default(24),
   SESSION_CLEANUP_INTERVAL_MINUTES: decimal(0.001, 24 * 60).default(60),
+  MAX_SESSIONS_PER_ADDRESS: integer(1, 1_000_000).default(200),
+  MAX_SESSIONS: integer(1, 10_000_000).default(20_000),
+  SESSION_MEMORY_MAX_MB: integer(16, 1024 * 1024).default(1024),
+  SESSION_STORE_MAX_MB: integer(16, 1024 * 1024 * 1024).default(4096),
 });
 
 export type Env = z.output<typeof EnvSchema>;

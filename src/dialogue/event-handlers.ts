@@ -197,9 +197,10 @@ export class Dialogue {
     const session = this.#options.sessions.create(channel, {
       responseCount: data.response_count,
       scenarioDescription: data.scenario_description ?? null,
-      historyMessages: data.history_messages ?? [],
-      userProfile: (data.user_profile ?? null) as ProfileJson,
-      targetProfile: (data.target_profile ?? null) as ProfileJson,
+      historyMessages: data.history_messages,
+      userProfile: data.user_profile as ProfileJson,
+      targetProfile: data.target_profile as ProfileJson,
+      adjustments: data.adjustments,
     });
     channel.send(sessionCreated(session.id));
   }

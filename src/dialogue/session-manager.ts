@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
+import { LogThrottle } from '../log-throttle.js';
 import type { ProfileJson, ServerEvent } from '../protocol/server-events.js';
+import { estimateSessionBytes } from '../store/record-size.js';
 import type { SessionRecord, SessionStore, StoredMessage, StoreHealth } from '../store/session-store.js';
 import type { ServiceState } from '../stt/engine.js';
 import type { ClientChannel } from './channel.js';
 import type { RequestManager } from './request-manager.js';
 import { Session } from './session.js';
+import { SessionBounds, type SessionBoundsOptions } from './session-bounds.js';
 
-export interface SessionManagerOptions {
+export interface SessionManagerOptions extends SessionBoundsOptions {
   store: SessionStore;
   requests: RequestManager;
   logger: Logger;
@@ -24,12 +27,17 @@ export interface NewSessionInput {
   historyMessages: ReadonlyArray<{ message_id: string; sender: string; content: string }>;
   userProfile: ProfileJson;
   targetProfile: ProfileJson;
+  /** What the protocol layer dropped or shortened to make conversation_start fit its limits (logged). */
+  adjustments?: readonly string[];
 }
 
 export interface SessionManagerHealth {
   status: ServiceState;
   reason: string | null;
+  /** Sessions held in memory: attached ones, and detached ones whose recording is still open. */
   activeSessions: number;
+  /** Their estimated memory (SESSION_MEMORY_MAX_MB bounds it). */
+  heldBytes: number;
   attachedConnections: number;
   store: StoreHealth;
 }
@@ -37,21 +45,35 @@ export interface SessionManagerHealth {
 // Persisting updatedAt on every read-only event would cost a write per event; once a minute is enough
 // to keep a session in use from expiring.
 const TOUCH_PERSIST_INTERVAL_MS = 60_000;
+// A client that keeps sending oversized conversation_starts gets one warning line per interval, not one
+// per session.
+const ADJUSTMENT_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Owns which sessions exist in this process and which connections are attached to which. A connection
  * may act on a session only while attached (created or resumed it); to every other connection the
  * session does not exist (SESSION_NOT_FOUND), so one client can never read or steer another's session.
+ *
+ * It also bounds them. Memory holds only sessions with a connection (or with a recording still open):
+ * when the last connection leaves, the session is dropped from memory and lives on in the store, from
+ * which session_resume loads it again. The sessions held are bounded in estimated bytes
+ * (maxMemoryBytes), the sessions in existence per client address (maxSessionsPerAddress) and in the
+ * store in all (maxStoredSessions); each refusal has its own error code.
  */
 export class SessionManager {
   readonly #options: SessionManagerOptions;
   readonly #sessions = new Map<string, Session>();
   readonly #byChannel = new Map<ClientChannel, Set<string>>();
   readonly #lastPersistedTouch = new Map<string, number>();
+  readonly #bounds: SessionBounds;
+  /** Detached sessions still in memory (their recording was open); dropped once it is not. */
+  readonly #detachedHeld = new Set<Session>();
   #cleanupTimer: NodeJS.Timeout | null = null;
+  readonly #adjustmentLog = new LogThrottle({ intervalMs: ADJUSTMENT_LOG_INTERVAL_MS });
 
   constructor(options: SessionManagerOptions) {
     this.#options = options;
+    this.#bounds = new SessionBounds(options);
   }
 
   get size(): number {
@@ -60,6 +82,8 @@ export class SessionManager {
 
   create(channel: ClientChannel, input: NewSessionInput): Session {
     this.#assertRoomFor(channel);
+    const { store } = this.#options;
+    this.#bounds.assertCanCreate(channel.remoteAddress, { sessions: () => store.health().sessions, bytes: () => store.sizeBytes() });
     const now = new Date().toISOString();
     const record: SessionRecord = {
       id: randomUUID(),
@@ -83,10 +107,14 @@ export class SessionManager {
       modifications: [],
       recording: null,
     };
+    const bytes = estimateSessionBytes(record);
+    this.#assertMemoryRoom(bytes);
     this.#options.store.create(record);
-    const session = this.#adopt(record);
+    const session = this.#adopt(record, bytes);
+    this.#bounds.countForAddress(session.id, channel.remoteAddress);
     this.#attach(session, channel);
     session.log.info({ historyMessages: record.historyMessages.length }, 'session created');
+    if (input.adjustments && input.adjustments.length > 0) this.#logAdjustments(session, channel, input.adjustments);
     return session;
   }
 
@@ -127,9 +155,15 @@ export class SessionManager {
       if (!record) {
         throw new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` });
       }
-      session = this.#adopt(record);
+      const bytes = estimateSessionBytes(record);
+      this.#assertMemoryRoom(bytes);
+      session = this.#adopt(record, bytes);
       session.log.info({ messages: record.messages.length, recording: record.recording !== null }, 'session loaded from store');
     }
+    this.#detachedHeld.delete(session);
+    // A session stored before this process started is counted for the address that resumes it; a
+    // resume itself is never refused for the address limit (the user's conversation must come back).
+    if (!this.#bounds.isCounted(session.id)) this.#bounds.countForAddress(session.id, channel.remoteAddress);
     if (!session.channels.has(channel)) {
       this.#assertRoomFor(channel);
       this.#attach(session, channel);
@@ -145,8 +179,8 @@ export class SessionManager {
     const recording = session.detachRecording();
     recording?.stream.abort();
     for (const channel of session.channels) this.#byChannel.get(channel)?.delete(session.id);
-    this.#sessions.delete(session.id);
-    this.#lastPersistedTouch.delete(session.id);
+    this.#drop(session);
+    this.#bounds.forget(session.id);
     session.log.info({ reason }, 'session deleted');
   }
 
@@ -167,8 +201,10 @@ export class SessionManager {
         this.#options.requests.cancel(sessionId);
         session.log.info({ recording: session.liveRecording !== null }, 'last connection left; session kept for resume');
         orphaned.push(session);
+        this.#detachedHeld.add(session);
       }
     }
+    this.#releaseDetached();
     return orphaned;
   }
 
@@ -193,6 +229,7 @@ export class SessionManager {
     for (const id of expiredIds) {
       const session = this.#sessions.get(id);
       if (!session) {
+        this.#bounds.forget(id);
         this.#options.logger.info({ sessionId: id, reason: 'expired' }, 'session deleted');
         continue;
       }
@@ -224,15 +261,49 @@ export class SessionManager {
       status: store.status,
       reason: store.lastError,
       activeSessions: this.#sessions.size,
+      heldBytes: this.#bounds.heldBytes,
       attachedConnections: this.#byChannel.size,
       store,
     };
   }
 
-  #adopt(record: SessionRecord): Session {
+  #adopt(record: SessionRecord, bytes: number): Session {
     const session = new Session(record, this.#options.store, this.#options.logger.child({ sessionId: record.id }));
     this.#sessions.set(record.id, session);
+    this.#bounds.hold(record.id, bytes);
     return session;
+  }
+
+  /** Forgets a session's memory (not its store row). */
+  #drop(session: Session): void {
+    if (this.#sessions.get(session.id) !== session) return;
+    this.#sessions.delete(session.id);
+    this.#lastPersistedTouch.delete(session.id);
+    this.#detachedHeld.delete(session);
+    this.#bounds.release(session.id);
+  }
+
+  /**
+   * Drops from memory every detached session without an open recording; it lives on in the store and
+   * session_resume loads it again. Events of the session still being handled keep their reference and
+   * write to the store as always; the Dialogue runs a later session_resume only after them.
+   */
+  #releaseDetached(): void {
+    for (const session of this.#detachedHeld) {
+      if (session.channels.size > 0) {
+        this.#detachedHeld.delete(session);
+      } else if (session.liveRecording === null) {
+        this.#persistTouch(session);
+        this.#drop(session);
+        session.log.debug('session released from memory; it stays in the store for session_resume');
+      }
+    }
+  }
+
+  /** Room in memory for `bytes` more, once the detached sessions that can go have gone. */
+  #assertMemoryRoom(bytes: number): void {
+    this.#releaseDetached();
+    this.#bounds.assertMemoryFor(bytes);
   }
 
   #attach(session: Session, channel: ClientChannel): void {
@@ -255,11 +326,22 @@ export class SessionManager {
     }
   }
 
+  #logAdjustments(session: Session, channel: ClientChannel, adjustments: readonly string[]): void {
+    const { write, suppressed } = this.#adjustmentLog.take();
+    const fields = { adjustments, connectionId: channel.id };
+    if (write) session.log.warn({ ...fields, suppressed }, 'conversation_start did not fit the limits: adjusted, not refused');
+    else session.log.debug(fields, 'conversation_start did not fit the limits: adjusted, not refused');
+  }
+
   #touch(session: Session): void {
     session.touch();
     const now = Date.now();
     if (now - (this.#lastPersistedTouch.get(session.id) ?? 0) < TOUCH_PERSIST_INTERVAL_MS) return;
     this.#lastPersistedTouch.set(session.id, now);
+    this.#persistTouch(session);
+  }
+
+  #persistTouch(session: Session): void {
     try {
       session.updateSettings({});
     } catch (err) {

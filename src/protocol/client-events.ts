@@ -1,52 +1,28 @@
 import { z } from 'zod';
+import { normaliseConversationStart } from './conversation-start.js';
+import { LIMITS } from './limits.js';
 
 // The events the app (and any other client) sends, one zod schema each. Field names are the app's
 // contract (see docs/protocol.md). Unknown fields inside `data` are accepted and dropped: the app sends
 // extras such as `format` or `sample_rate` on audio_stream.
 
-/** Size limits on client-supplied text, so one event can't make the server hold megabytes per session. */
-export const LIMITS = {
-  sessionIdChars: 128,
-  senderChars: 200,
-  messageChars: 20_000,
-  scenarioChars: 20_000,
-  modificationChars: 2_000,
-  userCorpusChars: 10_000,
-  historyMessages: 1_000,
-  focusedMessageIds: 1_000,
-  profileListItems: 100,
-  profileItemChars: 500,
-} as const;
+export { LIMITS } from './limits.js';
+export type { ConversationStartInput, HistoryMessageInput, ProfileInput } from './conversation-start.js';
 
 const sessionId = z.string().min(1).max(LIMITS.sessionIdChars);
 const responseCount = z.int().min(1).max(5);
-const shortList = z.array(z.string().max(LIMITS.profileItemChars)).max(LIMITS.profileListItems);
 
-// Loose: profile_archive returns a profile exactly as received, including fields voxgate doesn't know.
-export const ProfileSchema = z.looseObject({
-  name: z.string().max(LIMITS.senderChars).nullish(),
-  age: z.int().min(0).max(200).nullish(),
-  gender: z.string().max(32).nullish(),
-  relations: shortList.nullish(),
-  personalities: shortList.nullish(),
-  preferences: shortList.nullish(),
-  taboos: shortList.nullish(),
-  common_topics: shortList.nullish(),
-});
-
-export const HistoryMessageSchema = z.object({
-  message_id: z.string().min(1).max(LIMITS.sessionIdChars),
-  sender: z.string().max(LIMITS.senderChars),
-  content: z.string().max(LIMITS.messageChars),
-});
-
-export const ConversationStartData = z.object({
-  response_count: responseCount,
-  scenario_description: z.string().max(LIMITS.scenarioChars).nullish(),
-  history_messages: z.array(HistoryMessageSchema).max(LIMITS.historyMessages).nullish(),
-  user_profile: ProfileSchema.nullish(),
-  target_profile: ProfileSchema.nullish(),
-});
+// Only response_count can make a conversation_start fail: everything optional is made to fit and each
+// change is listed in `adjustments` (conversation-start.ts says why and how).
+export const ConversationStartData = z
+  .object({
+    response_count: responseCount,
+    scenario_description: z.unknown().optional(),
+    history_messages: z.unknown().optional(),
+    user_profile: z.unknown().optional(),
+    target_profile: z.unknown().optional(),
+  })
+  .transform(normaliseConversationStart);
 
 // Optional audio format declarations (docs/protocol.md, "Audio formats"): an extension on message_start,
 // the app's extras on audio_stream. Any value passes here; src/stt/audio-format.ts checks them, so a
@@ -103,8 +79,6 @@ export type ClientEvent = {
 
 export type ClientEventOf<K extends ClientEventType> = Extract<ClientEvent, { type: K }>;
 
-export type ProfileInput = z.output<typeof ProfileSchema>;
-export type HistoryMessageInput = z.output<typeof HistoryMessageSchema>;
 
 export function isClientEventType(type: string): type is ClientEventType {
   return Object.hasOwn(CLIENT_EVENT_DATA, type);

@@ -1,4 +1,5 @@
 import { StoreError } from '../errors.js';
+import { estimateItemBytes, estimateMessageBytes, estimateSessionBytes } from './record-size.js';
 import type {
   SessionRecord,
   SessionSettingsPatch,
@@ -15,10 +16,14 @@ import type {
 export class MemorySessionStore implements SessionStore {
   readonly kind = 'memory' as const;
   readonly #sessions = new Map<string, SessionRecord>();
+  /** Estimated bytes of each stored session, and their sum (sizeBytes). */
+  readonly #bytes = new Map<string, number>();
+  #bytesTotal = 0;
 
   create(record: SessionRecord): void {
     if (this.#sessions.has(record.id)) throw new StoreError(`session ${record.id} already exists`);
     this.#sessions.set(record.id, structuredClone(record));
+    this.#grow(record.id, estimateSessionBytes(record));
   }
 
   load(sessionId: string): SessionRecord | null {
@@ -33,12 +38,16 @@ export class MemorySessionStore implements SessionStore {
     if (patch.focusedMessageIds !== undefined) record.focusedMessageIds = [...patch.focusedMessageIds];
     if (patch.recording !== undefined) record.recording = structuredClone(patch.recording);
     record.updatedAt = updatedAt;
+    if (patch.focusedMessageIds !== undefined || patch.recording !== undefined || patch.scenarioDescription !== undefined) {
+      this.#grow(sessionId, estimateSessionBytes(record) - (this.#bytes.get(sessionId) ?? 0));
+    }
   }
 
   appendMessage(sessionId: string, message: StoredMessage, updatedAt: string): void {
     const record = this.#get(sessionId);
     record.messages.push({ ...message });
     record.updatedAt = updatedAt;
+    this.#grow(sessionId, estimateMessageBytes(message));
   }
 
   finishRecording(sessionId: string, message: StoredMessage, updatedAt: string): void {
@@ -46,12 +55,14 @@ export class MemorySessionStore implements SessionStore {
     record.recording = null;
     record.messages.push({ ...message });
     record.updatedAt = updatedAt;
+    this.#grow(sessionId, estimateSessionBytes(record) - (this.#bytes.get(sessionId) ?? 0));
   }
 
   appendModification(sessionId: string, modification: string, updatedAt: string): void {
     const record = this.#get(sessionId);
     record.modifications.push(modification);
     record.updatedAt = updatedAt;
+    this.#grow(sessionId, estimateItemBytes(modification));
   }
 
   appendRecordingSegment(sessionId: string, text: string, updatedAt: string): void {
@@ -59,9 +70,12 @@ export class MemorySessionStore implements SessionStore {
     if (record.recording === null) throw new StoreError(`session ${sessionId} is not recording`);
     record.recording.segments.push(text);
     record.updatedAt = updatedAt;
+    this.#grow(sessionId, estimateItemBytes(text));
   }
 
   delete(sessionId: string): boolean {
+    this.#bytesTotal -= this.#bytes.get(sessionId) ?? 0;
+    this.#bytes.delete(sessionId);
     return this.#sessions.delete(sessionId);
   }
 
@@ -70,7 +84,7 @@ export class MemorySessionStore implements SessionStore {
     for (const [id, record] of this.#sessions) {
       if (record.updatedAt < before) expired.push(id);
     }
-    for (const id of expired) this.#sessions.delete(id);
+    for (const id of expired) this.delete(id);
     return expired;
   }
 
@@ -78,8 +92,19 @@ export class MemorySessionStore implements SessionStore {
     return { kind: 'memory', status: 'healthy', path: null, sessions: this.#sessions.size, lastError: null };
   }
 
+  sizeBytes(): number {
+    return this.#bytesTotal;
+  }
+
   close(): void {
     this.#sessions.clear();
+    this.#bytes.clear();
+    this.#bytesTotal = 0;
+  }
+
+  #grow(sessionId: string, bytes: number): void {
+    this.#bytes.set(sessionId, (this.#bytes.get(sessionId) ?? 0) + bytes);
+    this.#bytesTotal += bytes;
   }
 
   #get(sessionId: string): SessionRecord {

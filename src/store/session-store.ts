@@ -70,5 +70,10 @@ export interface SessionStore {
   /** Deletes sessions whose updatedAt is before `before` (ISO-8601); returns their ids. */
   deleteExpired(before: string): string[];
   health(): StoreHealth;
+  /**
+   * What the stored sessions take: for SQLite the database pages in use (the file, less its free pages;
+   * the WAL not counted), for the memory store their estimated memory. SESSION_STORE_MAX_MB bounds it.
+   */
+  sizeBytes(): number;
   close(): void;
 }

@@ -1,7 +1,7 @@
 // The SQL of the session store: every statement prepared once, and one transaction per store method.
 // sqlite-store.ts owns the connection, errors and health; this file owns what is read and written.
 import type Database from 'better-sqlite3';
-import { StoreError } from '../errors.js';
+import { InvalidEventDataError, StoreError } from '../errors.js';
 import type { ProfileJson } from '../protocol/server-events.js';
 import type { RecordingState, SessionRecord, SessionSettingsPatch, StoredMessage } from './session-store.js';
 
@@ -79,6 +79,10 @@ export function prepareStatements(db: Database.Database) {
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
     deleteExpired: db.prepare<[string], { id: string }>('DELETE FROM sessions WHERE updated_at < ? RETURNING id'),
     countSessions: db.prepare<[], { count: number }>('SELECT COUNT(*) AS count FROM sessions'),
+    // Pages in use (free pages are reused before the file grows) times the page size: no scan, O(1).
+    usedBytes: db.prepare<[], { bytes: number }>(
+      'SELECT (page_count - freelist_count) * page_size AS bytes FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()',
+    ),
   };
 }
 
@@ -102,8 +106,8 @@ export function prepareTransactions(db: Database.Database, s: Statements) {
         updatedAt: record.updatedAt,
         scenarioDescription: record.scenarioDescription,
         responseCount: record.responseCount,
-        userProfile: profileToJson(record.userProfile),
-        targetProfile: profileToJson(record.targetProfile),
+        userProfile: profileToJson(record.userProfile, 'user_profile'),
+        targetProfile: profileToJson(record.targetProfile, 'target_profile'),
         focusedMessageIds: JSON.stringify(record.focusedMessageIds),
       });
       const insertList = (list: 'history' | 'session', messages: readonly StoredMessage[]): void => {
@@ -190,8 +194,18 @@ function notInStore(sessionId: string): StoreError {
   return new StoreError(`session ${sessionId} is not in the store`, { details: `session_id: ${sessionId}` });
 }
 
-function profileToJson(profile: ProfileJson): string | null {
-  return profile === null ? null : JSON.stringify(profile);
+/**
+ * A profile as JSON text. The protocol layer bounds what a profile holds, so this cannot fail for
+ * anything a client sent; should it ever (a value JSON cannot represent), the client's data is at fault,
+ * not the disk: INVALID_EVENT_DATA, never counted as a storage failure.
+ */
+function profileToJson(profile: ProfileJson, field: string): string | null {
+  if (profile === null) return null;
+  try {
+    return JSON.stringify(profile);
+  } catch (err) {
+    throw new InvalidEventDataError(`${field} cannot be stored`, { details: `data.${field}: ${(err as Error).message}`, cause: err });
+  }
 }
 
 function profileFromJson(json: string | null): ProfileJson {

@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { StoreError } from '../errors.js';
+import { InternalError, StoreError, VoxgateError } from '../errors.js';
 import type { ServiceState } from '../stt/engine.js';
 import { migrate } from './migrations/index.js';
 import { prepareStatements, prepareTransactions, type Statements, type Transactions } from './sqlite-statements.js';
@@ -77,6 +77,7 @@ export class SqliteSessionStore implements SessionStore {
     }
     let db: Database.Database | null = null;
     try {
+      refuseEmptyFile(this.path);
       db = new Database(this.path);
       const journalMode = db.pragma('journal_mode = WAL', { simple: true });
       if (journalMode !== 'wal') throw new Error(`journal_mode is ${String(journalMode)}, WAL could not be enabled`);
@@ -103,7 +104,7 @@ export class SqliteSessionStore implements SessionStore {
         throw new StoreError(`cannot open the session database ${this.path}: ${err.message}`, { details: err.details, cause: err });
       }
       const code = codeOf(err);
-      const advice = code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB'
+      const advice = code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || code === EMPTY_DATABASE_FILE
         ? '; the file was left untouched: restore a backup or move it aside to start without stored sessions (docs/persistence.md)'
         : '';
       throw new StoreError(`cannot open the session database ${this.path}: ${messageOf(err)} (${code})${advice}`, {
@@ -165,6 +166,10 @@ export class SqliteSessionStore implements SessionStore {
     return { kind: 'sqlite', status, path: this.path, sessions, lastError };
   }
 
+  sizeBytes(): number {
+    return this.#run('measure', null, () => this.#statements.usedBytes.get()!.bytes, { isWrite: false });
+  }
+
   /** Closes the database (SQLite checkpoints the WAL into the main file). A second call does nothing. */
   close(): void {
     const db = this.#db;
@@ -179,8 +184,8 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   /**
-   * Runs one store operation. A StoreError of our own (unknown session) passes through and says nothing
-   * about the disk; any other failure is SQLite's: wrapped, counted for health, logged on state changes.
+   * Runs one store operation. Our own errors (unknown session, unserialisable data) pass through and say
+   * nothing about the disk; SQLite's failures are wrapped, counted for health, logged on state changes.
    */
   #run<T>(operation: string, sessionId: string | null, work: () => T, options: { isWrite: boolean }): T {
     if (this.#db === null) throw new StoreError('the session store is closed', { details: `path: ${this.path}` });
@@ -188,7 +193,13 @@ export class SqliteSessionStore implements SessionStore {
     try {
       result = work();
     } catch (err) {
-      if (err instanceof StoreError) throw err;
+      // Our own typed errors (unknown session, data that cannot be serialised) say nothing about the disk.
+      if (err instanceof VoxgateError) throw err;
+      // Only SQLite's own failures count against health: anything else thrown here is a bug of ours or
+      // data SQLite was never given, and a disk that is fine must not be reported unavailable for it.
+      if (!(err instanceof Database.SqliteError)) {
+        throw new InternalError(`could not ${operation} ${sessionId === null ? 'sessions' : `session ${sessionId}`}: ${messageOf(err)}`, { cause: err });
+      }
       const code = codeOf(err);
       const target = sessionId === null ? 'sessions' : `session ${sessionId}`;
       const error = new StoreError(`could not ${operation} ${target}: ${messageOf(err)}`, { details: `sqlite: ${code}`, cause: err });
@@ -228,6 +239,29 @@ export class SqliteSessionStore implements SessionStore {
   #count(): number {
     return this.#statements.countSessions.get()!.count;
   }
+}
+
+const EMPTY_DATABASE_FILE = 'EMPTY_DATABASE_FILE';
+
+/**
+ * An existing voxgate.db of 0 bytes is damage (a truncated copy, a failed restore), not a new database:
+ * SQLite would open it as an empty database, and reset a -wal found next to it, so every stored session
+ * would be gone without a word. voxgate itself never leaves one behind except when killed between
+ * creating the file and its first write (microseconds); then deleting it is the fix, and the message says so.
+ */
+function refuseEmptyFile(path: string): void {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return; // a new database
+    throw err;
+  }
+  if (size > 0) return;
+  throw Object.assign(
+    new Error('the file is empty (0 bytes), not a database; if it never held sessions, delete it (and any -wal/-shm) to start fresh'),
+    { code: EMPTY_DATABASE_FILE },
+  );
 }
 
 /**

@@ -46,6 +46,7 @@ interface DrainWaiter {
  */
 export class Connection implements ClientChannel {
   readonly id: string;
+  readonly remoteAddress: string;
   readonly log: Logger;
   readonly #socket: WebSocket<SocketUserData>;
   readonly #limits: ConnectionLimits;
@@ -56,6 +57,7 @@ export class Connection implements ClientChannel {
 
   constructor(id: string, socket: WebSocket<SocketUserData>, limits: ConnectionLimits, log: Logger) {
     this.id = id;
+    this.remoteAddress = socket.getUserData().remoteAddress;
     this.#socket = socket;
     this.#limits = limits;
     this.log = log;

@@ -17,6 +17,7 @@ const logger = pino({ level: 'silent' });
 class ScriptedChannel implements ClientChannel {
   readonly id: string;
   readonly log = logger;
+  readonly remoteAddress = '127.0.0.1';
   readonly events: ServerEvent[] = [];
   isClosed = false;
   #isStalled = false;

@@ -52,5 +52,5 @@ t.test('SIGKILL mid-recording with Vosk: "alpha bravo" before, "charlie" after, 
   t.equal(partial.data.text, 'alpha bravo charlie', 'partials carry the stored segments');
   resumed.send('message_end', { session_id: sessionId });
   const recorded = await resumed.next('message_recorded', 30_000);
-  t.same(recorded.data, { session_id: sessionId, message_id: 'msg_001', message_content: 'alpha bravo charlie' });
+  t.same(recorded.data, { session_id: sessionId, message_id: 'msg_001', message_content: 'alpha bravo charlie', sender: 'other' });
 });

@@ -144,6 +144,24 @@ t.test('a file that is not a database stops start-up and is left exactly as it w
   t.notOk(existsSync(join(dir, 'voxgate.db-wal')), 'no WAL created next to it');
 });
 
+t.test('a zero-byte database file stops start-up like any other damage, and is left as it was', async (t) => {
+  // Issue 12 #10: SQLite opens an empty file as an empty database (and resets a WAL found next to it), so
+  // a truncated voxgate.db used to start an empty store without a word.
+  const dir = t.testdir({ 'voxgate.db': '' });
+  const err = t.throws(() => new SqliteSessionStore({ dir, logger: capturedLogger().logger })) as Error & { code: string; details: string };
+  t.equal(err.code, 'STORAGE_ERROR');
+  t.match(err.message, join(dir, 'voxgate.db'));
+  t.match(err.message, /empty \(0 bytes\)/);
+  t.match(err.message, /move it aside/);
+  t.match(err.details, /EMPTY_DATABASE_FILE/);
+  t.equal(statSync(join(dir, 'voxgate.db')).size, 0, 'not written');
+  t.notOk(existsSync(join(dir, 'voxgate.db-wal')), 'no WAL created next to it');
+
+  const withWal = t.testdir({ 'voxgate.db': '', 'voxgate.db-wal': Buffer.alloc(8192, 1) });
+  t.throws(() => new SqliteSessionStore({ dir: withWal, logger: capturedLogger().logger }), { code: 'STORAGE_ERROR', details: /EMPTY_DATABASE_FILE/ });
+  t.same(readFileSync(join(withWal, 'voxgate.db-wal')), Buffer.alloc(8192, 1), 'the WAL next to it is untouched too');
+});
+
 t.test('a database with damaged pages stops start-up (integrity check)', async (t) => {
   const dir = t.testdir();
   const store = new SqliteSessionStore({ dir, logger: capturedLogger().logger });

@@ -3,11 +3,12 @@ import { StoreError } from '../../errors.js';
 import type { Migration } from './migration.js';
 import { initialSchema } from './001-initial.js';
 import { updatedAtIndex } from './002-updated-at-index.js';
+import { messagesRowid } from './003-messages-rowid.js';
 
 export type { Migration } from './migration.js';
 
 /** Every schema step, oldest first. The database's `PRAGMA user_version` is the last one applied. */
-export const MIGRATIONS: readonly Migration[] = [initialSchema, updatedAtIndex];
+export const MIGRATIONS: readonly Migration[] = [initialSchema, updatedAtIndex, messagesRowid];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;
 
