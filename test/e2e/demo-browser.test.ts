@@ -92,6 +92,8 @@ if (!existsSync(CHROMIUM)) {
     t.equal(await mine.locator('.sender').textContent(), '小林');
     const predictionRequest = fake.requests.find((r) => r.kind === 'prediction');
     t.match(JSON.stringify(predictionRequest?.body.messages), SUGGESTIONS[2]!, 'user_selected_response reached the server');
+    await screenshots(t, page, 'conversation');
+    await page.setViewportSize({ width: 390, height: 844 });
 
     // A reload resumes the same session and shows its history.
     await page.reload();
@@ -104,8 +106,7 @@ if (!existsSync(CHROMIUM)) {
     );
     t.equal(await page.evaluate(`localStorage.getItem('voxgate.demo.session')`), sessionId, 'the same session');
     t.equal(await page.isEnabled('#talk'), true, 'ready to listen again');
-
-    await screenshots(t, page, 'conversation');
+    await screenshots(t, page, 'resumed');
   });
 
   t.test('microphone refused: the page says so and starts no recording', async (t) => {
@@ -133,6 +134,11 @@ if (!existsSync(CHROMIUM)) {
     const page = await context.newPage();
     await page.goto(`${server.httpUrl}/demo`);
     await expectText(page, '#connection', /Connected\. Start a conversation/);
+    // The token field (for servers with credentials) reconnects with access_token on the URL.
+    await page.click('summary');
+    await page.fill('#token', 'demo-token');
+    const [socket] = await Promise.all([page.waitForEvent('websocket'), page.press('#token', 'Tab')]);
+    t.match(socket.url(), /\/conversation\?extensions=all&access_token=demo-token$/, 'reconnected with the token');
     await page.click('#start');
     await expectText(page, '#connection', /Conversation started/);
     await page.click('#talk');

@@ -55,6 +55,7 @@ function connect() {
   const socket = new WebSocket(socketUrl());
   socket.binaryType = 'arraybuffer';
   state.socket = socket;
+  updateControls();
   socket.onopen = () => {
     state.retryMs = 500;
     if (state.sessionId) {
