@@ -107,6 +107,18 @@ if (!existsSync(CHROMIUM)) {
     t.equal(await page.evaluate(`localStorage.getItem('voxgate.demo.session')`), sessionId, 'the same session');
     t.equal(await page.isEnabled('#talk'), true, 'ready to listen again');
     await screenshots(t, page, 'resumed');
+
+    // New conversation ends the old one and starts empty.
+    t.equal(await page.isVisible('#start'), false, 'the settings fold away while a conversation runs');
+    await page.click('#settings > summary');
+    await page.click('#start');
+    await expectText(page, '#connection', /Conversation started/);
+    const newSessionId = await page.evaluate(`localStorage.getItem('voxgate.demo.session')`);
+    t.not(newSessionId, sessionId, 'a new session');
+    t.equal(await page.locator('#history li').count(), 0, 'with an empty history');
+    const health = (await (await fetch(`${server.httpUrl}/api/health`)).json()) as { services: { session_manager: { active_sessions: number } } };
+    t.equal(health.services.session_manager.active_sessions, 1, 'the old conversation was ended');
+
   });
 
   t.test('microphone refused: the page says so and starts no recording', async (t) => {
@@ -135,7 +147,7 @@ if (!existsSync(CHROMIUM)) {
     await page.goto(`${server.httpUrl}/demo`);
     await expectText(page, '#connection', /Connected\. Start a conversation/);
     // The token field (for servers with credentials) reconnects with access_token on the URL.
-    await page.click('summary');
+    await page.click('#token-toggle');
     await page.fill('#token', 'demo-token');
     const [socket] = await Promise.all([page.waitForEvent('websocket'), page.press('#token', 'Tab')]);
     t.match(socket.url(), /\/conversation\?extensions=all&access_token=demo-token$/, 'reconnected with the token');

@@ -107,19 +107,22 @@ function send(type, data) {
 // --- server events -----------------------------------------------------------------------------------
 
 function handle({ type, data = {} }) {
-  if (data.session_id && state.sessionId && data.session_id !== state.sessionId) return;
+  // Events of an older conversation (ended by New conversation) are not shown.
+  if (type !== 'session_created' && data.session_id && state.sessionId && data.session_id !== state.sessionId) return;
   switch (type) {
     case 'session_created':
       rememberSession(data.session_id);
       $('history').replaceChildren();
       clearReplies();
       setConnection('Connected. Conversation started.');
+      $('settings').open = false;
       break;
     case 'session_restored':
       state.resuming = false;
       $('count').value = String(data.response_count);
       if (data.scenario_description !== null) $('scenario').value = data.scenario_description;
       setConnection(`Connected. Conversation resumed (${data.message_count} messages).`);
+      $('settings').open = false;
       send('get_message_history', { session_id: state.sessionId });
       // A recording cut off by the reload: finish it, so its words are kept.
       if (data.status === 'recording_message' && state.capture === null) send('message_end', { session_id: state.sessionId });
@@ -184,6 +187,8 @@ function serverError(data) {
     forgetSession();
     $('error').textContent = `The previous conversation is no longer on the server (${text}). Start a new one.`;
   }
+  // The recording is full: end it, so that what was heard is kept.
+  if (data.error_code === 'AUDIO_LIMIT_EXCEEDED' && state.capture === 'capturing') stopSpeaking();
   // The recording did not start: give the microphone back.
   if (state.capture !== null && !state.confirmed && ['STT_SERVICE_BUSY', 'STT_SERVICE_ERROR', 'RECORDING_IN_PROGRESS', 'SESSION_NOT_FOUND'].includes(data.error_code)) {
     stopCapture();
@@ -444,6 +449,11 @@ $('setup').addEventListener('submit', (event) => {
   const me = $('me').value.trim();
   if (me) data.user_profile = { name: me };
   $('error').textContent = '';
+  if (!isOpen()) return;
+  // One conversation at a time: the previous one is ended (deleted on the server).
+  if (state.sessionId) send('conversation_end', { session_id: state.sessionId });
+  forgetSession();
+  state.resuming = false;
   send('conversation_start', data);
 });
 $('count').addEventListener('change', () => {
