@@ -18,6 +18,7 @@ const STATUS_TEXT = {
 const state = {
   socket: null,
   retryMs: 500,
+  retryTimer: undefined,
   sessionId: localStorage.getItem(SESSION_KEY),
   resuming: false,
   /** null | 'opening' (the microphone) | 'capturing' | 'draining' (stopped; the worklet's last frame) */
@@ -51,6 +52,7 @@ function socketUrl() {
 }
 
 function connect() {
+  clearTimeout(state.retryTimer);
   setConnection('Connecting…');
   const socket = new WebSocket(socketUrl());
   socket.binaryType = 'arraybuffer';
@@ -83,7 +85,7 @@ function connect() {
     stopCapture();
     const seconds = Math.round(state.retryMs / 100) / 10;
     setConnection(`Disconnected (${close.code}${close.reason ? `: ${close.reason}` : ''}). Reconnecting in ${seconds} s…`);
-    setTimeout(connect, state.retryMs);
+    state.retryTimer = setTimeout(connect, state.retryMs);
     state.retryMs = Math.min(state.retryMs * 2, 10_000);
     updateControls();
   };
@@ -173,9 +175,11 @@ function recorded(data) {
     const sender = data.sender ?? state.recordingSender ?? $('other').value;
     $('history').append(historyItem(sender, data.message_content, 'recording'));
     $('partial').textContent = '';
+  } else if (state.chosen.length > 0) {
+    $('history').append(historyItem(data.sender ?? $('me').value, state.chosen.shift(), 'selected_response'));
   } else {
-    const text = state.chosen.shift() ?? '';
-    $('history').append(historyItem(data.sender ?? $('me').value, text, 'selected_response'));
+    // Chosen elsewhere (another tab on the same conversation): the history has its text.
+    send('get_message_history', { session_id: state.sessionId });
   }
 }
 
@@ -238,7 +242,9 @@ function clearReplies(busy = false, requestId = null) {
 
 function renderReplies() {
   const list = $('suggestions');
-  state.drafts.forEach((text, index) => {
+  // A plain loop: deltas of a later reply may come first, leaving holes that forEach would skip.
+  for (let index = 0; index < state.drafts.length; index++) {
+    const text = state.drafts[index];
     let button = list.children[index]?.firstElementChild;
     if (!button) {
       const item = document.createElement('li');
@@ -250,7 +256,7 @@ function renderReplies() {
       list.append(item);
     }
     if (button.textContent !== (text ?? '')) button.textContent = text ?? '';
-  });
+  }
   while (list.children.length > state.drafts.length) list.lastElementChild.remove();
 }
 

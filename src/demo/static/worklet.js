@@ -26,6 +26,7 @@ class Pcm16Capture extends AudioWorkletProcessor {
     this.input = new Float32Array(8192);
     this.held = 0; // samples in `input`
     this.base = 0; // absolute index of input[0]
+    this.produced = 0; // output samples so far
     this.next = 0; // absolute (fractional) input position of the next output sample
     this.frame = new Int16Array(Math.round((TARGET_RATE * frameMs) / 1000));
     this.filled = 0;
@@ -77,7 +78,9 @@ class Pcm16Capture extends AudioWorkletProcessor {
         weight += w;
       }
       this.emit(weight > 0 ? sum / weight : 0);
-      this.next += this.step;
+      // From the count, not by adding step: no drift, and exactly rate x seconds samples out.
+      this.produced++;
+      this.next = (this.produced * sampleRate) / TARGET_RATE;
     }
     // Drop the input no later output sample reaches.
     const drop = Math.min(this.held, Math.max(0, Math.floor(this.next - half) - this.base));
