@@ -30,7 +30,8 @@ const state = {
   /** Frames captured before the recording was confirmed. */
   pendingFrames: [],
   audio: null,
-  workletLoaded: false,
+  /** The worklet module's addModule() promise, once started. */
+  workletLoaded: null,
   mic: null,
   requestId: null,
   drafts: [],
@@ -317,6 +318,14 @@ async function startCapture() {
   // Created in the click/key handler: browsers let audio start only from a user gesture.
   state.audio ??= new AudioContext();
   const resumed = state.audio.resume();
+  // Loaded while the microphone opens: the first words are spoken as soon as it is on.
+  if (!state.workletLoaded) {
+    state.workletLoaded = state.audio.audioWorklet.addModule('/demo/worklet.js');
+    // A failed load is tried again at the next start.
+    state.workletLoaded.catch(() => {
+      state.workletLoaded = null;
+    });
+  }
   let stream;
   try {
     if (!navigator.mediaDevices?.getUserMedia) throw Object.assign(new Error('no mediaDevices'), { name: 'NoMediaDevices' });
@@ -325,10 +334,7 @@ async function startCapture() {
       audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false },
     });
     await resumed;
-    if (!state.workletLoaded) {
-      await state.audio.audioWorklet.addModule('/demo/worklet.js');
-      state.workletLoaded = true;
-    }
+    await state.workletLoaded;
   } catch (err) {
     stream?.getTracks().forEach((track) => track.stop());
     if (state.capture === 'opening') state.capture = null;
