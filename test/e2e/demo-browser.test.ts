@@ -165,7 +165,7 @@ async function startServers(t: Test, dir: string): Promise<{ server: TestServer;
   const fake = await FakeOpenRouter.start({
     respond: (record) =>
       record.kind === 'suggestions'
-        ? { kind: 'stream', suggestions: SUGGESTIONS, tokenChars: 2, tokenIntervalMs: 40 }
+        ? { kind: 'stream', suggestions: SUGGESTIONS, tokenChars: 1, tokenIntervalMs: 30 }
         : { kind: 'stream', prediction: PREDICTION },
   });
   t.teardown(() => fake.close());
