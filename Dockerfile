@@ -92,6 +92,9 @@ COPY --from=build /build/dist ./dist
 # The LLM prompts are Markdown read at run time; dist/src/llm/prompt-builder.js looks for them in
 # ../../../src/llm/prompts/, i.e. /app/src/llm/prompts/ (tsc does not copy them into dist/).
 COPY src/llm/prompts/ ./src/llm/prompts/
+# The demo page's static files (GET /demo), read at start-up the same way: dist/src/demo/routes.js looks in
+# ../../../src/demo/static/.
+COPY src/demo/static/ ./src/demo/static/
 
 # Final checks of the image itself: libvosk present, uWebSockets.js loads natively (not its silent pure-JS
 # fallback), better-sqlite3 loads, code and prompts in place. /app/data must be writable by the runtime user
@@ -101,6 +104,7 @@ RUN test -f node_modules/vosk-koffi/bin-linux-x64/libvosk.so \
  && test -f dist/src/main.js \
  && test -f dist/workers/vosk-worker.js \
  && test -f src/llm/prompts/suggestions.system.md \
+ && test -f src/demo/static/index.html \
  && node -e "const D=require('better-sqlite3'); new D(':memory:').close()" \
  && node -e "const u=require('uWebSockets.js'); if (!Function.prototype.toString.call(u.App).includes('[native code]')) process.exit(1)" \
  && mkdir -p /app/model /app/data \

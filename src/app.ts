@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
+import { loadDemoFiles } from './demo/routes.js';
 import { Dialogue } from './dialogue/event-handlers.js';
 import { RecordingService } from './dialogue/recordings.js';
 import { RequestManager } from './dialogue/request-manager.js';
@@ -43,6 +44,8 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   if (transport === 'fallback') logger.warn('uWebSockets.js runs its pure-JS fallback (ALLOW_FALLBACK_TRANSPORT=true)');
 
   const maxConnections = connectionLimit(config, logger);
+  // Read before anything is opened: a missing page file fails start-up with nothing to clean up.
+  const demo = config.demoEnabled ? loadDemoFiles() : null;
   let lifecycle: Lifecycle = 'starting';
   const store = parts.store ?? createSessionStore(config.sessions, logger);
   let stt: SttEngine;
@@ -93,6 +96,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   });
   const server = new HttpServer({
     ws,
+    demo,
     allowedOrigins: config.allowedOrigins,
     health: {
       version: VERSION,

@@ -16,6 +16,8 @@ export interface Config {
   /** `null` means any origin is allowed. */
   readonly allowedOrigins: readonly string[] | null;
   readonly allowFallbackTransport: boolean;
+  /** Serve the browser demo page at /demo (src/demo/). */
+  readonly demoEnabled: boolean;
   readonly shutdownDrainMs: number;
   readonly llm: {
     /** `mock` when no API key is configured. */
@@ -147,6 +149,7 @@ function toConfig(env: Env): Config {
     logFile: env.LOG_FILE ? { path: env.LOG_FILE, maxSize: env.LOG_FILE_MAX_SIZE, keep: env.LOG_FILE_KEEP } : null,
     allowedOrigins: env.ALLOWED_ORIGINS.includes('*') ? null : env.ALLOWED_ORIGINS,
     allowFallbackTransport: env.ALLOW_FALLBACK_TRANSPORT,
+    demoEnabled: env.DEMO_ENABLED,
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     llm: {
       engine: apiKey ? 'openrouter' : 'mock',

@@ -50,6 +50,7 @@ export const EnvSchema = z.object({
   LOG_FILE_KEEP: integer(1, 1000).default(7),
   ALLOWED_ORIGINS: commaList.default(['*']),
   ALLOW_FALLBACK_TRANSPORT: boolean.default(false),
+  DEMO_ENABLED: boolean.default(true),
 
   OPENROUTER_API_KEY: z.string().trim().optional(),
   OPENROUTER_BASE_URL: url.default('https://openrouter.ai/api/v1'),

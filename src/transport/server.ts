@@ -1,10 +1,13 @@
 import uWS from 'uWebSockets.js';
 import type { us_listen_socket } from 'uWebSockets.js';
+import { registerDemoRoutes, type DemoFile } from '../demo/routes.js';
 import { registerHttpRoutes, type HttpRoutesOptions } from './http-routes.js';
 import type { WsHandler } from './ws-handler.js';
 
 export interface HttpServerOptions extends HttpRoutesOptions {
   ws: WsHandler;
+  /** The demo page's files (src/demo/), or null when DEMO_ENABLED=false. */
+  demo?: ReadonlyMap<string, DemoFile> | null;
 }
 
 /** The uWebSockets.js app: WebSocket routes first, then HTTP routes (the catch-all 404 is last). */
@@ -16,6 +19,7 @@ export class HttpServer {
   constructor(options: HttpServerOptions) {
     this.#app = uWS.App();
     options.ws.register(this.#app);
+    if (options.demo) registerDemoRoutes(this.#app, options.demo);
     registerHttpRoutes(this.#app, options);
   }
 
