@@ -16,6 +16,8 @@ export interface Config {
   /** `null` means any origin is allowed. */
   readonly allowedOrigins: readonly string[] | null;
   readonly allowFallbackTransport: boolean;
+  /** Take the client's address from the X-Forwarded-For of our own reverse proxy. */
+  readonly trustProxy: boolean;
   readonly shutdownDrainMs: number;
   readonly llm: {
     /** `mock` when no API key is configured. */
@@ -139,6 +141,7 @@ function toConfig(env: Env): Config {
     logFile: env.LOG_FILE ? { path: env.LOG_FILE, maxSize: env.LOG_FILE_MAX_SIZE, keep: env.LOG_FILE_KEEP } : null,
     allowedOrigins: env.ALLOWED_ORIGINS.includes('*') ? null : env.ALLOWED_ORIGINS,
     allowFallbackTransport: env.ALLOW_FALLBACK_TRANSPORT,
+    trustProxy: env.TRUST_PROXY,
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     llm: {
       engine: apiKey ? 'openrouter' : 'mock',

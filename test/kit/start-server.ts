@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { startVoxgate, type Voxgate, type VoxgateParts } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
-import { TestClient } from './ws-client.js';
+import { TestClient, type TestClientOptions } from './ws-client.js';
 
 export interface TestServer {
   voxgate: Voxgate;
@@ -15,11 +15,19 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+export interface TestServerKit {
+  /**
+   * Fault injection at a process edge: when it returns true for a log call's message, that log call
+   * throws (as a failing logger transport would), inside whatever server code made it.
+   */
+  failLogCall?: (message: string) => boolean;
+}
+
 /**
  * Starts a real voxgate in this process on a free loopback port, with the mock engines unless `env` or
  * `parts` say otherwise. Log lines are captured (not printed) so tests can assert on them.
  */
-export async function startTestServer(env: Record<string, string> = {}, parts: VoxgateParts = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, parts: VoxgateParts = {}, kit: TestServerKit = {}): Promise<TestServer> {
   const config = loadConfig({
     envFile: null,
     env: {
@@ -40,7 +48,22 @@ export async function startTestServer(env: Record<string, string> = {}, parts: V
       callback();
     },
   });
-  const logger: Logger = pino({ level: config.logLevel }, sink);
+  const failLogCall = kit.failLogCall;
+  const logger: Logger = pino(
+    {
+      level: config.logLevel,
+      hooks: failLogCall
+        ? {
+            logMethod(args, method) {
+              const message = args.find((arg): arg is string => typeof arg === 'string') ?? '';
+              if (failLogCall(message)) throw new Error(`injected fault: log call "${message}" failed`);
+              method.apply(this, args);
+            },
+          }
+        : {},
+    },
+    sink,
+  );
   const voxgate = await startVoxgate(config, logger, parts);
   const port = voxgate.port;
   return {
@@ -60,10 +83,11 @@ export async function startWithConversation(
   env: Record<string, string> = {},
   conversation: Record<string, unknown> = { response_count: 3 },
   parts: VoxgateParts = {},
+  clientOptions: TestClientOptions = {},
 ): Promise<{ server: TestServer; client: TestClient; sessionId: string }> {
   const server = await startTestServer(env, parts);
   t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
+  const client = await TestClient.connect(server.wsUrl(), clientOptions);
   t.teardown(() => client.close());
   const sessionId = await client.startConversation(conversation);
   return { server, client, sessionId };

@@ -42,6 +42,7 @@ class ScriptedStt implements SttEngine {
 class RecordingChannel implements ClientChannel {
   readonly id: string;
   readonly log = pino({ level: 'silent' });
+  readonly remoteAddress = '127.0.0.1';
   readonly isClosed = false;
   readonly needsDrain = false;
   readonly events: ServerEvent[] = [];
