@@ -88,6 +88,8 @@ export class Connection implements ClientChannel {
   #overBudgetWindowStartedAt = -Infinity;
   #droppedInWindow = 0;
   #badInputLog: LogLimiter | null = null;
+  /** Set when uWS starts buffering our sends (the client reads slower than we write); cleared at drain. */
+  #isBackpressured = false;
 
   constructor(options: ConnectionOptions) {
     this.id = options.id;
@@ -189,6 +191,10 @@ export class Connection implements ClientChannel {
   /** uWS drain handler: wake producers once the buffer is below the high-water mark. */
   onDrain(): void {
     if (this.needsDrain) return;
+    if (this.#isBackpressured) {
+      this.#isBackpressured = false;
+      this.log.debug({ bufferedBytes: this.#socket.getBufferedAmount() }, 'send buffer drained');
+    }
     for (const waiter of this.#drainWaiters.splice(0)) {
       clearTimeout(waiter.timer);
       waiter.resolve();
@@ -212,11 +218,16 @@ export class Connection implements ClientChannel {
 
   #write(text: string): boolean {
     const status = this.#socket.send(text, false);
+    const bufferedBytes = this.#socket.getBufferedAmount();
     // 2 = dropped past maxBackpressure: the client would miss an event, so it must reconnect and resume.
-    if (status === 2 || this.#socket.getBufferedAmount() > this.#limits.maxBufferedBytes) {
-      this.log.warn({ bufferedBytes: this.#socket.getBufferedAmount() }, 'slow consumer: closing connection');
+    if (status === 2 || bufferedBytes > this.#limits.maxBufferedBytes) {
+      this.log.warn({ bufferedBytes }, 'slow consumer: closing connection');
       this.close(CloseCode.policyViolation, 'slow consumer: send buffer limit exceeded');
       return false;
+    }
+    if (bufferedBytes > 0 && !this.#isBackpressured) {
+      this.#isBackpressured = true;
+      this.log.debug({ bufferedBytes }, 'send buffer backpressure');
     }
     return true;
   }

@@ -12,6 +12,8 @@ export interface TestServer {
   wsUrl: (path?: string) => string;
   /** Every log line the server wrote, parsed. */
   logs: Array<Record<string, unknown>>;
+  /** Resolves with the first log line (already written or still to come) that matches. */
+  waitForLog(predicate: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -42,12 +44,30 @@ export async function startTestServer(env: Record<string, string> = {}, parts: V
     },
   });
   const logs: Array<Record<string, unknown>> = [];
+  const logWaiters = new Set<(line: Record<string, unknown>) => void>();
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      for (const text of chunk.toString('utf8').split('\n')) {
+        if (!text.trim()) continue;
+        const line = JSON.parse(text) as Record<string, unknown>;
+        logs.push(line);
+        for (const wake of logWaiters) wake(line);
+      }
       callback();
     },
   });
+  const waitForLog = (predicate: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+    const found = logs.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve) => {
+      const wake = (line: Record<string, unknown>): void => {
+        if (!predicate(line)) return;
+        logWaiters.delete(wake);
+        resolve(line);
+      };
+      logWaiters.add(wake);
+    });
+  };
   const failLogCall = kit.failLogCall;
   const logger: Logger = pino(
     {
@@ -73,6 +93,7 @@ export async function startTestServer(env: Record<string, string> = {}, parts: V
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: (path = '/conversation') => `ws://127.0.0.1:${port}${path}`,
     logs,
+    waitForLog,
     close: () => voxgate.shutdown(),
   };
 }
