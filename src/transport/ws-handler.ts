@@ -126,9 +126,9 @@ export class WsHandler {
   }
 
   #refuse(res: HttpResponse, url: string, status: string, reason: string, headers: Array<[string, string]> = []): void {
+    respondJson(res, status, headers, { error: reason });
     const skipped = this.#refusalLog.take();
     if (skipped !== null) this.#options.logger.warn({ url: url.slice(0, 256), status, reason, skippedLogLines: skipped }, 'websocket upgrade refused');
-    respondJson(res, status, headers, { error: reason });
   }
 
   #open(ws: WebSocket<SocketUserData>): void {

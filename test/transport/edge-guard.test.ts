@@ -28,15 +28,22 @@ t.test('a bad percent-escape in /ws/<id> is a 400, not a crash (it used to end t
   t.equal(await handlerFailures(server.httpUrl), 0, 'refused as bad input, not caught as an exception');
 });
 
-t.test('a throwing upgrade handler: answered 500, counted, server goes on', async (t) => {
+t.test('an upgrade handler that throws after it answered: not answered twice, counted, server goes on', async (t) => {
   let failing = true;
   const server = await startTestServer({}, {}, { failLogCall: (message) => failing && message === 'websocket upgrade refused' });
   t.teardown(() => server.close());
-  // An unsupported version is refused, and logging the refusal throws.
+  // An unsupported version is refused (426), and logging the refusal, after the answer, throws.
   const reply = await rawExchange(server.port, upgradeRequest('/conversation', { 'Sec-WebSocket-Version': '8' }));
-  t.equal(reply.status, 500);
+  t.equal(reply.status, 426, 'the refusal stands');
+  t.equal(reply.text.match(/HTTP\/1\.1 /g)?.length, 1, 'exactly one response on the wire');
   t.equal(await handlerFailures(server.httpUrl), 1);
-  t.match(server.logs.find((line) => line.msg === GUARD_LOG), { callback: 'http', route: 'upgrade /conversation', url: '/conversation', err: { message: /injected fault/ } });
+  t.match(server.logs.find((line) => line.msg === GUARD_LOG), {
+    callback: 'http',
+    route: 'upgrade /conversation',
+    url: '/conversation',
+    phase: 'done',
+    err: { message: /injected fault/ },
+  });
   failing = false;
   t.equal(await checkStillServes(server), null, 'still serves');
 });
