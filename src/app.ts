@@ -15,6 +15,7 @@ import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
 import { createSttEngine } from './stt/select.js';
 import { CloseCode } from './transport/connection.js';
+import { EdgeGuard } from './transport/edge-guard.js';
 import { assertNativeTransport } from './transport/native-check.js';
 import { connectionsWithinLimit, openFilesSoftLimit } from './transport/open-files-limit.js';
 import { HttpServer } from './transport/server.js';
@@ -78,9 +79,12 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     autoSuggest: config.dialogue.autoSuggest,
     orphanedRecordingGraceMs: config.dialogue.orphanedRecordingGraceMs,
   });
+  const guard = new EdgeGuard(logger);
   const ws = new WsHandler({
     dialogue,
     logger,
+    guard,
+    trustProxy: config.trustProxy,
     limits: {
       highWaterBytes: config.websocket.highWaterBytes,
       maxBufferedBytes: config.websocket.maxBufferedBytes,
@@ -97,6 +101,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   const server = new HttpServer({
     ws,
     demo,
+    guard,
     allowedOrigins: config.allowedOrigins,
     health: {
       version: VERSION,
@@ -105,7 +110,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       llm: () => llm.health(),
       sessions: () => sessions.health(),
       requestsInFlight: () => requests.inFlight,
-      transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections }),
+      transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections, handlerFailures: guard.failureCount }),
     },
   });
   let port: number;
@@ -129,8 +134,12 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       // readyz turns 503 and new WebSocket upgrades are refused, but HTTP keeps being served during the
       // drain so that orchestrators can see the state; open connections may finish their work.
       lifecycle = 'draining';
-      logger.info({ drainMs: config.shutdownDrainMs, connections: ws.connectionCount }, 'shutting down: draining');
-      await waitUntil(() => ws.connectionCount === 0, config.shutdownDrainMs);
+      // The drain is for work in flight (recordings, LLM requests), not for idle connections: it ends as
+      // soon as nothing is in flight, and idle connections get their 1001 then.
+      const inFlight = (): number => requests.inFlight + stt.health().activeStreams;
+      logger.info({ drainMs: config.shutdownDrainMs, connections: ws.connectionCount, inFlight: inFlight() }, 'shutting down: draining');
+      const drained = await waitUntil(() => ws.connectionCount === 0 || inFlight() === 0, config.shutdownDrainMs);
+      logger.info({ drained, connections: ws.connectionCount, inFlight: inFlight() }, drained ? 'drain complete' : 'drain time over');
       ws.closeAll(CloseCode.goingAway, 'server shutting down');
       server.stopListening();
       requests.cancelAll();
@@ -178,10 +187,12 @@ function connectionLimit(config: Config, logger: Logger): number {
   return fitting;
 }
 
-/** Resolves when `done()` is true or after `timeoutMs`, checking every 50 ms. */
-async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+/** Resolves true when `done()` is true, or false after `timeoutMs`; checks at once, then every 50 ms. */
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (!done() && Date.now() < deadline) {
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
   }
+  return true;
 }

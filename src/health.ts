@@ -13,7 +13,7 @@ export interface HealthSources {
   llm(): LlmHealth;
   sessions(): SessionManagerHealth;
   requestsInFlight(): number;
-  transport(): { implementation: TransportImplementation; connections: number; maxConnections: number };
+  transport(): { implementation: TransportImplementation; connections: number; maxConnections: number; handlerFailures: number };
 }
 
 export interface HealthReport {
@@ -96,6 +96,8 @@ export function apiHealth(sources: HealthSources): HealthReport {
         implementation: transport.implementation,
         connections: transport.connections,
         max_connections: transport.maxConnections,
+        // Exceptions caught at the transport edge (answered with 500 or close 1011; the process went on).
+        handler_failures: transport.handlerFailures,
       },
     },
   };

@@ -153,7 +153,8 @@ export async function startSttServer(options: SttServerOptions): Promise<SttServ
   return {
     pid,
     port,
-    url: `ws://127.0.0.1:${port}/ws`,
+    // transcript_partial is how the bench clients see progress: ask for the extension events.
+    url: `ws://127.0.0.1:${port}/ws?extensions=all`,
     cpuSeconds: () => processCpuSeconds(pid),
     threadCpuSeconds: () => threadCpuSeconds(pid),
     rssBytes: () => processRssBytes(pid),

@@ -145,5 +145,5 @@ export async function startServer(env: Record<string, string>, options: { openFi
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  return { ...spawned, port, httpUrl, wsUrl: `ws://127.0.0.1:${port}/conversation`, warnings };
+  return { ...spawned, port, httpUrl, wsUrl: `ws://127.0.0.1:${port}/conversation?extensions=all`, warnings };
 }

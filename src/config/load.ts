@@ -18,6 +18,8 @@ export interface Config {
   readonly allowFallbackTransport: boolean;
   /** Serve the browser demo page at /demo (src/demo/). */
   readonly demoEnabled: boolean;
+  /** Take the client's address from the X-Forwarded-For of our own reverse proxy. */
+  readonly trustProxy: boolean;
   readonly shutdownDrainMs: number;
   readonly llm: {
     /** `mock` when no API key is configured. */
@@ -150,6 +152,7 @@ function toConfig(env: Env): Config {
     allowedOrigins: env.ALLOWED_ORIGINS.includes('*') ? null : env.ALLOWED_ORIGINS,
     allowFallbackTransport: env.ALLOW_FALLBACK_TRANSPORT,
     demoEnabled: env.DEMO_ENABLED,
+    trustProxy: env.TRUST_PROXY,
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     llm: {
       engine: apiKey ? 'openrouter' : 'mock',

@@ -51,6 +51,7 @@ export const EnvSchema = z.object({
   ALLOWED_ORIGINS: commaList.default(['*']),
   ALLOW_FALLBACK_TRANSPORT: boolean.default(false),
   DEMO_ENABLED: boolean.default(true),
+  TRUST_PROXY: boolean.default(false),
 
   OPENROUTER_API_KEY: z.string().trim().optional(),
   OPENROUTER_BASE_URL: url.default('https://openrouter.ai/api/v1'),
@@ -75,7 +76,7 @@ export const EnvSchema = z.object({
   STT_TARGET_FINISH_LATENCY_MS: integer(1, 60_000).default(150),
 
   AUDIO_BUFFER_MAX_SIZE: integer(64 * 1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
-  WEBSOCKET_MAX_MESSAGE_SIZE: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  WEBSOCKET_MAX_MESSAGE_SIZE: integer(1024, 64 * 1024 * 1024).default(16 * 1024 * 1024),
   WEBSOCKET_PING_INTERVAL: integer(4, 3600).default(20),
   WEBSOCKET_HIGH_WATER_BYTES: integer(1024, 256 * 1024 * 1024).default(256 * 1024),
   WEBSOCKET_MAX_BUFFERED_BYTES: integer(4096, 1024 * 1024 * 1024).default(4 * 1024 * 1024),

@@ -7,9 +7,9 @@ import type { ServerEvent } from '../protocol/server-events.js';
  */
 export interface ClientChannel {
   readonly id: string;
-  /** The peer's IP address as the socket sees it (a reverse proxy's, behind one); sessions are capped per address. */
-  readonly remoteAddress: string;
   readonly log: Logger;
+  /** The client's address (the peer's, or the one a trusted proxy forwarded: TRUST_PROXY), e.g. for per-address caps. */
+  readonly remoteAddress: string;
   readonly isClosed: boolean;
   /** Sends one event; false when the connection is closed (the event is then dropped on purpose). */
   send(event: ServerEvent): boolean;

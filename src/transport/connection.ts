@@ -3,12 +3,14 @@ import type { WebSocket } from 'uWebSockets.js';
 import { SlowConsumerError } from '../errors.js';
 import type { ClientChannel } from '../dialogue/channel.js';
 import type { ServerEvent } from '../protocol/server-events.js';
+import { LogLimiter } from './log-limiter.js';
 
 /** WebSocket close codes voxgate uses (RFC 6455 section 7.4.1). */
 export const CloseCode = {
   goingAway: 1001,
   policyViolation: 1008,
   messageTooBig: 1009,
+  internalError: 1011,
   tryAgainLater: 1013,
 } as const;
 
@@ -27,11 +29,39 @@ export interface ConnectionLimits {
 export interface SocketUserData {
   clientId: string | null;
   path: string;
+  /** The client's address: the peer's, or the one a trusted proxy forwarded (TRUST_PROXY). */
   remoteAddress: string;
-  /** The X-Forwarded-For header set by a reverse proxy (the real client), or null. */
+  /** The address of the TCP peer (a reverse proxy, if there is one). */
+  peerAddress: string;
+  /** The X-Forwarded-For header as received, or null (logged; trusted only with TRUST_PROXY). */
   forwardedFor: string | null;
+  /** Extension event types this connection did not ask for (protocol/extensions.ts). */
+  withheldEvents: ReadonlySet<string>;
   connection: Connection | null;
+  /** Set first thing in the close handler: the socket must not be touched after it. */
+  isClosed: boolean;
 }
+
+export interface ConnectionOptions {
+  id: string;
+  socket: WebSocket<SocketUserData>;
+  limits: ConnectionLimits;
+  log: Logger;
+  remoteAddress: string;
+  withheldEvents: ReadonlySet<string>;
+}
+
+/**
+ * What to do with one control event or one bad frame, given the connection's budget:
+ * `admitted`: handle it (or answer it); `dropped`: ignore it silently; `droppedNotify`: ignore it and send
+ * one RATE_LIMITED error (once per budget window); `closed`: persistent abuse, the connection was closed.
+ */
+export type Admission = 'admitted' | 'dropped' | 'droppedNotify' | 'closed';
+
+/** Over-budget events are counted per window; the first one in a window is answered, the rest are not. */
+const OVER_BUDGET_WINDOW_MS = 10_000;
+/** Bad input is logged at most once per interval per connection. */
+const BAD_INPUT_LOG_INTERVAL_MS = 10_000;
 
 interface DrainWaiter {
   resolve: () => void;
@@ -46,22 +76,29 @@ interface DrainWaiter {
  */
 export class Connection implements ClientChannel {
   readonly id: string;
-  readonly remoteAddress: string;
   readonly log: Logger;
+  readonly remoteAddress: string;
   readonly #socket: WebSocket<SocketUserData>;
   readonly #limits: ConnectionLimits;
+  readonly #withheldEvents: ReadonlySet<string>;
   readonly #drainWaiters: DrainWaiter[] = [];
   #isClosed = false;
   #tokens: number;
   #tokensRefilledAt = performance.now();
+  #overBudgetWindowStartedAt = -Infinity;
+  #droppedInWindow = 0;
+  #badInputLog: LogLimiter | null = null;
+  /** Set when uWS starts buffering our sends (the client reads slower than we write); cleared at drain. */
+  #isBackpressured = false;
 
-  constructor(id: string, socket: WebSocket<SocketUserData>, limits: ConnectionLimits, log: Logger) {
-    this.id = id;
-    this.remoteAddress = socket.getUserData().remoteAddress;
-    this.#socket = socket;
-    this.#limits = limits;
-    this.log = log;
-    this.#tokens = limits.eventRateBurst;
+  constructor(options: ConnectionOptions) {
+    this.id = options.id;
+    this.#socket = options.socket;
+    this.#limits = options.limits;
+    this.log = options.log;
+    this.remoteAddress = options.remoteAddress;
+    this.#withheldEvents = options.withheldEvents;
+    this.#tokens = options.limits.eventRateBurst;
   }
 
   get isClosed(): boolean {
@@ -76,19 +113,24 @@ export class Connection implements ClientChannel {
     return this.#isClosed ? 0 : this.#socket.getBufferedAmount();
   }
 
+  /** Extension events the client did not ask for are dropped here (true: the connection is fine). */
   send(event: ServerEvent): boolean {
     if (this.#isClosed) return false;
+    if (this.#withheldEvents.has(event.type)) return true;
     return this.#write(JSON.stringify(event));
   }
 
   sendAll(events: readonly ServerEvent[]): void {
     if (this.#isClosed || events.length === 0) return;
     if (events.length === 1) {
-      this.#write(JSON.stringify(events[0]));
+      this.send(events[0]!);
       return;
     }
     this.#socket.cork(() => {
-      for (const event of events) if (!this.#write(JSON.stringify(event))) return;
+      for (const event of events) {
+        if (this.#withheldEvents.has(event.type)) continue;
+        if (!this.#write(JSON.stringify(event))) return;
+      }
     });
   }
 
@@ -108,20 +150,51 @@ export class Connection implements ClientChannel {
     });
   }
 
-  /** Takes one event from the rate budget (token bucket); false when the client is over its rate. */
-  takeEventToken(): boolean {
+  /**
+   * Takes one control event or one bad frame from the rate budget (a token bucket of
+   * EVENT_RATE_PER_SECOND, burst EVENT_RATE_BURST). Over budget, events are dropped; the first drop in a
+   * 10 s window is answered with one RATE_LIMITED error, later ones are not (a reply per dropped frame
+   * would give a flooding client an unbounded stream of errors); more than EVENT_RATE_BURST drops in one
+   * window is persistent abuse: the connection is closed with 1008.
+   */
+  admitEvent(): Admission {
     const now = performance.now();
     const refill = ((now - this.#tokensRefilledAt) / 1000) * this.#limits.eventRatePerSecond;
     this.#tokens = Math.min(this.#limits.eventRateBurst, this.#tokens + refill);
     this.#tokensRefilledAt = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      return 'admitted';
+    }
+    if (now - this.#overBudgetWindowStartedAt >= OVER_BUDGET_WINDOW_MS) {
+      this.#overBudgetWindowStartedAt = now;
+      this.#droppedInWindow = 0;
+    }
+    this.#droppedInWindow++;
+    if (this.#droppedInWindow > this.#limits.eventRateBurst) {
+      this.log.warn({ droppedEvents: this.#droppedInWindow, windowMs: OVER_BUDGET_WINDOW_MS }, 'event rate limit exceeded persistently: closing connection');
+      this.close(CloseCode.policyViolation, 'event rate limit exceeded');
+      return 'closed';
+    }
+    return this.#droppedInWindow === 1 ? 'droppedNotify' : 'dropped';
+  }
+
+  /**
+   * Whether a line about this connection's bad input may be logged now (once per 10 s); returns how many
+   * were skipped since the last one, or null to skip this one.
+   */
+  takeBadInputLogLine(): number | null {
+    this.#badInputLog ??= new LogLimiter({ intervalMs: BAD_INPUT_LOG_INTERVAL_MS, linesPerInterval: 1 });
+    return this.#badInputLog.take();
   }
 
   /** uWS drain handler: wake producers once the buffer is below the high-water mark. */
   onDrain(): void {
     if (this.needsDrain) return;
+    if (this.#isBackpressured) {
+      this.#isBackpressured = false;
+      this.log.debug({ bufferedBytes: this.#socket.getBufferedAmount() }, 'send buffer drained');
+    }
     for (const waiter of this.#drainWaiters.splice(0)) {
       clearTimeout(waiter.timer);
       waiter.resolve();
@@ -145,11 +218,16 @@ export class Connection implements ClientChannel {
 
   #write(text: string): boolean {
     const status = this.#socket.send(text, false);
+    const bufferedBytes = this.#socket.getBufferedAmount();
     // 2 = dropped past maxBackpressure: the client would miss an event, so it must reconnect and resume.
-    if (status === 2 || this.#socket.getBufferedAmount() > this.#limits.maxBufferedBytes) {
-      this.log.warn({ bufferedBytes: this.#socket.getBufferedAmount() }, 'slow consumer: closing connection');
+    if (status === 2 || bufferedBytes > this.#limits.maxBufferedBytes) {
+      this.log.warn({ bufferedBytes }, 'slow consumer: closing connection');
       this.close(CloseCode.policyViolation, 'slow consumer: send buffer limit exceeded');
       return false;
+    }
+    if (bufferedBytes > 0 && !this.#isBackpressured) {
+      this.#isBackpressured = true;
+      this.log.debug({ bufferedBytes }, 'send buffer backpressure');
     }
     return true;
   }

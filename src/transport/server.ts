@@ -10,7 +10,10 @@ export interface HttpServerOptions extends HttpRoutesOptions {
   demo?: ReadonlyMap<string, DemoFile> | null;
 }
 
-/** The uWebSockets.js app: WebSocket routes first, then HTTP routes (the catch-all 404 is last). */
+/**
+ * The uWebSockets.js app: WebSocket routes first, then HTTP routes (the catch-all 404 is last). Every
+ * callback of both goes through `options.guard` (edge-guard.ts).
+ */
 export class HttpServer {
   readonly #app: uWS.TemplatedApp;
   #listenSocket: us_listen_socket | null = null;

@@ -4,8 +4,14 @@ import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehav
 import type { Dialogue } from '../dialogue/event-handlers.js';
 import { RateLimitedError } from '../errors.js';
 import { decodeClientEvent } from '../protocol/decode.js';
+import { withheldExtensionEvents } from '../protocol/extensions.js';
 import { errorEvent } from '../protocol/server-events.js';
 import { CloseCode, Connection, type ConnectionLimits, type SocketUserData } from './connection.js';
+import type { EdgeGuard } from './edge-guard.js';
+import { respond, respondJson } from './http-response.js';
+import { clientAddress } from './client-address.js';
+import { LogLimiter } from './log-limiter.js';
+import { parseUpgradeRequest } from './upgrade-request.js';
 
 /** The app's path, a misspelling some app builds still use, and the deployment guide's forms. */
 export const WEBSOCKET_PATHS = ['/conversation', '/conservation', '/ws', '/ws/:clientId'] as const;
@@ -13,22 +19,41 @@ export const WEBSOCKET_PATHS = ['/conversation', '/conservation', '/ws', '/ws/:c
 export interface WsHandlerOptions {
   dialogue: Dialogue;
   logger: Logger;
+  guard: EdgeGuard;
   limits: ConnectionLimits;
   maxMessageBytes: number;
   pingIntervalSeconds: number;
   maxConnections: number;
   /** null: any origin. Clients that send no Origin header (non-browser) are accepted. */
   allowedOrigins: readonly string[] | null;
+  /** TRUST_PROXY: take the client's address from X-Forwarded-For (set by our own reverse proxy). */
+  trustProxy: boolean;
   isAcceptingConnections(): boolean;
+}
+
+/** How many refused upgrades are logged per interval (a scan or a flood must not decide the log's size). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+const REFUSAL_LINES_PER_INTERVAL = 20;
+
+/**
+ * The frame size uWS accepts. Frames between WEBSOCKET_MAX_MESSAGE_SIZE and this get a readable 1009
+ * close from us; uWS cuts larger ones off without a reason (1006), and would do so at its 16 KiB default.
+ * uWS holds a frame in memory until it is complete, so the margin is bounded: twice the limit, at most
+ * the limit + 16 MiB.
+ */
+export function payloadLimitBytes(maxMessageBytes: number): number {
+  return maxMessageBytes + Math.min(maxMessageBytes, 16 * 1024 * 1024);
 }
 
 /** Owns the set of open connections. */
 export class WsHandler {
   readonly #options: WsHandlerOptions;
   readonly #connections = new Set<Connection>();
+  readonly #refusalLog: LogLimiter;
 
   constructor(options: WsHandlerOptions) {
     this.#options = options;
+    this.#refusalLog = new LogLimiter({ intervalMs: REFUSAL_LOG_INTERVAL_MS, linesPerInterval: REFUSAL_LINES_PER_INTERVAL });
   }
 
   get connectionCount(): number {
@@ -37,7 +62,13 @@ export class WsHandler {
 
   register(app: TemplatedApp): void {
     const behavior = this.#behavior();
-    for (const path of WEBSOCKET_PATHS) app.ws<SocketUserData>(path, behavior);
+    for (const path of WEBSOCKET_PATHS) {
+      // Only `/ws/:clientId` has a route parameter; the guard wrapper is built once per route, not per request.
+      const upgrade = path === '/ws/:clientId'
+        ? (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => this.#upgrade(res, req, context, req.getParameter(0) ?? '')
+        : (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => this.#upgrade(res, req, context, null);
+      app.ws<SocketUserData>(path, { ...behavior, upgrade: this.#options.guard.http(`upgrade ${path}`, upgrade) });
+    }
   }
 
   /** Sends a close frame to every connection (shutdown). */
@@ -46,58 +77,83 @@ export class WsHandler {
   }
 
   #behavior(): WebSocketBehavior<SocketUserData> {
-    const { maxMessageBytes, pingIntervalSeconds } = this.#options;
+    const { maxMessageBytes, pingIntervalSeconds, guard } = this.#options;
     return {
-      // Frames between our limit and 4x it get a readable 1009 close from us; uWS itself cuts larger
-      // ones off without a reason (1006), and would otherwise do so at its 16 KiB default.
-      maxPayloadLength: Math.min(maxMessageBytes * 4, 256 * 1024 * 1024),
+      maxPayloadLength: payloadLimitBytes(maxMessageBytes),
       // uWS pings a quiet client before idleTimeout; only a peer that stops answering pings is closed.
       idleTimeout: Math.max(8, Math.ceil((pingIntervalSeconds * 2) / 4) * 4),
       sendPingsAutomatically: true,
       maxBackpressure: this.#options.limits.maxBufferedBytes + maxMessageBytes,
       closeOnBackpressureLimit: 0,
-      upgrade: (res, req, context) => this.#upgrade(res, req, context),
-      open: (ws) => this.#open(ws),
-      message: (ws, message, isBinary) => this.#message(ws, message, isBinary),
-      drain: (ws) => ws.getUserData().connection?.onDrain(),
-      close: (ws, code) => this.#close(ws, code),
+      // Every callback uWS calls goes through the guard: an exception here must not end the process.
+      open: guard.socket('open', (ws: WebSocket<SocketUserData>) => this.#open(ws)),
+      message: guard.socket('message', (ws: WebSocket<SocketUserData>, message: ArrayBuffer, isBinary: boolean) => this.#message(ws, message, isBinary)),
+      drain: guard.socket('drain', (ws: WebSocket<SocketUserData>) => ws.getUserData().connection?.onDrain()),
+      close: guard.socket('close', (ws: WebSocket<SocketUserData>, code: number) => this.#close(ws, code)),
     };
   }
 
-  #upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
-    const url = req.getUrl();
-    const origin = req.getHeader('origin');
-    const key = req.getHeader('sec-websocket-key');
-    const protocol = req.getHeader('sec-websocket-protocol');
-    const extensions = req.getHeader('sec-websocket-extensions');
-    const forwardedFor = req.getHeader('x-forwarded-for') || null;
-    const clientId = url.startsWith('/ws/') ? decodeURIComponent(req.getParameter(0)) : null;
-    const reject = (status: string, reason: string): void => {
-      this.#options.logger.warn({ url, origin, reason }, 'websocket upgrade rejected');
-      res.cork(() => {
-        res.writeStatus(status).writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: reason }));
-      });
-    };
-    if (!this.#options.isAcceptingConnections()) return reject('503 Service Unavailable', 'server is shutting down');
+  #upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, clientIdRaw: string | null): void {
+    // Malformed input (bad percent-escapes, an over-long client id, a bad key) is refused before anything else.
+    const parsed = parseUpgradeRequest(req, clientIdRaw);
+    if (!parsed.ok) {
+      const { status, reason } = parsed.refusal;
+      const headers: Array<[string, string]> = status === '426 Upgrade Required' ? [['Sec-WebSocket-Version', '13']] : [];
+      this.#refuse(res, req.getUrl(), status, reason, headers);
+      return;
+    }
+    const request = parsed.request;
+    if (!this.#options.isAcceptingConnections()) return this.#refuse(res, request.url, '503 Service Unavailable', 'server is shutting down');
     if (this.#connections.size >= this.#options.maxConnections) {
-      return reject('503 Service Unavailable', `connection limit reached (${this.#options.maxConnections})`);
+      return this.#refuse(res, request.url, '503 Service Unavailable', `connection limit reached (${this.#options.maxConnections})`);
     }
     const allowed = this.#options.allowedOrigins;
-    if (allowed !== null && origin !== '' && !allowed.includes(origin)) return reject('403 Forbidden', `origin ${origin} not allowed`);
-    const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-    const userData: SocketUserData = { clientId, path: url, remoteAddress, forwardedFor, connection: null };
-    res.upgrade(userData, key, protocol, extensions, context);
+    if (allowed !== null && request.origin !== '' && !allowed.includes(request.origin)) {
+      return this.#refuse(res, request.url, '403 Forbidden', `origin ${request.origin.slice(0, 200)} not allowed`);
+    }
+    const peerAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const userData: SocketUserData = {
+      clientId: request.clientId,
+      path: request.url,
+      remoteAddress: clientAddress(peerAddress, request.forwardedFor, this.#options.trustProxy),
+      peerAddress,
+      forwardedFor: request.forwardedFor === null ? null : request.forwardedFor.slice(0, 256),
+      withheldEvents: withheldExtensionEvents(request.extensionsQuery),
+      connection: null,
+      isClosed: false,
+    };
+    respond(res, () => res.upgrade(userData, request.key, request.protocol, request.extensionsHeader, context));
+  }
+
+  #refuse(res: HttpResponse, url: string, status: string, reason: string, headers: Array<[string, string]> = []): void {
+    respondJson(res, status, headers, { error: reason });
+    const skipped = this.#refusalLog.take();
+    if (skipped !== null) this.#options.logger.warn({ url: url.slice(0, 256), status, reason, skippedLogLines: skipped }, 'websocket upgrade refused');
   }
 
   #open(ws: WebSocket<SocketUserData>): void {
     const userData = ws.getUserData();
     const id = randomUUID();
     const log = this.#options.logger.child({ connectionId: id, clientId: userData.clientId });
-    const connection = new Connection(id, ws, this.#options.limits, log);
+    const connection = new Connection({
+      id,
+      socket: ws,
+      limits: this.#options.limits,
+      log,
+      remoteAddress: userData.remoteAddress,
+      withheldEvents: userData.withheldEvents,
+    });
     userData.connection = connection;
     this.#connections.add(connection);
     log.info(
-      { path: userData.path, remoteAddress: userData.remoteAddress, forwardedFor: userData.forwardedFor, connections: this.#connections.size },
+      {
+        path: userData.path,
+        remoteAddress: userData.remoteAddress,
+        peerAddress: userData.peerAddress,
+        forwardedFor: userData.forwardedFor,
+        extensionsWithheld: [...userData.withheldEvents],
+        connections: this.#connections.size,
+      },
       'connection opened',
     );
   }
@@ -120,24 +176,43 @@ export class WsHandler {
     // uWS has already validated text frames as UTF-8 (it closes with 1007 otherwise).
     const decoded = decodeClientEvent(Buffer.from(message).toString('utf8'));
     if (!decoded.ok) {
-      connection.log.info({ code: decoded.error.code, details: decoded.error.details }, 'malformed event');
-      connection.send(errorEvent(decoded.sessionId, decoded.error));
+      // A reply to bad input costs budget like an event: a client cannot buy unlimited error events.
+      const admission = connection.admitEvent();
+      const skipped = connection.takeBadInputLogLine();
+      if (skipped !== null) {
+        connection.log.info({ code: decoded.error.code, details: decoded.error.details, admission, skippedLogLines: skipped }, 'malformed event');
+      }
+      if (admission === 'admitted') connection.send(errorEvent(decoded.sessionId, decoded.error));
+      else if (admission === 'droppedNotify') connection.send(errorEvent(decoded.sessionId, this.#rateLimited('malformed event')));
       return;
     }
     // Audio is bounded per recording and by STT capacity; the rate budget is for control events.
-    if (decoded.event.type !== 'audio_stream' && !connection.takeEventToken()) {
-      const error = new RateLimitedError(
-        `more than ${this.#options.limits.eventRatePerSecond} events per second; event ${decoded.event.type} dropped`,
-        { details: `event_rate_per_second: ${this.#options.limits.eventRatePerSecond}` },
-      );
-      connection.send(errorEvent('session_id' in decoded.event.data ? decoded.event.data.session_id : null, error));
-      return;
+    if (decoded.event.type !== 'audio_stream') {
+      const admission = connection.admitEvent();
+      if (admission !== 'admitted') {
+        const skipped = connection.takeBadInputLogLine();
+        if (skipped !== null) connection.log.info({ type: decoded.event.type, admission, skippedLogLines: skipped }, 'event rate limit exceeded: event dropped');
+        if (admission === 'droppedNotify') {
+          const sessionId = 'session_id' in decoded.event.data ? decoded.event.data.session_id : null;
+          connection.send(errorEvent(sessionId, this.#rateLimited(`event ${decoded.event.type}`)));
+        }
+        return;
+      }
     }
     this.#options.dialogue.handleEvent(connection, decoded.event);
   }
 
+  #rateLimited(what: string): RateLimitedError {
+    const rate = this.#options.limits.eventRatePerSecond;
+    return new RateLimitedError(`more than ${rate} events per second; ${what} dropped, and further ones are dropped without a reply`, {
+      details: `event_rate_per_second: ${rate}`,
+    });
+  }
+
   #close(ws: WebSocket<SocketUserData>, code: number): void {
-    const connection = ws.getUserData().connection;
+    const userData = ws.getUserData();
+    userData.isClosed = true;
+    const connection = userData.connection;
     if (!connection) return;
     connection.onClosed();
     this.#connections.delete(connection);

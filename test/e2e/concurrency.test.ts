@@ -5,7 +5,7 @@ import { TestClient, type ServerEventJson } from '../kit/ws-client.js';
 const audio = (ms: number) => Buffer.alloc(ms * 32).toString('base64');
 
 t.test('response_count 3, then 5, then 2: exactly that many suggestions each time', async (t) => {
-  const { client, sessionId } = await startWithConversation(t, {}, { response_count: 3 });
+  const { client, sessionId } = await startWithConversation(t, {}, { response_count: 3 }, {}, { extensions: 'all' });
   for (const count of [3, 5, 2]) {
     if (count !== 3) client.send('response_count_update', { session_id: sessionId, response_count: count });
     client.send('manual_generate', { session_id: sessionId });
@@ -16,7 +16,7 @@ t.test('response_count 3, then 5, then 2: exactly that many suggestions each tim
 });
 
 t.test('two manual_generate in quick succession: only the second one is delivered', async (t) => {
-  const { client, sessionId } = await startWithConversation(t, { MOCK_LLM_DELTA_DELAY_MS: '15' });
+  const { client, sessionId } = await startWithConversation(t, { MOCK_LLM_DELTA_DELAY_MS: '15' }, { response_count: 3 }, {}, { extensions: 'all' });
   client.send('manual_generate', { session_id: sessionId });
   client.send('manual_generate', { session_id: sessionId });
   const response = await client.next('llm_response');
@@ -30,7 +30,7 @@ t.test('two manual_generate in quick succession: only the second one is delivere
 });
 
 t.test('after message_recorded a generation starts by itself; message_start cancels it', async (t) => {
-  const { client, sessionId } = await startWithConversation(t, { MOCK_LLM_DELTA_DELAY_MS: '20' });
+  const { client, sessionId } = await startWithConversation(t, { MOCK_LLM_DELTA_DELAY_MS: '20' }, { response_count: 3 }, {}, { extensions: 'all' });
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   await client.next('status_update');
   client.send('audio_stream', { session_id: sessionId, audio_chunk: audio(500) });
@@ -65,8 +65,8 @@ t.test('AUTO_SUGGEST=false: no generation after a recording', async (t) => {
 t.test('two clients in parallel never receive each other\'s events', async (t) => {
   const server = await startTestServer({ MOCK_LLM_DELTA_DELAY_MS: '1' });
   t.teardown(() => server.close());
-  const alice = await TestClient.connect(server.wsUrl());
-  const bob = await TestClient.connect(server.wsUrl());
+  const alice = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
+  const bob = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   t.teardown(() => alice.close());
   t.teardown(() => bob.close());
   const run = async (client: TestClient, sender: string, ms: number) => {
@@ -92,7 +92,7 @@ t.test('two clients in parallel never receive each other\'s events', async (t) =
 t.test('disconnect mid-recording, reconnect, resume: one message covers audio from both connections', async (t) => {
   const server = await startTestServer();
   t.teardown(() => server.close());
-  const first = await TestClient.connect(server.wsUrl());
+  const first = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   const sessionId = await first.startConversation();
   first.send('message_start', { session_id: sessionId, sender: 'other' });
   await first.next('status_update');
@@ -101,7 +101,7 @@ t.test('disconnect mid-recording, reconnect, resume: one message covers audio fr
   await first.next('transcript_partial');
   await first.close();
 
-  const second = await TestClient.connect(server.wsUrl('/ws/reconnected'));
+  const second = await TestClient.connect(server.wsUrl('/ws/reconnected'), { extensions: 'all' });
   t.teardown(() => second.close());
   second.send('session_resume', { session_id: sessionId });
   const restored = await second.next();

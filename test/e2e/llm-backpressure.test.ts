@@ -82,7 +82,8 @@ t.test('a client that stops reading: bounded memory, upstream paused then aborte
   const baselineRss = rssBytes(pid);
 
   // The slow client: connected and set up, then it stops reading its socket.
-  const slow = await TestClient.connect(url);
+  // The slow client asks for the streamed deltas: they are what floods it.
+  const slow = await TestClient.connect(url, { extensions: 'all' });
   t.teardown(() => slow.close());
   const slowSession = await slow.startConversation({ response_count: 5, scenario_description: FLOOD_MARK });
   const slowSocket = (slow.socket as unknown as { _socket: Socket })._socket;

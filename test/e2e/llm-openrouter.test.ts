@@ -44,7 +44,7 @@ async function setup(t: Test, fakeOptions: FakeOpenRouterOptions = {}, env: Reco
     ...env,
   });
   t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
+  const client = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   t.teardown(() => client.close());
   return { fake, server, client };
 }

@@ -60,7 +60,7 @@ t.test('SSE bytes split at odd offsets still give exact suggestions and deltas',
     AUTO_SUGGEST: 'false',
   });
   t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
+  const client = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   t.teardown(() => client.close());
   const sessionId = await client.startConversation({ response_count: 3 });
 

@@ -9,7 +9,7 @@ const audio = (ms: number) => Buffer.alloc(ms * 32).toString('base64');
 
 /** Starts a recording with 1 s of audio on a new connection, then closes it; returns the session id. */
 async function recordThenLeave(server: TestServer): Promise<string> {
-  const client = await TestClient.connect(server.wsUrl());
+  const client = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   const sessionId = await client.startConversation();
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   client.send('audio_stream', { session_id: sessionId, audio_chunk: audio(1000) });
@@ -35,7 +35,7 @@ t.test('an orphaned recording is parked after the grace period, and resume conti
   }
   t.equal(await activeStreams(server.httpUrl), 0, 'the recogniser was released');
 
-  const second = await TestClient.connect(server.wsUrl());
+  const second = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   t.teardown(() => second.close());
   second.send('session_resume', { session_id: sessionId });
   t.match((await second.next('session_restored')).data, { status: 'recording_message' });
@@ -53,7 +53,7 @@ t.test('a client that comes back within the grace period keeps its recogniser', 
   const server = await startTestServer({ ORPHANED_RECORDING_GRACE_MS: '60000', AUTO_SUGGEST: 'false' });
   t.teardown(() => server.close());
   const sessionId = await recordThenLeave(server);
-  const second = await TestClient.connect(server.wsUrl());
+  const second = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   t.teardown(() => second.close());
   second.send('session_resume', { session_id: sessionId });
   await second.next('session_restored');

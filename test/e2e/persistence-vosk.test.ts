@@ -21,7 +21,7 @@ t.test('SIGKILL mid-recording with Vosk: "alpha bravo" before, "charlie" after, 
   const env = { STT_ENGINE: 'vosk', VOSK_MODEL_PATH: modelDir, MAX_WORKERS: '1' };
 
   const first = await startOn(t, dataDir, env);
-  const client = await first.connect();
+  const client = await first.connect({ extensions: 'all' });
   const sessionId = await client.startConversation({ response_count: 2 });
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   await client.next('status_update');
@@ -43,7 +43,7 @@ t.test('SIGKILL mid-recording with Vosk: "alpha bravo" before, "charlie" after, 
   await crash(first);
 
   const second = await startOn(t, dataDir, env);
-  const resumed = await second.connect();
+  const resumed = await second.connect({ extensions: 'all' });
   resumed.send('session_resume', { session_id: sessionId });
   t.match((await resumed.next('session_restored')).data, { session_id: sessionId, status: 'recording_message', message_count: 0 });
   t.match((await resumed.next('status_update')).data, { status: 'recording_message' });

@@ -14,7 +14,7 @@ const targetProfile = { name: 'Dr. Lee', gender: 'female' };
 t.test('a whole conversation, every event shape', async (t) => {
   const server = await startTestServer();
   t.teardown(() => server.close());
-  const client = await TestClient.connect(server.wsUrl());
+  const client = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   t.teardown(() => client.close());
 
   client.send('conversation_start', {

@@ -50,7 +50,7 @@ async function record(client: TestClient, sessionId: string, send: () => Promise
 
 t.test('the app way (1 s base64 chunks) and the binary way (20 ms frames) give the exact words', async (t) => {
   const server = await voskServer(t);
-  const client = await TestClient.connect(server.wsUrl());
+  const client = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   t.teardown(() => client.close());
   const sessionId = await client.startConversation();
   const pcm = synthesizeToneAudio(['alpha', 'charlie', 'bravo']);
@@ -70,7 +70,7 @@ t.test('the app way (1 s base64 chunks) and the binary way (20 ms frames) give t
 
 t.test('a sequence with several endpoints loses no word', async (t) => {
   const server = await voskServer(t);
-  const client = await TestClient.connect(server.wsUrl());
+  const client = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   t.teardown(() => client.close());
   const sessionId = await client.startConversation();
   const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'alpha', 'echo', 'bravo'];
@@ -99,7 +99,7 @@ t.test('16 parallel clients, each with its own words; streams stick to one worke
   const results = await Promise.all(
     Array.from({ length: 16 }, async (_, i) => {
       const words = [vocabulary[i % 5]!, vocabulary[(i * 3 + 1) % 5]!, vocabulary[(i * 7 + 2) % 5]!, vocabulary[(i + 4) % 5]!];
-      const client = await TestClient.connect(server.wsUrl());
+      const client = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
       const sessionId = await client.startConversation();
       const pcm = synthesizeToneAudio(words);
       const { text } = await record(client, sessionId, () => (i % 2 === 0 ? sendBase64(client, sessionId, pcm) : sendBinary(client, pcm, 640)));
@@ -116,7 +116,7 @@ t.test('16 parallel clients, each with its own words; streams stick to one worke
 t.test('a killed worker: its streams get STT_SERVICE_ERROR, a new recording afterwards works', async (t) => {
   const server = await voskServer(t, { MAX_WORKERS: '1' });
   const engine = server.voxgate.stt as VoskEngine;
-  const client = await TestClient.connect(server.wsUrl());
+  const client = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
   t.teardown(() => client.close());
   const sessionId = await client.startConversation();
   client.send('message_start', { session_id: sessionId, sender: 'other' });

@@ -1,5 +1,14 @@
 import WebSocket from 'ws';
 
+export interface TestClientOptions extends WebSocket.ClientOptions {
+  extensions?: 'all' | readonly string[];
+}
+
+function withExtensions(url: string, extensions: 'all' | readonly string[]): string {
+  const value = extensions === 'all' ? 'all' : extensions.join(',');
+  return `${url}${url.includes('?') ? '&' : '?'}extensions=${encodeURIComponent(value)}`;
+}
+
 export interface ServerEventJson {
   type: string;
   data: Record<string, any>;
@@ -31,9 +40,15 @@ export class TestClient {
     });
   }
 
-  static connect(url: string, options: WebSocket.ClientOptions = {}): Promise<TestClient> {
+  /**
+   * Connects. `extensions` asks for extension events (`?extensions=...` on the URL: 'all', or names such
+   * as ['transcript_partial']); without it the connection gets only the replaced backend's nine event types.
+   */
+  static connect(url: string, options: TestClientOptions = {}): Promise<TestClient> {
+    const { extensions, ...wsOptions } = options;
+    const target = extensions === undefined ? url : withExtensions(url, extensions);
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, options);
+      const socket = new WebSocket(target, wsOptions);
       const client = new TestClient(socket);
       socket.once('open', () => resolve(client));
       socket.once('error', reject);

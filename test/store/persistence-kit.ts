@@ -2,12 +2,12 @@
 // a data directory, restarted on the same one, and waits on its log lines instead of on timers.
 import type { Test } from 'tap';
 import { spawnServer, type SpawnedServer } from '../kit/spawn-server.js';
-import { TestClient } from '../kit/ws-client.js';
+import { TestClient, type TestClientOptions } from '../kit/ws-client.js';
 
 export interface RunningServer {
   server: SpawnedServer;
   port: number;
-  connect(): Promise<TestClient>;
+  connect(options?: TestClientOptions): Promise<TestClient>;
   /** Resolves with the first log line (parsed) matching `predicate`, including lines already written. */
   logLine(predicate: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
 }
@@ -29,8 +29,8 @@ export async function startOn(t: Test, dataDir: string, env: Record<string, stri
   return {
     server,
     port,
-    connect: async () => {
-      const client = await TestClient.connect(`ws://127.0.0.1:${port}/conversation`);
+    connect: async (options = {}) => {
+      const client = await TestClient.connect(`ws://127.0.0.1:${port}/conversation`, options);
       clients.push(client);
       return client;
     },

@@ -42,8 +42,8 @@ class ScriptedStt implements SttEngine {
 
 class RecordingChannel implements ClientChannel {
   readonly id: string;
-  readonly remoteAddress = '127.0.0.1';
   readonly log = pino({ level: 'silent' });
+  readonly remoteAddress = '127.0.0.1';
   readonly isClosed = false;
   readonly needsDrain = false;
   readonly events: ServerEvent[] = [];

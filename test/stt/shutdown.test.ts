@@ -15,7 +15,7 @@ t.test('SIGTERM during a recording with Vosk workers: close 1001, exit 0', async
   const server = spawnServer({ STT_ENGINE: 'vosk', VOSK_MODEL_PATH: modelDir, MAX_WORKERS: '2', SHUTDOWN_DRAIN_MS: '500' });
   t.teardown(() => server.kill());
   const port = await server.port;
-  const client = await TestClient.connect(`ws://127.0.0.1:${port}/conversation`);
+  const client = await TestClient.connect(`ws://127.0.0.1:${port}/conversation`, { extensions: 'all' });
   const sessionId = await client.startConversation();
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   client.send('audio_stream', { session_id: sessionId, audio_chunk: synthesizeToneAudio(['alpha'], { tailMs: 0 }).toString('base64') });

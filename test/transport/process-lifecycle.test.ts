@@ -63,13 +63,16 @@ t.test('the pure-JS uWebSockets.js fallback is refused unless allowed', async (t
   t.equal(health.status, 'degraded');
 });
 
-t.test('SIGTERM drains: readyz 503, upgrades refused, open sockets get 1001, exit 0', async (t) => {
-  const server = spawnServer({ STT_ENGINE: 'mock', SHUTDOWN_DRAIN_MS: '1500' });
+t.test('SIGTERM drains: readyz 503, upgrades refused, work in flight finishes, then 1001, exit 0', async (t) => {
+  // A generation in flight (the mock LLM streams slowly) keeps the drain going; it ends when it is done.
+  const server = spawnServer({ STT_ENGINE: 'mock', SHUTDOWN_DRAIN_MS: '60000', AUTO_SUGGEST: 'false', MOCK_LLM_DELTA_DELAY_MS: '150' });
   t.teardown(() => server.kill());
   const port = await server.port;
   const client = await TestClient.connect(`ws://127.0.0.1:${port}/conversation`);
-  await client.startConversation();
+  const sessionId = await client.startConversation();
   t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+  client.send('manual_generate', { session_id: sessionId });
+  await client.next('status_update');
 
   server.kill('SIGTERM');
   let readyz = 200;
@@ -78,6 +81,7 @@ t.test('SIGTERM drains: readyz 503, upgrades refused, open sockets get 1001, exi
   await t.rejects(TestClient.connect(`ws://127.0.0.1:${port}/conversation`), { message: 'HTTP 503' }, 'no new connections');
 
   const closed = await client.closed;
+  t.ok(client.received.some((event) => event.type === 'llm_response'), 'the generation in flight finished before the close');
   t.equal(closed.code, 1001);
   t.equal(closed.reason, 'server shutting down');
   const exit = await server.exited;
@@ -86,11 +90,15 @@ t.test('SIGTERM drains: readyz 503, upgrades refused, open sockets get 1001, exi
 });
 
 t.test('a second signal exits at once', async (t) => {
-  const server = spawnServer({ STT_ENGINE: 'mock', SHUTDOWN_DRAIN_MS: '60000' });
+  // A generation that takes minutes (10 s per streamed piece) keeps the drain waiting.
+  const server = spawnServer({ STT_ENGINE: 'mock', SHUTDOWN_DRAIN_MS: '60000', AUTO_SUGGEST: 'false', MOCK_LLM_DELTA_DELAY_MS: '10000' });
   t.teardown(() => server.kill());
   const port = await server.port;
   const client = await TestClient.connect(`ws://127.0.0.1:${port}/conversation`);
   t.teardown(() => client.close());
+  const sessionId = await client.startConversation();
+  client.send('manual_generate', { session_id: sessionId });
+  await client.next('status_update');
   server.kill('SIGTERM');
   while ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
   server.kill('SIGINT');

@@ -1,0 +1,119 @@
+import type { HttpRequest } from 'uWebSockets.js';
+
+/**
+ * Reads and checks everything voxgate takes from a WebSocket upgrade request, synchronously (uWS's
+ * HttpRequest is only valid during the callback) and before anything else looks at it. Pure: no
+ * state, no logging; ws-handler.ts answers a refusal.
+ */
+
+/** Longest client id in `/ws/<client_id>`, in characters after percent-decoding. It is a label copied into every log line. */
+export const MAX_CLIENT_ID_CHARS = 128;
+// A percent-encoded character takes at most 12 bytes (4 UTF-8 bytes, 3 characters each): anything
+// longer cannot decode to an acceptable id, so it is refused before decoding.
+const MAX_RAW_CLIENT_ID_CHARS = MAX_CLIENT_ID_CHARS * 12;
+/** Longest `extensions` query value worth reading (the names of every extension fit many times over). */
+const MAX_RAW_EXTENSIONS_CHARS = 1024;
+
+// Control, format, private-use, unassigned and lone-surrogate characters: nothing a label needs, and
+// some of them rewrite what a terminal shows.
+const UNSAFE_LABEL_CHARS = /\p{C}/u;
+const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
+// RFC 7230 token characters: what a subprotocol name may contain.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+export interface UpgradeRequest {
+  url: string;
+  origin: string;
+  key: string;
+  /** The one subprotocol echoed back (the first one offered), or '' when none was offered. */
+  protocol: string;
+  extensionsHeader: string;
+  clientId: string | null;
+  /** The decoded `extensions` query value, or null when absent. */
+  extensionsQuery: string | null;
+  forwardedFor: string | null;
+}
+
+export type UpgradeRefusal = { status: '400 Bad Request' | '426 Upgrade Required'; reason: string };
+
+export type UpgradeParse = { ok: true; request: UpgradeRequest } | { ok: false; refusal: UpgradeRefusal };
+
+/** decodeURIComponent without the throw: null for a malformed escape (`%`, `%zz`, `abc%`, a cut UTF-8 sequence). */
+export function decodePercentEscapes(raw: string): string | null {
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch (err) {
+    if (err instanceof URIError) return null;
+    throw err;
+  }
+}
+
+function refuse(reason: string, status: UpgradeRefusal['status'] = '400 Bad Request'): UpgradeParse {
+  return { ok: false, refusal: { status, reason } };
+}
+
+/** `clientIdRaw` is the route's `:clientId` parameter for `/ws/<id>`, null on the other paths. */
+export function parseUpgradeRequest(req: HttpRequest, clientIdRaw: string | null): UpgradeParse {
+  const url = req.getUrl();
+
+  let clientId: string | null = null;
+  if (clientIdRaw !== null && clientIdRaw !== '') {
+    if (clientIdRaw.length > MAX_RAW_CLIENT_ID_CHARS) return refuse(`client id longer than ${MAX_CLIENT_ID_CHARS} characters`);
+    const decoded = decodePercentEscapes(clientIdRaw);
+    if (decoded === null) return refuse('malformed percent-escape in the path');
+    if ([...decoded].length > MAX_CLIENT_ID_CHARS) return refuse(`client id longer than ${MAX_CLIENT_ID_CHARS} characters`);
+    if (UNSAFE_LABEL_CHARS.test(decoded)) return refuse('client id contains control or invisible characters');
+    clientId = decoded;
+  }
+
+  let extensionsQuery: string | null = null;
+  const rawExtensions = queryValue(req.getQuery() ?? '', 'extensions');
+  if (rawExtensions !== null) {
+    if (rawExtensions.length > MAX_RAW_EXTENSIONS_CHARS) return refuse(`extensions parameter longer than ${MAX_RAW_EXTENSIONS_CHARS} characters`);
+    extensionsQuery = decodePercentEscapes(rawExtensions.replaceAll('+', ' '));
+    if (extensionsQuery === null) return refuse('malformed percent-escape in the query string');
+  }
+
+  const version = req.getHeader('sec-websocket-version');
+  if (version !== '13') return refuse('unsupported Sec-WebSocket-Version (this server speaks 13)', '426 Upgrade Required');
+  const key = req.getHeader('sec-websocket-key');
+  if (!WEBSOCKET_KEY.test(key)) return refuse('invalid Sec-WebSocket-Key (expected 16 bytes in base64)');
+
+  const offered = req.getHeader('sec-websocket-protocol');
+  let protocol = '';
+  if (offered !== '') {
+    // RFC 6455 4.2.2: the server selects at most one of the offered subprotocols. voxgate defines none,
+    // and clients such as `ws` fail a handshake that answers an offer with no subprotocol, so the first
+    // one offered is echoed; never the whole list.
+    const first = offered.split(',', 1)[0]!.trim();
+    if (!TOKEN.test(first)) return refuse('invalid Sec-WebSocket-Protocol');
+    protocol = first;
+  }
+
+  const forwardedFor = req.getHeader('x-forwarded-for');
+  return {
+    ok: true,
+    request: {
+      url,
+      origin: req.getHeader('origin'),
+      key,
+      protocol,
+      extensionsHeader: req.getHeader('sec-websocket-extensions'),
+      clientId,
+      extensionsQuery,
+      forwardedFor: forwardedFor === '' ? null : forwardedFor,
+    },
+  };
+}
+
+/** The raw (still percent-encoded) value of the first `name=` parameter of a query string, or null. */
+function queryValue(query: string, name: string): string | null {
+  if (query === '') return null;
+  const prefix = `${name}=`;
+  for (const part of query.split('&')) {
+    if (part === name) return '';
+    if (part.startsWith(prefix)) return part.slice(prefix.length);
+  }
+  return null;
+}
