@@ -6,10 +6,10 @@ import { RateLimitedError } from '../errors.js';
 import { decodeClientEvent } from '../protocol/decode.js';
 import { withheldExtensionEvents } from '../protocol/extensions.js';
 import { errorEvent } from '../protocol/server-events.js';
+import { clientAddress } from './client-address.js';
 import { CloseCode, Connection, type ConnectionLimits, type SocketUserData } from './connection.js';
 import type { EdgeGuard } from './edge-guard.js';
 import { respond, respondJson } from './http-response.js';
-import { clientAddress } from './client-address.js';
 import { LogLimiter } from './log-limiter.js';
 import { parseUpgradeRequest } from './upgrade-request.js';
 
@@ -83,6 +83,8 @@ export class WsHandler {
       // uWS pings a quiet client before idleTimeout; only a peer that stops answering pings is closed.
       idleTimeout: Math.max(8, Math.ceil((pingIntervalSeconds * 2) / 4) * 4),
       sendPingsAutomatically: true,
+      // Connection closes a slow consumer at maxBufferedBytes itself; uWS's own cap sits one event above
+      // it, and the largest event is about as large as the largest frame a client may send (its history).
       maxBackpressure: this.#options.limits.maxBufferedBytes + maxMessageBytes,
       closeOnBackpressureLimit: 0,
       // Every callback uWS calls goes through the guard: an exception here must not end the process.

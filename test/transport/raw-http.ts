@@ -22,7 +22,8 @@ export async function rawExchange(port: number, bytes: string | Buffer): Promise
   // A reset is one of the answers a server may give garbage; the close that follows is what we wait for.
   socket.on('error', () => socket.destroy());
   await once(socket, 'connect');
-  const closed = once(socket, 'close');
+  // Not events.once: it would reject on the 'error' (a reset) that comes before the close.
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   socket.end(bytes);
   await closed;
   const text = Buffer.concat(chunks).toString('latin1');
@@ -76,4 +77,43 @@ export async function checkStillServes(server: TestServer): Promise<string | nul
   } finally {
     await client.close();
   }
+}
+
+const FUZZ_PATHS = ['/', '/livez', '/readyz', '/api/health', '/conversation/health', '/conversation', '/conservation', '/ws', '/ws/phone', '/nope'];
+const FUZZ_ESCAPES = ['%', '%zz', 'abc%', '%E0%A4%A', '%C0%AF', '%00', '%FF%FE', '%%', '%2', '%u0041', '%ED%A0%80'];
+
+/**
+ * `count` malformed HTTP requests of every kind (bad escapes in paths and queries, bad methods, huge and
+ * repeated headers, invalid WebSocket handshakes, pipelined and random garbage), from a seeded PRNG so a
+ * run can be replayed. For bench/edge-fuzz.ts; test/transport/http-fuzz.test.ts checks each kind by name.
+ */
+export function malformedHttpRequests(count: number, seed = 0x5eed): Array<string | Buffer> {
+  let state = seed >>> 0;
+  const next = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let x = state;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+  const kinds: Array<() => string | Buffer> = [
+    () => getRequest(`${pick(FUZZ_PATHS)}/${pick(FUZZ_ESCAPES)}`),
+    () => upgradeRequest(`/ws/${pick(FUZZ_ESCAPES)}${pick(FUZZ_ESCAPES)}`),
+    () => upgradeRequest(`${pick(FUZZ_PATHS)}?extensions=${pick(FUZZ_ESCAPES)}`),
+    () => getRequest(pick(FUZZ_PATHS), pick(['FOO', 'get', 'DELETE', 'PATCH', 'X'.repeat(1 + Math.floor(next() * 4096)), '\x00'])),
+    () => getRequest('/readyz', 'GET', `X-Big: ${'a'.repeat(Math.floor(next() * 64 * 1024))}\r\n`),
+    () => getRequest('/readyz', 'GET', 'X-R: v\r\n'.repeat(1 + Math.floor(next() * 2000))),
+    () => upgradeRequest('/conversation', { 'Sec-WebSocket-Key': pick(['', 'short', '!!!!!!!!!!!!!!!!!!!!!!==', 'a'.repeat(1024)]) }),
+    () => upgradeRequest('/conversation', { 'Sec-WebSocket-Version': pick([null, '', '8', '13, 8', 'abc']) }),
+    () => upgradeRequest('/conversation', { 'Sec-WebSocket-Protocol': pick([',,,', 'a b', '"q"', 'p'.repeat(8192)]) }),
+    () => upgradeRequest(`/ws/${'a'.repeat(129 + Math.floor(next() * 60 * 1024))}`),
+    () => getRequest('/livez').repeat(1 + Math.floor(next() * 50)) + '\x00garbage\r\n\r\n',
+    () => {
+      const bytes = Buffer.alloc(1 + Math.floor(next() * 2048));
+      for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(next() * 256);
+      return next() < 0.5 ? bytes : Buffer.concat([Buffer.from(`GET /ws/${pick(FUZZ_ESCAPES)} HTTP/1.1\r\n`), bytes]);
+    },
+  ];
+  return Array.from({ length: count }, (_, i) => kinds[i % kinds.length]!());
 }
