@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { InvalidEventDataError, SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
+import { SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
 import type { ClientEvent, ClientEventOf } from '../protocol/client-events.js';
 import {
   errorEvent,
@@ -33,8 +33,6 @@ export interface DialogueOptions {
   /** How long a recording whose last connection left keeps its recogniser before it is parked. */
   orphanedRecordingGraceMs: number;
 }
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
  * The protocol's behaviour: one method per client event (protocol.md section 2). Errors thrown by a
@@ -252,9 +250,7 @@ export class Dialogue {
     const chunk = event.data.audio_chunk;
     const session = this.#audioSession(channel, event.data.session_id, (chunk.length * 3) >>> 2);
     if (!session) return;
-    if (!BASE64.test(chunk) || chunk.length % 4 === 1) {
-      throw new InvalidEventDataError('audio_chunk is not valid base64', { details: 'data.audio_chunk: expected base64 of PCM16LE' });
-    }
+    // audio_chunk is valid base64: decode checked it (client-events.ts).
     if (!session.liveRecording && !session.storedRecording) {
       this.#dropAudio(channel, session.id, (chunk.length * 3) >>> 2);
       return;
