@@ -6,6 +6,13 @@ interface Hold<T extends QueuedJob> {
   hasOverflowed: boolean;
 }
 
+/** What one connection holds, over all the sessions it named. */
+interface ChannelHolds<T extends QueuedJob> {
+  readonly sessions: Map<string, Hold<T>>;
+  bytes: number;
+  jobs: number;
+}
+
 export type HoldResult = 'held' | 'overflowed' | 'dropped';
 
 /**
@@ -14,17 +21,20 @@ export type HoldResult = 'held' | 'overflowed' | 'dropped';
  * have noticed yet that the old socket died (half-open): those events wait here, in order and bounded,
  * until this connection's session_resume (or until the old connection closes and this one takes the
  * session), and then run as if they had come after it. A connection's holds go when it closes.
+ *
+ * The limits bound what one connection holds over all the sessions it names, not per session: a client
+ * that knows many session ids (its own, from other connections) must not hold a megabyte for each.
  */
 export class HeldEvents<T extends QueuedJob> {
   readonly #limits: JobQueueLimits;
-  readonly #byChannel = new Map<ClientChannel, Map<string, Hold<T>>>();
+  readonly #byChannel = new Map<ClientChannel, ChannelHolds<T>>();
 
   constructor(limits: JobQueueLimits) {
     this.#limits = limits;
   }
 
   has(channel: ClientChannel, sessionId: string): boolean {
-    return this.#byChannel.get(channel)?.has(sessionId) ?? false;
+    return this.#byChannel.get(channel)?.sessions.has(sessionId) ?? false;
   }
 
   /**
@@ -34,16 +44,21 @@ export class HeldEvents<T extends QueuedJob> {
   hold(channel: ClientChannel, sessionId: string, job: T): HoldResult {
     let holds = this.#byChannel.get(channel);
     if (!holds) {
-      holds = new Map();
+      holds = { sessions: new Map(), bytes: 0, jobs: 0 };
       this.#byChannel.set(channel, holds);
     }
-    let hold = holds.get(sessionId);
+    let hold = holds.sessions.get(sessionId);
     if (!hold) {
       hold = { queue: new JobQueue<T>(this.#limits), hasOverflowed: false };
-      holds.set(sessionId, hold);
+      holds.sessions.set(sessionId, hold);
     }
-    if (!hold.hasOverflowed && hold.queue.push(job)) return 'held';
     if (hold.hasOverflowed) return 'dropped';
+    const fits = holds.jobs < this.#limits.maxJobs && holds.bytes + job.bytes <= this.#limits.maxBytes;
+    if (fits && hold.queue.push(job)) {
+      holds.bytes += job.bytes;
+      holds.jobs++;
+      return 'held';
+    }
     hold.hasOverflowed = true;
     return 'overflowed';
   }
@@ -51,10 +66,12 @@ export class HeldEvents<T extends QueuedJob> {
   /** Takes (and forgets) what `channel` held for the session, oldest first. */
   take(channel: ClientChannel, sessionId: string): T[] {
     const holds = this.#byChannel.get(channel);
-    const hold = holds?.get(sessionId);
+    const hold = holds?.sessions.get(sessionId);
     if (!holds || !hold) return [];
-    holds.delete(sessionId);
-    if (holds.size === 0) this.#byChannel.delete(channel);
+    holds.sessions.delete(sessionId);
+    if (holds.sessions.size === 0) this.#byChannel.delete(channel);
+    holds.bytes -= hold.queue.bytes;
+    holds.jobs -= hold.queue.size;
     const jobs: T[] = [];
     for (let job = hold.queue.shift(); job; job = hold.queue.shift()) jobs.push(job);
     return jobs;
@@ -62,7 +79,7 @@ export class HeldEvents<T extends QueuedJob> {
 
   /** A live connection holding events for the session (the one that began holding first), or null. */
   firstHolder(sessionId: string): ClientChannel | null {
-    for (const [channel, holds] of this.#byChannel) if (holds.has(sessionId) && !channel.isClosed) return channel;
+    for (const [channel, holds] of this.#byChannel) if (holds.sessions.has(sessionId) && !channel.isClosed) return channel;
     return null;
   }
 
