@@ -13,6 +13,8 @@ import {
   type HistoryEntry,
   type ProfileJson,
 } from '../protocol/server-events.js';
+import { estimateItemBytes, estimateMessageBytes } from '../store/record-size.js';
+import type { StoredMessage } from '../store/session-store.js';
 import type { ClientChannel } from './channel.js';
 import { DroppedAudio, notRecording } from './dropped-audio.js';
 import type { OpenedStream, RecordingService } from './recordings.js';
@@ -300,14 +302,15 @@ export class Dialogue {
     const { sessions, recordings } = this.#options;
     const finished = await recordings.finish(session);
     if (finished.failure) sessions.broadcast(session, errorEvent(session.id, finished.failure));
+    const message: StoredMessage = {
+      messageId: finished.messageId,
+      sender: finished.sender,
+      content: finished.text,
+      createdAt: new Date().toISOString(),
+      type: 'recording',
+    };
     try {
-      session.finishRecording({
-        messageId: finished.messageId,
-        sender: finished.sender,
-        content: finished.text,
-        createdAt: new Date().toISOString(),
-        type: 'recording',
-      });
+      session.finishRecording(message);
     } catch (err) {
       // The transcript is in the log so an operator can recover it; the client learns the save failed.
       session.log.error({ err, messageId: finished.messageId, transcript: finished.text }, 'could not store recorded message');
@@ -315,6 +318,8 @@ export class Dialogue {
       throw err;
     }
     session.settleStatus();
+    // Counted, never refused: it is what the user said.
+    sessions.grew(session, estimateMessageBytes(message));
     session.log.info({ messageId: finished.messageId, chars: finished.text.length }, 'message recorded');
     sessions.broadcast(session, messageRecorded(session.id, finished.messageId, finished.text, finished.sender));
     // Nothing new was said: new suggestions would only repeat the old ones. And no older user_corpus:
@@ -334,20 +339,27 @@ export class Dialogue {
 
   #userModification(channel: ClientChannel, event: ClientEventOf<'user_modification'>): void {
     const session = this.#session(channel, event.data.session_id);
+    const bytes = estimateItemBytes(event.data.modification);
+    this.#options.sessions.assertRoomToGrow(bytes);
     session.addModification(event.data.modification);
+    this.#options.sessions.grew(session, bytes);
     this.#options.replies.generate(session, session.userIntent);
   }
 
   #userSelectedResponse(channel: ClientChannel, event: ClientEventOf<'user_selected_response'>): void {
     const session = this.#session(channel, event.data.session_id);
-    const messageId = session.nextMessageId('selected_response');
-    session.appendMessage({
-      messageId,
+    const message: StoredMessage = {
+      messageId: session.nextMessageId('selected_response'),
       sender: event.data.sender,
       content: event.data.selected_content,
       createdAt: new Date().toISOString(),
       type: 'selected_response',
-    });
+    };
+    const bytes = estimateMessageBytes(message);
+    this.#options.sessions.assertRoomToGrow(bytes);
+    session.appendMessage(message);
+    this.#options.sessions.grew(session, bytes);
+    const { messageId } = message;
     // The reply is said: what the user typed to get it must not steer later suggestions.
     session.setUserIntent(null);
     // null, not the text: the app adds the chosen reply itself and would show it twice.
