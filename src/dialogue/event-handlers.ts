@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { LogThrottle } from '../log-throttle.js';
 import { SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
 import type { ClientEvent, ClientEventOf } from '../protocol/client-events.js';
 import {
@@ -23,6 +24,9 @@ import type { Session } from './session.js';
 import type { SessionManager } from './session-manager.js';
 import { SessionRouter, type ConnectionJob } from './session-router.js';
 import type { ReplyRunner } from './suggestions.js';
+
+/** A connection's refused events are logged at info once per this interval. */
+const REJECTION_LOG_INTERVAL_MS = 10_000;
 
 export interface DialogueOptions {
   sessions: SessionManager;
@@ -50,6 +54,8 @@ export class Dialogue {
   readonly #router: SessionRouter;
   /** Recordings whose connection left, waiting out the grace period before their recogniser is released. */
   readonly #parkTimers = new Map<string, NodeJS.Timeout>();
+  /** Per connection: refused events are logged at info at most once per interval (the rest at debug). */
+  readonly #rejectionLog = new WeakMap<ClientChannel, LogThrottle>();
 
   constructor(options: DialogueOptions) {
     this.#options = options;
@@ -442,9 +448,25 @@ export class Dialogue {
 
   #reply(channel: ClientChannel, sessionId: string | null, error: VoxgateError, eventType = 'event'): void {
     const fields = { err: error, code: error.code, sessionId, eventType, connectionId: channel.id };
-    if (error.code === 'INTERNAL_ERROR' || error.code === 'STORAGE_ERROR') channel.log.error(fields, 'event failed');
-    else channel.log.info(fields, 'event rejected');
+    if (error.code === 'INTERNAL_ERROR' || error.code === 'STORAGE_ERROR') {
+      channel.log.error(fields, 'event failed');
+    } else {
+      // The reply came out of the connection's event budget, the log line must not: a client sending
+      // refused events (within its 50/s) would otherwise decide the log's size.
+      const { write, suppressed } = this.#rejectionLogOf(channel).take();
+      if (write) channel.log.info({ ...fields, suppressed }, 'event rejected');
+      else channel.log.debug(fields, 'event rejected');
+    }
     channel.send(errorEvent(sessionId, error));
+  }
+
+  #rejectionLogOf(channel: ClientChannel): LogThrottle {
+    let throttle = this.#rejectionLog.get(channel);
+    if (!throttle) {
+      throttle = new LogThrottle({ intervalMs: REJECTION_LOG_INTERVAL_MS });
+      this.#rejectionLog.set(channel, throttle);
+    }
+    return throttle;
   }
 }
 

@@ -80,6 +80,21 @@ t.test('audio naming ever new unknown sessions: a bounded number of SESSION_NOT_
   const notFound = client.received.filter((event) => event.data.error_code === 'SESSION_NOT_FOUND');
   t.equal(notFound.length, 64, 'one per id for the first 64 ids, then the audio is dropped silently');
   t.same(notFound.slice(0, 2).map((event) => event.data.session_id), ['invented-0', 'invented-1']);
-  const lines = server.logs.filter((line) => line.clientId === 'inventor' && line.msg === 'event rejected');
+  const lines = server.logs.filter((line) => line.clientId === 'inventor' && line.msg === 'event rejected' && line.level === 30);
   t.ok(lines.length <= 64, 'no log line per dropped chunk past them');
+});
+
+t.test('events the dialogue refuses (unknown session, no recording) are answered within the budget but logged once per interval', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.close());
+  const client = await TestClient.connect(server.wsUrl('/ws/refused'));
+  const sessionId = await client.startConversation();
+  for (let i = 0; i < 40; i++) client.send('get_message_history', { session_id: `no-such-session-${i}` });
+  for (let i = 0; i < 40; i++) client.send('message_end', { session_id: sessionId });
+  await client.close();
+  const codes = client.pending().map((event) => event.data.error_code);
+  t.equal(codes.filter((code) => code === 'SESSION_NOT_FOUND').length, 40, 'every refused event in budget is answered');
+  t.equal(codes.filter((code) => code === 'NOT_RECORDING').length, 40);
+  const lines = server.logs.filter((line) => line.clientId === 'refused' && line.msg === 'event rejected' && line.level === 30);
+  t.equal(lines.length, 1, 'one info line for 80 refusals within the interval (the others at debug)');
 });
