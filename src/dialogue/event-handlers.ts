@@ -220,6 +220,8 @@ export class Dialogue {
     const session = this.#session(channel, event.data.session_id);
     let opened: OpenedStream;
     try {
+      // A recording becomes a message: room for it is asked first (its transcript is never refused later).
+      this.#options.sessions.assertRoomToGrow(estimateMessageBytes({ messageId: '', sender: event.data.sender, content: '', createdAt: '', type: 'recording' }));
       opened = this.#options.recordings.open(session, event.data.sender, event.data);
     } catch (err) {
       if (!session.liveRecording && !session.storedRecording) this.#droppedAudio.markReported(channel, session.id);

@@ -113,6 +113,14 @@ t.test('text added to a held session counts against SESSION_MEMORY_MAX_MB: chose
   t.ok(health.held_bytes <= 16 * 1024 * 1024, 'and stay within the limit');
   client.send('session_resume', { session_id: sessionId });
   t.equal((await client.next('session_restored')).data.message_count, recorded, 'the refused reply was not stored');
+  // A new recording would become one more message: refused up front too (one that is open always finishes).
+  // First a reply that fills what is left to within a byte (record-size.ts: 2 bytes per character + 200).
+  const remaining = 16 * 1024 * 1024 - (await sessionHealth(server)).held_bytes;
+  const filler = 'x'.repeat(Math.floor((remaining - 200) / 2) - 'usr_000我'.length);
+  client.send('user_selected_response', { session_id: sessionId, sender: '我', selected_content: filler });
+  t.equal((await client.waitFor((e) => e.type === 'message_recorded' || e.type === 'error')).type, 'message_recorded', 'the last bytes taken');
+  client.send('message_start', { session_id: sessionId, sender: '对方' });
+  t.match(await client.next(), { type: 'error', data: { error_code: 'SESSION_CAPACITY_EXCEEDED' } });
 });
 
 t.test('MAX_SESSIONS_PER_ADDRESS: ADDRESS_SESSION_LIMIT past it, room again after conversation_end, resume never refused', async (t) => {
