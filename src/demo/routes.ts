@@ -5,6 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { EdgeGuard } from '../transport/edge-guard.js';
+import { respond } from '../transport/http-response.js';
 
 export interface DemoFile {
   readonly body: Buffer;
@@ -78,11 +80,12 @@ export function contentSecurityPolicy(host: string): string {
  * Registers GET /demo and its assets. Call before the catch-all 404 (`app.any('/*')`). Every handler
  * answers synchronously inside the request callback, as uWS requires.
  */
-export function registerDemoRoutes(app: TemplatedApp, files: ReadonlyMap<string, DemoFile> = loadDemoFiles()): void {
+export function registerDemoRoutes(app: TemplatedApp, guard: EdgeGuard, files: ReadonlyMap<string, DemoFile> = loadDemoFiles()): void {
   for (const [path, name] of ROUTES) {
     const file = files.get(name);
     if (file === undefined) throw new Error(`demo page file ${name} was not loaded`);
-    app.get(path, (res, req) => sendFile(res, req, file));
+    // Through the guard like every route: an exception in a uWS callback would end the process.
+    app.get(path, guard.http(`GET ${path}`, (res, req) => sendFile(res, req, file)));
   }
 }
 
@@ -90,7 +93,9 @@ function sendFile(res: HttpResponse, req: HttpRequest, file: DemoFile): void {
   // Read the request before cork: uWS invalidates `req` once the handler returns.
   const notModified = req.getHeader('if-none-match') === file.etag;
   const csp = contentSecurityPolicy(req.getHeader('host'));
-  res.cork(() => {
+  const body = notModified ? null : file.body;
+  // respond(): one answer at most, and the guard knows whether a failure came before or during it.
+  respond(res, () => {
     res.writeStatus(notModified ? '304 Not Modified' : '200 OK');
     res.writeHeader('Content-Type', file.contentType);
     // Revalidate every time (the ETag makes that a 304): a new version of voxgate never runs an old page.
@@ -101,7 +106,7 @@ function sendFile(res: HttpResponse, req: HttpRequest, file: DemoFile): void {
     res.writeHeader('Referrer-Policy', 'no-referrer');
     res.writeHeader('X-Frame-Options', 'DENY');
     res.writeHeader('Permissions-Policy', 'microphone=(self), camera=(), geolocation=()');
-    if (notModified) res.endWithoutBody();
-    else res.end(file.body);
+    if (body === null) res.endWithoutBody();
+    else res.end(body);
   });
 }

@@ -4,7 +4,7 @@ import type { Session } from './session.js';
 
 /** The key under which a connection's binary audio without a recording is reported (not a session id). */
 const NO_SESSION = '';
-/** Unknown session ids a connection's audio named, remembered per connection up to this many (then forgotten). */
+/** Unknown session ids a connection's audio is answered for (one SESSION_NOT_FOUND each); later new ids get none. */
 const MAX_UNKNOWN_SESSIONS = 64;
 
 /**
@@ -52,9 +52,9 @@ export class DroppedAudio {
       unknown = new Set();
       this.#unknown.set(channel, unknown);
     }
-    if (unknown.has(sessionId)) return null;
-    // Bounded: a client inventing ids gets an error per id again once the set was cleared, never more memory.
-    if (unknown.size >= MAX_UNKNOWN_SESSIONS) unknown.clear();
+    // Bounded both ways: a client inventing a new id per chunk gets MAX_UNKNOWN_SESSIONS errors (and log
+    // lines) in all, not one per chunk (audio is not rate-limited), and the set never grows past them.
+    if (unknown.has(sessionId) || unknown.size >= MAX_UNKNOWN_SESSIONS) return null;
     unknown.add(sessionId);
     return new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` });
   }

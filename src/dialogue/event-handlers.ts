@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { InvalidEventDataError, SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
+import { LogThrottle } from '../log-throttle.js';
+import { SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
 import type { ClientEvent, ClientEventOf } from '../protocol/client-events.js';
 import {
   errorEvent,
@@ -13,6 +14,8 @@ import {
   type HistoryEntry,
   type ProfileJson,
 } from '../protocol/server-events.js';
+import { estimateItemBytes, estimateMessageBytes } from '../store/record-size.js';
+import type { StoredMessage } from '../store/session-store.js';
 import type { ClientChannel } from './channel.js';
 import { DroppedAudio, notRecording } from './dropped-audio.js';
 import type { OpenedStream, RecordingService } from './recordings.js';
@@ -21,6 +24,9 @@ import type { Session } from './session.js';
 import type { SessionManager } from './session-manager.js';
 import { SessionRouter, type ConnectionJob } from './session-router.js';
 import type { ReplyRunner } from './suggestions.js';
+
+/** A connection's refused events are logged at info once per this interval. */
+const REJECTION_LOG_INTERVAL_MS = 10_000;
 
 export interface DialogueOptions {
   sessions: SessionManager;
@@ -33,8 +39,6 @@ export interface DialogueOptions {
   /** How long a recording whose last connection left keeps its recogniser before it is parked. */
   orphanedRecordingGraceMs: number;
 }
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
  * The protocol's behaviour: one method per client event (protocol.md section 2). Errors thrown by a
@@ -50,6 +54,8 @@ export class Dialogue {
   readonly #router: SessionRouter;
   /** Recordings whose connection left, waiting out the grace period before their recogniser is released. */
   readonly #parkTimers = new Map<string, NodeJS.Timeout>();
+  /** Per connection: refused events are logged at info at most once per interval (the rest at debug). */
+  readonly #rejectionLog = new WeakMap<ClientChannel, LogThrottle>();
 
   constructor(options: DialogueOptions) {
     this.#options = options;
@@ -214,6 +220,8 @@ export class Dialogue {
     const session = this.#session(channel, event.data.session_id);
     let opened: OpenedStream;
     try {
+      // A recording becomes a message: room for it is asked first (its transcript is never refused later).
+      this.#options.sessions.assertRoomToGrow(estimateMessageBytes({ messageId: '', sender: event.data.sender, content: '', createdAt: '', type: 'recording' }));
       opened = this.#options.recordings.open(session, event.data.sender, event.data);
     } catch (err) {
       if (!session.liveRecording && !session.storedRecording) this.#droppedAudio.markReported(channel, session.id);
@@ -252,9 +260,7 @@ export class Dialogue {
     const chunk = event.data.audio_chunk;
     const session = this.#audioSession(channel, event.data.session_id, (chunk.length * 3) >>> 2);
     if (!session) return;
-    if (!BASE64.test(chunk) || chunk.length % 4 === 1) {
-      throw new InvalidEventDataError('audio_chunk is not valid base64', { details: 'data.audio_chunk: expected base64 of PCM16LE' });
-    }
+    // audio_chunk is valid base64: decode checked it (client-events.ts).
     if (!session.liveRecording && !session.storedRecording) {
       this.#dropAudio(channel, session.id, (chunk.length * 3) >>> 2);
       return;
@@ -304,14 +310,15 @@ export class Dialogue {
     const { sessions, recordings } = this.#options;
     const finished = await recordings.finish(session);
     if (finished.failure) sessions.broadcast(session, errorEvent(session.id, finished.failure));
+    const message: StoredMessage = {
+      messageId: finished.messageId,
+      sender: finished.sender,
+      content: finished.text,
+      createdAt: new Date().toISOString(),
+      type: 'recording',
+    };
     try {
-      session.finishRecording({
-        messageId: finished.messageId,
-        sender: finished.sender,
-        content: finished.text,
-        createdAt: new Date().toISOString(),
-        type: 'recording',
-      });
+      session.finishRecording(message);
     } catch (err) {
       // The transcript is in the log so an operator can recover it; the client learns the save failed.
       session.log.error({ err, messageId: finished.messageId, transcript: finished.text }, 'could not store recorded message');
@@ -319,6 +326,8 @@ export class Dialogue {
       throw err;
     }
     session.settleStatus();
+    // Counted, never refused: it is what the user said.
+    sessions.grew(session, estimateMessageBytes(message));
     session.log.info({ messageId: finished.messageId, chars: finished.text.length }, 'message recorded');
     sessions.broadcast(session, messageRecorded(session.id, finished.messageId, finished.text, finished.sender));
     // Nothing new was said: new suggestions would only repeat the old ones. And no older user_corpus:
@@ -338,20 +347,27 @@ export class Dialogue {
 
   #userModification(channel: ClientChannel, event: ClientEventOf<'user_modification'>): void {
     const session = this.#session(channel, event.data.session_id);
+    const bytes = estimateItemBytes(event.data.modification);
+    this.#options.sessions.assertRoomToGrow(bytes);
     session.addModification(event.data.modification);
+    this.#options.sessions.grew(session, bytes);
     this.#options.replies.generate(session, session.userIntent);
   }
 
   #userSelectedResponse(channel: ClientChannel, event: ClientEventOf<'user_selected_response'>): void {
     const session = this.#session(channel, event.data.session_id);
-    const messageId = session.nextMessageId('selected_response');
-    session.appendMessage({
-      messageId,
+    const message: StoredMessage = {
+      messageId: session.nextMessageId('selected_response'),
       sender: event.data.sender,
       content: event.data.selected_content,
       createdAt: new Date().toISOString(),
       type: 'selected_response',
-    });
+    };
+    const bytes = estimateMessageBytes(message);
+    this.#options.sessions.assertRoomToGrow(bytes);
+    session.appendMessage(message);
+    this.#options.sessions.grew(session, bytes);
+    const { messageId } = message;
     // The reply is said: what the user typed to get it must not steer later suggestions.
     session.setUserIntent(null);
     // null, not the text: the app adds the chosen reply itself and would show it twice.
@@ -434,9 +450,25 @@ export class Dialogue {
 
   #reply(channel: ClientChannel, sessionId: string | null, error: VoxgateError, eventType = 'event'): void {
     const fields = { err: error, code: error.code, sessionId, eventType, connectionId: channel.id };
-    if (error.code === 'INTERNAL_ERROR' || error.code === 'STORAGE_ERROR') channel.log.error(fields, 'event failed');
-    else channel.log.info(fields, 'event rejected');
+    if (error.code === 'INTERNAL_ERROR' || error.code === 'STORAGE_ERROR') {
+      channel.log.error(fields, 'event failed');
+    } else {
+      // The reply came out of the connection's event budget, the log line must not: a client sending
+      // refused events (within its 50/s) would otherwise decide the log's size.
+      const { write, suppressed } = this.#rejectionLogOf(channel).take();
+      if (write) channel.log.info({ ...fields, suppressed }, 'event rejected');
+      else channel.log.debug(fields, 'event rejected');
+    }
     channel.send(errorEvent(sessionId, error));
+  }
+
+  #rejectionLogOf(channel: ClientChannel): LogThrottle {
+    let throttle = this.#rejectionLog.get(channel);
+    if (!throttle) {
+      throttle = new LogThrottle({ intervalMs: REJECTION_LOG_INTERVAL_MS });
+      this.#rejectionLog.set(channel, throttle);
+    }
+    return throttle;
   }
 }
 

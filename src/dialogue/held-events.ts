@@ -6,9 +6,9 @@ interface Hold<T extends QueuedJob> {
   hasOverflowed: boolean;
 }
 
-/** What one connection holds, for all the sessions it named: the limits bound the sum, not each hold. */
+/** What one connection holds, over all the sessions it named. */
 interface ChannelHolds<T extends QueuedJob> {
-  readonly bySession: Map<string, Hold<T>>;
+  readonly sessions: Map<string, Hold<T>>;
   bytes: number;
   jobs: number;
 }
@@ -21,8 +21,9 @@ export type HoldResult = 'held' | 'overflowed' | 'dropped';
  * have noticed yet that the old socket died (half-open): those events wait here, in order and bounded,
  * until this connection's session_resume (or until the old connection closes and this one takes the
  * session), and then run as if they had come after it. A connection's holds go when it closes.
- * The limits bound what one connection holds over all the sessions it names, so naming many busy
- * sessions does not multiply what it may make the server keep.
+ *
+ * The limits bound what one connection holds over all the sessions it names, not per session: a client
+ * that knows many session ids (its own, from other connections) must not hold a megabyte for each.
  */
 export class HeldEvents<T extends QueuedJob> {
   readonly #limits: JobQueueLimits;
@@ -33,7 +34,7 @@ export class HeldEvents<T extends QueuedJob> {
   }
 
   has(channel: ClientChannel, sessionId: string): boolean {
-    return this.#byChannel.get(channel)?.bySession.has(sessionId) ?? false;
+    return this.#byChannel.get(channel)?.sessions.has(sessionId) ?? false;
   }
 
   /**
@@ -43,19 +44,19 @@ export class HeldEvents<T extends QueuedJob> {
   hold(channel: ClientChannel, sessionId: string, job: T): HoldResult {
     let holds = this.#byChannel.get(channel);
     if (!holds) {
-      holds = { bySession: new Map(), bytes: 0, jobs: 0 };
+      holds = { sessions: new Map(), bytes: 0, jobs: 0 };
       this.#byChannel.set(channel, holds);
     }
-    let hold = holds.bySession.get(sessionId);
+    let hold = holds.sessions.get(sessionId);
     if (!hold) {
       hold = { queue: new JobQueue<T>(this.#limits), hasOverflowed: false };
-      holds.bySession.set(sessionId, hold);
+      holds.sessions.set(sessionId, hold);
     }
     if (hold.hasOverflowed) return 'dropped';
     const fits = holds.jobs < this.#limits.maxJobs && holds.bytes + job.bytes <= this.#limits.maxBytes;
     if (fits && hold.queue.push(job)) {
       holds.bytes += job.bytes;
-      holds.jobs += 1;
+      holds.jobs++;
       return 'held';
     }
     hold.hasOverflowed = true;
@@ -65,12 +66,12 @@ export class HeldEvents<T extends QueuedJob> {
   /** Takes (and forgets) what `channel` held for the session, oldest first. */
   take(channel: ClientChannel, sessionId: string): T[] {
     const holds = this.#byChannel.get(channel);
-    const hold = holds?.bySession.get(sessionId);
+    const hold = holds?.sessions.get(sessionId);
     if (!holds || !hold) return [];
-    holds.bySession.delete(sessionId);
+    holds.sessions.delete(sessionId);
+    if (holds.sessions.size === 0) this.#byChannel.delete(channel);
     holds.bytes -= hold.queue.bytes;
     holds.jobs -= hold.queue.size;
-    if (holds.bySession.size === 0) this.#byChannel.delete(channel);
     const jobs: T[] = [];
     for (let job = hold.queue.shift(); job; job = hold.queue.shift()) jobs.push(job);
     return jobs;
@@ -78,7 +79,7 @@ export class HeldEvents<T extends QueuedJob> {
 
   /** A live connection holding events for the session (the one that began holding first), or null. */
   firstHolder(sessionId: string): ClientChannel | null {
-    for (const [channel, holds] of this.#byChannel) if (holds.bySession.has(sessionId) && !channel.isClosed) return channel;
+    for (const [channel, holds] of this.#byChannel) if (holds.sessions.has(sessionId) && !channel.isClosed) return channel;
     return null;
   }
 

@@ -33,6 +33,12 @@ export class RecordingService {
   readonly #options: RecordingServiceOptions;
   /** Audio format: the rate of each session's recording, so a stream re-opened after a park keeps it. */
   readonly #sampleRates = new WeakMap<Session, number>();
+  /**
+   * Sessions whose parked recording could not be reopened (STT busy) and whose client was told so: each
+   * later chunk tries again, but a failure is not reported again until a reopen succeeds (the app shows
+   * every error as a toast and sends a chunk every second).
+   */
+  readonly #reopenRefused = new WeakSet<Session>();
 
   constructor(options: RecordingServiceOptions) {
     this.#options = options;
@@ -66,7 +72,14 @@ export class RecordingService {
     const stored = session.storedRecording;
     if (session.liveRecording || !stored) return session.liveRecording;
     const sampleRate = this.#sampleRates.get(session);
-    return this.#open(session, stored.messageId, stored.sender, stored.segments, sampleRate === undefined ? null : { sample_rate: sampleRate });
+    try {
+      const recording = this.#open(session, stored.messageId, stored.sender, stored.segments, sampleRate === undefined ? null : { sample_rate: sampleRate });
+      this.#reopenRefused.delete(session);
+      return recording;
+    } catch (err) {
+      this.#reopenRefused.add(session);
+      throw err;
+    }
   }
 
   /**
@@ -75,6 +88,7 @@ export class RecordingService {
    */
   appendAudio(session: Session, pcm: Uint8Array, format: AudioFormatDeclaration | null = null): void {
     const recording = session.liveRecording ?? this.#reopenForAudio(session);
+    if (recording === null) return;
     if (recording.audioBytes + pcm.byteLength > this.#options.maxAudioBytesPerRecording) {
       if (recording.hasReportedAudioLimit) return;
       recording.hasReportedAudioLimit = true;
@@ -144,8 +158,17 @@ export class RecordingService {
     session.log.info({ messageId: recording.messageId }, 'recording parked: no connection; its recogniser was released');
   }
 
-  #reopenForAudio(session: Session): LiveRecording {
-    const recording = this.reopen(session);
+  /** The parked recording, reopened; null when that failed again after the client was told (the chunk is dropped). */
+  #reopenForAudio(session: Session): LiveRecording | null {
+    const wasRefused = this.#reopenRefused.has(session);
+    let recording: LiveRecording | null;
+    try {
+      recording = this.reopen(session);
+    } catch (err) {
+      if (!wasRefused) throw err;
+      session.log.debug({ err: toVoxgateError(err) }, 'audio dropped: the parked recording still cannot be reopened');
+      return null;
+    }
     if (!recording) throw notRecording(session.id);
     return recording;
   }

@@ -88,6 +88,14 @@ export class SessionBounds {
     this.#heldBytesTotal += bytes;
   }
 
+  /** A held session took `bytes` more (text added after it was created or loaded). */
+  grow(sessionId: string, bytes: number): void {
+    const held = this.#heldBytes.get(sessionId);
+    if (held === undefined) return;
+    this.#heldBytes.set(sessionId, held + bytes);
+    this.#heldBytesTotal += bytes;
+  }
+
   release(sessionId: string): void {
     this.#heldBytesTotal -= this.#heldBytes.get(sessionId) ?? 0;
     this.#heldBytes.delete(sessionId);

@@ -208,6 +208,20 @@ export class SessionManager {
     return orphaned;
   }
 
+  /**
+   * Text a client adds to a session after it was created (a chosen reply, a modification) is held too:
+   * SESSION_CAPACITY_EXCEEDED when it would take the sessions in memory past SESSION_MEMORY_MAX_MB.
+   * Call before the change; grew() after it.
+   */
+  assertRoomToGrow(bytes: number): void {
+    this.#assertMemoryRoom(bytes);
+  }
+
+  /** The session now holds `bytes` more (counted whether or not it was asked first: a transcript is never refused). */
+  grew(session: Session, bytes: number): void {
+    if (this.#sessions.get(session.id) === session) this.#bounds.grow(session.id, bytes);
+  }
+
   /** Sends an event to every connection attached to the session (and to no other). */
   broadcast(session: Session, event: ServerEvent): void {
     for (const channel of session.channels) channel.send(event);

@@ -79,10 +79,37 @@ const CONTEXT_FIELDS = [
 
 const PROFILE_LISTS = ['relations', 'personalities', 'preferences', 'taboos', 'common_topics'] as const;
 
-function renderMessages(messages: readonly ContextMessage[], empty: string): string {
-  if (messages.length === 0) return empty;
-  return messages.map((m) => `${m.sender}: ${m.content}`).join('\n');
+/**
+ * Characters of conversation (history and session messages) one prompt carries, and of modifications.
+ * A conversation may be far longer (a conversation_start alone may carry 16 MiB): past the budget the
+ * newest lines are kept, the session's before the history's. Sending it all would pass every model's
+ * context (the request fails) and cost the event loop ~240 ms per request for 16 million characters,
+ * which one client could ask for 50 times a second.
+ */
+export const PROMPT_DIALOGUE_MAX_CHARS = 60_000;
+export const PROMPT_MODIFICATIONS_MAX_CHARS = 8_000;
+
+/** The newest lines that fit `budget` characters (oldest first), and how many older ones were left out. */
+function newestLines<T>(items: readonly T[], render: (item: T, index: number) => string, budget: number): { lines: string[]; omitted: number; used: number } {
+  const lines: string[] = [];
+  let used = 0;
+  let i = items.length - 1;
+  for (; i >= 0; i--) {
+    const line = render(items[i]!, i);
+    if (used + line.length + 1 > budget) break;
+    lines.push(line);
+    used += line.length + 1;
+  }
+  return { lines: lines.reverse(), omitted: i + 1, used };
 }
+
+function renderLines(lines: readonly string[], omitted: number, empty: string): string {
+  if (lines.length === 0 && omitted === 0) return empty;
+  const note = omitted > 0 ? [`（更早的 ${omitted} 条略去）`] : [];
+  return [...note, ...lines].join('\n');
+}
+
+const messageLine = (m: ContextMessage): string => `${m.sender}: ${m.content}`;
 
 /** Renders a profile as `key: value` lines with the protocol's field names; empty fields are left out. */
 function renderProfile(profile: Profile | null, empty: string): string {
@@ -191,18 +218,21 @@ export class PromptBuilder {
 
   #context(context: DialogueContext): string {
     const empty = this.#empty;
+    // The session is the conversation now: it gets the budget first, the history what is left.
+    const session = newestLines(context.sessionMessages, messageLine, PROMPT_DIALOGUE_MAX_CHARS);
+    const history = newestLines(context.historyMessages, messageLine, PROMPT_DIALOGUE_MAX_CHARS - session.used);
+    // Focused messages repeat messages above (up to 1,000 of them): a budget of their own.
+    const focused = newestLines(context.focusedMessages, messageLine, PROMPT_DIALOGUE_MAX_CHARS);
+    const modifications = newestLines(context.modifications, (m, i) => `${i + 1}. ${m}`, PROMPT_MODIFICATIONS_MAX_CHARS);
     return this.#templates.context.render({
       scenario: orEmpty(context.scenarioDescription, empty),
       user_profile: renderProfile(context.userProfile, empty),
       target_profile: renderProfile(context.targetProfile, empty),
-      history: renderMessages(context.historyMessages, empty),
-      session: renderMessages(context.sessionMessages, empty),
-      focused: renderMessages(context.focusedMessages, empty),
+      history: renderLines(history.lines, history.omitted, empty),
+      session: renderLines(session.lines, session.omitted, empty),
+      focused: renderLines(focused.lines, focused.omitted, empty),
       user_intent: orEmpty(context.userIntent, empty),
-      modifications:
-        context.modifications.length === 0
-          ? empty
-          : context.modifications.map((m, i) => `${i + 1}. ${m}`).join('\n'),
+      modifications: renderLines(modifications.lines, modifications.omitted, empty),
     });
   }
 }

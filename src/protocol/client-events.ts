@@ -33,7 +33,12 @@ const audioFormatFields = {
   channels: z.unknown().optional(),
 };
 export const MessageStartData = z.object({ session_id: sessionId, sender: z.string().min(1).max(LIMITS.senderChars), ...audioFormatFields });
-export const AudioStreamData = z.object({ session_id: sessionId, audio_chunk: z.string(), ...audioFormatFields });
+// Checked here, at the edge, not by the dialogue: a chunk that is not base64 is malformed input, so its
+// error reply and log line come out of the connection's rate budget like any other bad frame's (audio
+// itself is not rate-limited, and an error per chunk would be unbounded).
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const audioChunk = z.string().refine((chunk) => chunk.length % 4 !== 1 && BASE64.test(chunk), { error: 'expected base64 of PCM16LE' });
+export const AudioStreamData = z.object({ session_id: sessionId, audio_chunk: audioChunk, ...audioFormatFields });
 export const SessionOnlyData = z.object({ session_id: sessionId });
 export const ManualGenerateData = z.object({
   session_id: sessionId,

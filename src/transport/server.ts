@@ -22,7 +22,7 @@ export class HttpServer {
   constructor(options: HttpServerOptions) {
     this.#app = uWS.App();
     options.ws.register(this.#app);
-    if (options.demo) registerDemoRoutes(this.#app, options.demo);
+    if (options.demo) registerDemoRoutes(this.#app, options.guard, options.demo);
     registerHttpRoutes(this.#app, options);
   }
 

@@ -91,7 +91,7 @@ export function parseUpgradeRequest(req: HttpRequest, clientIdRaw: string | null
     protocol = first;
   }
 
-  const forwardedFor = req.getHeader('x-forwarded-for');
+  const forwardedFor = forwardedForHeader(req);
   return {
     ok: true,
     request: {
@@ -105,6 +105,22 @@ export function parseUpgradeRequest(req: HttpRequest, clientIdRaw: string | null
       forwardedFor: forwardedFor === '' ? null : forwardedFor,
     },
   };
+}
+
+/**
+ * Every X-Forwarded-For line, joined in order (RFC 9110 5.3: repeated lines are one comma-separated list).
+ * getHeader() returns only the first line, which the client wrote: a proxy that adds a line of its own
+ * instead of appending to the client's (HAProxy's `option forwardfor`) would let the client pick its address.
+ */
+function forwardedForHeader(req: HttpRequest): string {
+  let joined = '';
+  let lines = 0;
+  req.forEach((name, value) => {
+    if (name !== 'x-forwarded-for') return;
+    joined = lines === 0 ? value : `${joined}, ${value}`;
+    lines++;
+  });
+  return joined;
 }
 
 /** The raw (still percent-encoded) value of the first `name=` parameter of a query string, or null. */

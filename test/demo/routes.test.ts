@@ -90,3 +90,25 @@ t.test('the static files are found from the source tree and from the compiled mo
   const nowhere = join(t.testdir(), 'nowhere');
   t.throws(() => loadDemoFiles([nowhere]), { message: new RegExp(`demo page files not found in ${nowhere}`) });
 });
+
+t.test('the demo routes run inside the edge guard: a handler that throws is a 500, counted, and the server goes on', async (t) => {
+  const uWS = (await import('uWebSockets.js')).default;
+  const { pino } = await import('pino');
+  const { EdgeGuard } = await import('../../src/transport/edge-guard.js');
+  const { registerDemoRoutes } = await import('../../src/demo/routes.js');
+  const files = new Map(loadDemoFiles());
+  const page = files.get('index.html')!;
+  // A fault inside the handler (here: reading the body), as any future change could bring.
+  files.set('index.html', { contentType: page.contentType, etag: page.etag, get body(): Buffer { throw new Error('injected fault'); } });
+  const guard = new EdgeGuard(pino({ level: 'silent' }));
+  const app = uWS.App();
+  registerDemoRoutes(app, guard, files);
+  const listening = await new Promise<import('uWebSockets.js').us_listen_socket>((resolve, reject) => {
+    app.listen('127.0.0.1', 0, (socket) => (socket ? resolve(socket) : reject(new Error('listen failed'))));
+  });
+  t.teardown(() => uWS.us_listen_socket_close(listening));
+  const port = uWS.us_socket_local_port(listening);
+  t.equal((await fetch(`http://127.0.0.1:${port}/demo`)).status, 500, 'answered 500, not a crash');
+  t.equal(guard.failureCount, 1, 'counted');
+  t.equal((await fetch(`http://127.0.0.1:${port}/demo/demo.css`)).status, 200, 'still serves');
+});

@@ -505,3 +505,26 @@ t.test('issue 11 #8: an LLM failure sends the error only; the suggestions on scr
   t.same(app.suggestions, onScreen, 'no empty llm_response erased the suggestions');
   t.same(app.toasts, ['LLM_SERVICE_ERROR']);
 });
+
+t.test('a parked recording that cannot be reopened (STT busy) at the reconnect: one toast, not one per audio chunk; recording goes on once it can', async (t) => {
+  const { server, stt } = await setup(t, { ORPHANED_RECORDING_GRACE_MS: '1000', AUTO_SUGGEST: 'false' });
+  const app = await PhoneApp.open(t, server);
+  app.startRecording(OTHER);
+  app.sendAudioChunk();
+  await app.waitFor('status_update', (e) => e.data.status === 'recording_message');
+  const logsBefore = server.logs.length;
+  await app.client.close(); // the phone lost its network for longer than the grace period
+  await waitForLog(server, (line) => typeof line.msg === 'string' && line.msg.startsWith('recording parked'), logsBefore);
+  stt.refuseNext = 100; // every recogniser is taken meanwhile
+  await app.reconnect(t, () => undefined);
+  await app.waitFor('session_restored');
+  for (let i = 0; i < 5; i++) app.sendAudioChunk(); // the app records on: a chunk every second
+  await app.settle();
+  t.same(app.toasts, ['STT_SERVICE_BUSY'], 'the resume told it once; the chunks are dropped quietly');
+  stt.refuseNext = 0;
+  app.sendAudioChunk();
+  app.stopRecording();
+  await app.waitFor('message_recorded');
+  t.same(app.toasts, ['STT_SERVICE_BUSY']);
+  t.same(app.chat, [{ name: OTHER, content: `${transcriptOf(CHUNK_BYTES)} ${transcriptOf(CHUNK_BYTES)}` }], 'the text before the park and after the reopen');
+});

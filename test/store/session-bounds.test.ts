@@ -90,6 +90,40 @@ t.test('SESSION_MEMORY_MAX_MB bounds the sessions held; closing connections make
   t.ok(await next.startConversation({ response_count: 1, history_messages: bigHistory('after') }), 'room again once the others left memory');
 });
 
+t.test('text added to a held session counts against SESSION_MEMORY_MAX_MB: chosen replies past it are refused, nothing else changes', async (t) => {
+  const server = await startTestServer({ AUTO_SUGGEST: 'false', SESSION_MEMORY_MAX_MB: '16', EVENT_RATE_PER_SECOND: '100000', EVENT_RATE_BURST: '100000' });
+  t.teardown(() => server.close());
+  const client = await TestClient.connect(server.wsUrl());
+  t.teardown(() => client.close());
+  const sessionId = await client.startConversation({ response_count: 1 });
+  const before = (await sessionHealth(server)).held_bytes;
+  // One connection and one session: 20,000-character replies (~40 KB each held) grew memory without any bound.
+  const reply = '话'.repeat(20_000);
+  let recorded = 0;
+  let refused: Record<string, any> | null = null;
+  for (let i = 0; i < 600 && refused === null; i++) {
+    client.send('user_selected_response', { session_id: sessionId, sender: '我', selected_content: reply });
+    const event = await client.waitFor((e) => e.type === 'message_recorded' || e.type === 'error');
+    if (event.type === 'message_recorded') recorded++;
+    else refused = event.data;
+  }
+  t.match(refused, { session_id: sessionId, error_code: 'SESSION_CAPACITY_EXCEEDED', details: `session_memory_max_bytes: ${16 * 1024 * 1024}` });
+  const health = await sessionHealth(server);
+  t.ok(health.held_bytes >= before + recorded * 40_000, `held bytes count the ${recorded} replies added (${health.held_bytes})`);
+  t.ok(health.held_bytes <= 16 * 1024 * 1024, 'and stay within the limit');
+  client.send('session_resume', { session_id: sessionId });
+  t.equal((await client.next('session_restored')).data.message_count, recorded, 'the refused reply was not stored');
+  // A new recording would become one more message: refused up front too (one that is open always finishes).
+  // First a reply that fills what is left to within a byte (record-size.ts: 2 bytes per character + 200).
+  const remaining = 16 * 1024 * 1024 - (await sessionHealth(server)).held_bytes;
+  const filler = 'x'.repeat(Math.floor((remaining - 200) / 2) - 'usr_000我'.length);
+  client.send('user_selected_response', { session_id: sessionId, sender: '我', selected_content: filler });
+  t.equal((await client.waitFor((e) => e.type === 'message_recorded' || e.type === 'error')).type, 'message_recorded', 'the last bytes taken');
+  client.send('message_start', { session_id: sessionId, sender: '对方' });
+  // (Opinion predictions of the replies may still come in between: the answer is the next error or status.)
+  t.match(await client.waitFor((e) => e.type === 'error' || e.type === 'status_update'), { type: 'error', data: { error_code: 'SESSION_CAPACITY_EXCEEDED' } });
+});
+
 t.test('MAX_SESSIONS_PER_ADDRESS: ADDRESS_SESSION_LIMIT past it, room again after conversation_end, resume never refused', async (t) => {
   const server = await startTestServer({ AUTO_SUGGEST: 'false', MAX_SESSIONS_PER_ADDRESS: '3' });
   t.teardown(() => server.close());

@@ -53,3 +53,48 @@ t.test('persistent abuse: more than EVENT_RATE_BURST drops in a window closes th
   t.teardown(() => next.close());
   t.ok(await next.startConversation(), 'others are served');
 });
+
+t.test('audio_stream with invalid base64 is malformed input: on the budget, one RATE_LIMITED, logged once', async (t) => {
+  const server = await startTestServer({ EVENT_RATE_PER_SECOND: '1', EVENT_RATE_BURST: '5' });
+  t.teardown(() => server.close());
+  const client = await TestClient.connect(server.wsUrl('/ws/b64'));
+  const sessionId = await client.startConversation();
+  client.send('message_start', { session_id: sessionId, sender: 'me' });
+  t.equal((await client.next()).data.status, 'recording_message');
+  // 2 events already spent; 3 more answered, then one RATE_LIMITED, then silence (fewer than the burst).
+  for (let i = 0; i < 8; i++) client.send('audio_stream', { session_id: sessionId, audio_chunk: '!!!!' });
+  await client.close();
+  const replies = client.pending().map((event) => event.data.error_code ?? event.type);
+  t.same(replies, ['INVALID_EVENT_DATA', 'INVALID_EVENT_DATA', 'INVALID_EVENT_DATA', 'RATE_LIMITED']);
+  t.match(client.received.find((event) => event.data.error_code === 'INVALID_EVENT_DATA'), { data: { details: /data\.audio_chunk/ } });
+  const lines = server.logs.filter((line) => line.clientId === 'b64' && (line.msg === 'malformed event' || line.msg === 'event rejected'));
+  t.equal(lines.length, 1, 'one log line for eight bad chunks');
+});
+
+t.test('audio naming ever new unknown sessions: a bounded number of SESSION_NOT_FOUND replies per connection', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.close());
+  const client = await TestClient.connect(server.wsUrl('/ws/inventor'));
+  for (let i = 0; i < 300; i++) client.send('audio_stream', { session_id: `invented-${i}`, audio_chunk: 'AAAA' });
+  await client.close();
+  const notFound = client.received.filter((event) => event.data.error_code === 'SESSION_NOT_FOUND');
+  t.equal(notFound.length, 64, 'one per id for the first 64 ids, then the audio is dropped silently');
+  t.same(notFound.slice(0, 2).map((event) => event.data.session_id), ['invented-0', 'invented-1']);
+  const lines = server.logs.filter((line) => line.clientId === 'inventor' && line.msg === 'event rejected' && line.level === 30);
+  t.ok(lines.length <= 64, 'no log line per dropped chunk past them');
+});
+
+t.test('events the dialogue refuses (unknown session, no recording) are answered within the budget but logged once per interval', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.close());
+  const client = await TestClient.connect(server.wsUrl('/ws/refused'));
+  const sessionId = await client.startConversation();
+  for (let i = 0; i < 40; i++) client.send('get_message_history', { session_id: `no-such-session-${i}` });
+  for (let i = 0; i < 40; i++) client.send('message_end', { session_id: sessionId });
+  await client.close();
+  const codes = client.pending().map((event) => event.data.error_code);
+  t.equal(codes.filter((code) => code === 'SESSION_NOT_FOUND').length, 40, 'every refused event in budget is answered');
+  t.equal(codes.filter((code) => code === 'NOT_RECORDING').length, 40);
+  const lines = server.logs.filter((line) => line.clientId === 'refused' && line.msg === 'event rejected' && line.level === 30);
+  t.equal(lines.length, 1, 'one info line for 80 refusals within the interval (the others at debug)');
+});

@@ -44,6 +44,17 @@ t.test('remoteAddress: the peer address, or with TRUST_PROXY the last X-Forwarde
     peerAddress: '127.0.0.1',
   });
   await b.close();
+  // A proxy that adds its own header line (HAProxy's `option forwardfor`) after the client's forged one:
+  // the lines are one list (RFC 9110 5.3), and its last entry is still the proxy's.
+  const lines = await TestClient.connect(proxied.wsUrl('/ws/two-lines'), {
+    // node's http sends an array as repeated header lines (ws types headers as strings only).
+    headers: { 'X-Forwarded-For': ['198.51.100.66', '203.0.113.10'] } as unknown as Record<string, string>,
+  });
+  t.match(await proxied.waitForLog((line) => line.msg === 'connection opened' && line.clientId === 'two-lines'), {
+    remoteAddress: '203.0.113.10',
+    forwardedFor: '198.51.100.66, 203.0.113.10',
+  });
+  await lines.close();
   const c = await TestClient.connect(proxied.wsUrl('/ws/forged'), { headers: { 'X-Forwarded-For': 'not-an-address' } });
   t.match(await proxied.waitForLog((line) => line.msg === 'connection opened' && line.clientId === 'forged'), { remoteAddress: '127.0.0.1' });
   await c.close();
