@@ -23,7 +23,9 @@ const EXPECTED_FORMAT = '16-bit little-endian PCM ("pcm16") or WAV';
  * it declares something voxgate cannot decode. Absent and null fields declare nothing.
  */
 export function declaredSampleRate(declaration: AudioFormatDeclaration): number | null {
-  const { format, sample_rate: sampleRate, channels } = declaration;
+  const { format } = declaration;
+  const sampleRate = numeric(declaration.sample_rate);
+  const channels = numeric(declaration.channels);
   if (format !== undefined && format !== null) {
     if (typeof format !== 'string' || !PCM16_FORMAT_NAMES.has(format.trim().toLowerCase())) {
       throw refusal(`audio format ${describe(format)} cannot be decoded`, `format: expected ${EXPECTED_FORMAT}`);
@@ -37,6 +39,15 @@ export function declaredSampleRate(declaration: AudioFormatDeclaration): number 
     throw refusal(`sample rate ${describe(sampleRate)} cannot be decoded`, `sample_rate: expected an integer ${MIN_SAMPLE_RATE_HZ}..${MAX_SAMPLE_RATE_HZ}`);
   }
   return sampleRate;
+}
+
+/**
+ * A number written as a JSON string (`"16000"`, `" 1 "`) is read as that number: clients of the replaced
+ * backend, which ignored these fields, send them either way. Anything else is returned as it came.
+ */
+function numeric(value: unknown): unknown {
+  if (typeof value !== 'string' || !/^\s*\d+(\.0+)?\s*$/.test(value)) return value;
+  return Number(value);
 }
 
 /** The facts of a WAV header voxgate needs, and where the samples start. */

@@ -44,16 +44,19 @@ t.test('the app declaration and its synonyms are 16-bit PCM; a stated rate is re
   }
   t.equal(declaredSampleRate({ sample_rate: 44100 }), 44100);
   t.equal(declaredSampleRate({ sample_rate: 48000 }), 48000);
+  // Clients of the replaced backend (which ignored these fields) may send numbers as JSON strings.
+  t.equal(declaredSampleRate({ format: 'pcm16', sample_rate: '16000', channels: '1' }), 16000, 'numbers as strings');
+  t.equal(declaredSampleRate({ sample_rate: ' 44100 ', channels: '1.0' }), 44100, 'spaces and a .0 too');
 });
 
 t.test('formats, rates and channel counts voxgate cannot decode are refused with their field named', async (t) => {
   for (const format of ['opus', 'mp3', 'float32', 'f32le', 'aac', 'mulaw', '', 7, ['pcm16']]) {
     t.throws(() => declaredSampleRate({ format }), { ...REFUSED, details: /^format: / }, `format ${JSON.stringify(format)}`);
   }
-  for (const sampleRate of [7999, 48001, 96000, 0, -16000, 16000.5, '16000', true]) {
+  for (const sampleRate of [7999, 48001, 96000, 0, -16000, 16000.5, '16k', '96000', 'abc', true]) {
     t.throws(() => declaredSampleRate({ sample_rate: sampleRate }), { ...REFUSED, details: /^sample_rate: / }, `sample_rate ${JSON.stringify(sampleRate)}`);
   }
-  for (const channels of [2, 0, '1']) {
+  for (const channels of [2, 0, '2', 'mono']) {
     t.throws(() => declaredSampleRate({ channels }), { ...REFUSED, details: /^channels: / }, `channels ${JSON.stringify(channels)}`);
   }
   // A deeply nested value is named by its kind, never walked (it would overflow the stack).
