@@ -3,7 +3,6 @@
 // fewer streams are open than the learned limit (stream-limit.ts), and reports health. Streams, batching
 // and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
 import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ModelInvalidError, SttBusyError, SttServiceError } from '../../errors.js';
 import { checkModel } from '../../vosk-model/check.js';
@@ -154,8 +153,9 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
           minBatchIntervalMs: options.minBatchIntervalMs,
           bytesPerMs,
           logger,
+          clock: options.clock,
           onHandleFreed: () => this.#onHandleFreed(),
-          onFinal: (latencyMs) => this.#streamLimit.record(latencyMs, this.#activeStreams(), performance.now()),
+          onFinal: (latencyMs) => this.#streamLimit.record(latencyMs, this.#activeStreams(), this.#options.clock.now()),
         }),
     );
     this.#streamLimit = new AdaptiveStreamLimit({
@@ -194,7 +194,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
 
   openStream(options: SttStreamOptions): SttStream {
     if (this.#isClosing) throw new SttServiceError('speech recognition is shutting down');
-    const now = performance.now();
+    const now = this.#options.clock.now();
     const best = this.#admittingSlot(now);
     if (best === null) {
       throw new SttBusyError('speech recognition is at capacity', { details: this.#busyReason(now) });
@@ -203,7 +203,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   }
 
   health(): SttHealth {
-    const now = performance.now();
+    const now = this.#options.clock.now();
     const activeStreams = this.#activeStreams();
     const queueDepth = this.#sumOverSlots((slot) => slot.batchesInFlight);
     const ready = this.#sumOverSlots((slot) => (slot.threadId === null ? 0 : 1));
@@ -236,7 +236,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
 
   /** Counters for tests and diagnostics. */
   snapshot(): VoskEngineSnapshot {
-    const now = performance.now();
+    const now = this.#options.clock.now();
     const streams: SlotStreamSnapshot[] = [];
     for (const slot of this.#slots) slot.snapshot(streams);
     return {
