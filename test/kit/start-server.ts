@@ -12,6 +12,8 @@ export interface TestServer {
   wsUrl: (path?: string) => string;
   /** Every log line the server wrote, parsed. */
   logs: Array<Record<string, unknown>>;
+  /** The first log line, written already or still to come, that matches: wait on it instead of polling `logs`. */
+  waitForLog(predicate: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -34,12 +36,30 @@ export async function startTestServer(env: Record<string, string> = {}, parts: V
     },
   });
   const logs: Array<Record<string, unknown>> = [];
+  const logWaiters = new Set<(line: Record<string, unknown>) => void>();
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      for (const text of chunk.toString('utf8').split('\n')) {
+        if (!text.trim()) continue;
+        const line = JSON.parse(text) as Record<string, unknown>;
+        logs.push(line);
+        for (const onLine of logWaiters) onLine(line);
+      }
       callback();
     },
   });
+  const waitForLog = (predicate: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+    const written = logs.find(predicate);
+    if (written !== undefined) return Promise.resolve(written);
+    return new Promise((resolve) => {
+      const onLine = (line: Record<string, unknown>): void => {
+        if (!predicate(line)) return;
+        logWaiters.delete(onLine);
+        resolve(line);
+      };
+      logWaiters.add(onLine);
+    });
+  };
   const logger: Logger = pino({ level: config.logLevel }, sink);
   const voxgate = await startVoxgate(config, logger, parts);
   const port = voxgate.port;
@@ -50,6 +70,7 @@ export async function startTestServer(env: Record<string, string> = {}, parts: V
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: (path = '/conversation') => `ws://127.0.0.1:${port}${path}`,
     logs,
+    waitForLog,
     close: () => voxgate.shutdown(),
   };
 }
