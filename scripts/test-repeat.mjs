@@ -4,11 +4,14 @@
 //
 //   npm run test:repeat -- 50 test/stt/worker-slot.test.ts
 //   npm run test:repeat -- 50 --load test/stt/worker-slot.test.ts test/stt/vosk-pool.test.ts
+//   npm run test:repeat -- 20 --load --grep='learned limit' test/stt/vosk-pool.test.ts
 //
 // --load starts one busy-loop process per core for the whole run, so the tests run on a machine with
 // no idle CPU (what CI and five engineers on two cores look like). The busy loops are killed at the
 // end, on Ctrl-C, and on any error; each also exits by itself once this process is gone.
-// Without files, tap runs its default set (the whole suite). Exit code 0 only if every run passed.
+// Other options (--grep=...) go to tap. Without files, tap runs its default set (the whole suite).
+// Exit code 0 only if every run passed. Run one tap at a time per checkout: two share .tap/processinfo
+// and one fails with ENOTEMPTY (reported here as a run that failed without verdicts).
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,23 +19,24 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const usage = 'usage: npm run test:repeat -- <runs> [--load] [test files...]';
+const usage = 'usage: npm run test:repeat -- <runs> [--load] [tap options such as --grep=...] [test files...]';
 
 function parseArgs(argv) {
   let runs = null;
   let isLoaded = false;
   const files = [];
+  const tapOptions = [];
   for (const arg of argv) {
     if (arg === '--load') isLoaded = true;
     else if (arg === '-h' || arg === '--help') {
       console.log(usage);
       process.exit(0);
     } else if (runs === null && /^\d+$/.test(arg)) runs = Number(arg);
-    else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}\n${usage}`);
+    else if (arg.startsWith('-')) tapOptions.push(arg);
     else files.push(arg);
   }
   if (runs === null || runs < 1) throw new Error(usage);
-  return { runs, isLoaded, files };
+  return { runs, isLoaded, files, tapOptions };
 }
 
 // Each busy loop checks every ~10^8 iterations whether its parent is still this process: if the
@@ -59,13 +63,28 @@ function startLoad() {
   };
 }
 
+/** The tap run in progress (its own process group), stopped with us on a signal. */
+let runningTap = null;
+
+function stopTap() {
+  if (runningTap === null || runningTap.exitCode !== null || runningTap.signalCode !== null) return;
+  try {
+    process.kill(-runningTap.pid, 'SIGTERM');
+  } catch (err) {
+    // ESRCH: the group ended between the check and the kill; nothing left to stop.
+    if (err.code !== 'ESRCH') throw err;
+  }
+}
+
 /** One tap run: resolves with its exit code, the per-file verdicts and the output of failed tests. */
-function runTap(files) {
+function runTap(files, tapOptions) {
   return new Promise((resolve, reject) => {
-    const tap = spawn(join(root, 'node_modules/.bin/tap'), ['--reporter=tap', ...files], {
+    const tap = spawn(join(root, 'node_modules/.bin/tap'), ['--reporter=tap', ...tapOptions, ...files], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
+    runningTap = tap;
     let output = '';
     tap.stdout.setEncoding('utf8').on('data', (chunk) => (output += chunk));
     tap.stderr.setEncoding('utf8').on('data', (chunk) => (output += chunk));
@@ -100,12 +119,13 @@ function failureLines(output) {
 const seconds = (ms) => (ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`);
 
 async function main() {
-  const { runs, isLoaded, files } = parseArgs(process.argv.slice(2));
+  const { runs, isLoaded, files, tapOptions } = parseArgs(process.argv.slice(2));
   const load = isLoaded ? startLoad() : null;
   const stopLoad = () => load?.stop();
   process.on('exit', stopLoad);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(signal, () => {
+      stopTap();
       stopLoad();
       process.exit(130);
     });
@@ -118,7 +138,7 @@ async function main() {
   try {
     for (let run = 1; run <= runs; run++) {
       const runStarted = performance.now();
-      const result = await runTap(files);
+      const result = await runTap(files, tapOptions);
       const failedFiles = [];
       for (const [file, isOk] of result.verdicts) {
         const tally = passes.get(file) ?? { passed: 0, runs: 0 };
@@ -130,7 +150,7 @@ async function main() {
       const isOk = result.code === 0 && failedFiles.length === 0 && result.verdicts.size > 0;
       const took = seconds(performance.now() - runStarted);
       if (isOk) {
-        console.log(`run ${run}/${runs}: passed (${result.verdicts.size} files, ${took})`);
+        console.log(`run ${run}/${runs}: passed (${result.verdicts.size} file${result.verdicts.size === 1 ? "" : "s"}, ${took})`);
         continue;
       }
       failedRuns.push(run);
