@@ -38,8 +38,9 @@ async function setup(t: Test, fakeOptions: FakeOpenRouterOptions = {}, env: Reco
     OPENROUTER_FALLBACK_MODELS: 'test/fallback-a,test/fallback-b',
     OPENROUTER_REFERER: 'https://voxgate.example',
     OPENROUTER_TITLE: 'voxgate-e2e',
-    OPENROUTER_IDLE_TIMEOUT_MS: '2000',
-    OPENROUTER_TIMEOUT_MS: '10000',
+    // Far beyond what a loaded machine needs: only the tests about timeouts (which set their own) hit one.
+    OPENROUTER_IDLE_TIMEOUT_MS: '10000',
+    OPENROUTER_TIMEOUT_MS: '60000',
     AUTO_SUGGEST: 'false',
     ...env,
   });
@@ -67,7 +68,7 @@ function deltaTexts(events: ServerEventJson[], requestId: string): string[] {
  * llm_response would erase the suggestions on the app's screen). The error's details name the request.
  */
 async function outcome(client: TestClient): Promise<{ error: ServerEventJson | null; response: ServerEventJson | null; requestId: string }> {
-  const first = await client.waitFor((e) => e.type === 'error' || e.type === 'llm_response', 10_000, 'error or llm_response');
+  const first = await client.waitFor((e) => e.type === 'error' || e.type === 'llm_response', undefined, 'error or llm_response');
   if (first.type === 'llm_response') return { error: null, response: first, requestId: first.data.request_id as string };
   const requestId = /request_id: ([0-9a-f-]{36})/.exec(first.data.details as string)?.[1] ?? '';
   await roundTrip(client, first.data.session_id as string);
@@ -175,19 +176,18 @@ t.test('with a slow model the first suggestion reaches the client before the lat
   const tokenChars = 2;
   const { fake, client } = await setup(t, { tokenIntervalMs: 25, tokenChars });
   const sessionId = await client.startConversation(CONVERSATION);
-  // Snapshot the fake's write log at the moment each delta is received (same process, same clock).
-  const seen: Array<{ event: ServerEventJson; receivedAt: number; tokensSent: number; completed: boolean }> = [];
+  // Snapshot the fake's write log at the moment each delta is received (same process).
+  const seen: Array<{ event: ServerEventJson; tokensSent: number; completed: boolean }> = [];
   client.socket.on('message', (data) => {
     const record = fake.requests.at(-1);
     seen.push({
       event: JSON.parse(data.toString()) as ServerEventJson,
-      receivedAt: performance.now(),
       tokensSent: record?.tokensSent ?? -1,
       completed: record?.completed ?? false,
     });
   });
   client.send('manual_generate', { session_id: sessionId });
-  const response = await client.next('llm_response', 20_000);
+  const response = await client.next('llm_response');
   const suggestions = response.data.suggestions as string[];
   t.equal(suggestions.length, 3);
 
@@ -207,8 +207,9 @@ t.test('with a slow model the first suggestion reaches the client before the lat
   t.equal(firstDone?.completed, false, 'the fake was still streaming');
   t.ok((firstDone?.tokensSent ?? Infinity) < tokensThroughSecond,
     `first suggestion complete after ${firstDone?.tokensSent} tokens; suggestion 2 ends at token ${tokensThroughSecond} of ${record.tokensSent}`);
-  const finalAt = seen.find(({ event }) => event.type === 'llm_response')?.receivedAt ?? 0;
-  t.ok(finalAt - (firstDone?.receivedAt ?? finalAt) > 500, `first suggestion ${Math.round(finalAt - (firstDone?.receivedAt ?? 0))} ms before the list`);
+  // Order, not milliseconds: the last suggestion's deltas reached the client after the first was whole.
+  const laterDeltas = seen.slice(firstDone === undefined ? seen.length : seen.indexOf(firstDone) + 1);
+  t.ok(laterDeltas.some(({ event }) => event.type === 'llm_response_delta' && event.data.index === 2), 'the third suggestion streamed after the first was complete');
 });
 
 t.test('401: LLM_SERVICE_ERROR with the upstream status and the request id, no llm_response, no retry', async (t) => {
@@ -245,7 +246,8 @@ t.test('429 with Retry-After: 1 then success: the wait is honoured', async (t) =
   t.equal(response?.data.suggestions.length, 3);
   t.equal(fake.requests.length, 2);
   const waitedMs = (fake.requests[1]?.receivedAt ?? 0) - (fake.requests[0]?.receivedAt ?? 0);
-  t.ok(waitedMs >= 990 && waitedMs < 2_000, `retried after ${Math.round(waitedMs)} ms`);
+  // A timer never fires early, so this lower bound holds on any machine (an upper one would not).
+  t.ok(waitedMs >= 990, `retried after ${Math.round(waitedMs)} ms`);
 });
 
 t.test('an error chunk after tokens: the error only, exactly one upstream request', async (t) => {
@@ -277,13 +279,11 @@ t.test('a stall longer than OPENROUTER_IDLE_TIMEOUT_MS: SERVICE_TIMEOUT, upstrea
   const sessionId = await client.startConversation(CONVERSATION);
   fake.enqueue({ kind: 'stream', interrupt: { tokens: 8, then: 'stall' } });
   const aborted = once(fake.events, 'client-abort');
-  const startedAt = performance.now();
   client.send('manual_generate', { session_id: sessionId });
   const { error, response } = await outcome(client);
-  const elapsedMs = performance.now() - startedAt;
+  // The details name the timer that fired: the idle one, not the 60 s deadline.
   t.match(error?.data, { error_code: 'SERVICE_TIMEOUT', details: 'idle > 500 ms' });
   t.equal(response, null);
-  t.ok(elapsedMs >= 500 && elapsedMs < 2_000, `gave up after ${Math.round(elapsedMs)} ms`);
   const [record] = (await aborted) as [FakeRequestRecord];
   t.equal(record.clientAborted, true, 'the stalled request was closed');
   t.equal(fake.requests.length, 1, 'a stall is not retried');
@@ -334,8 +334,10 @@ t.test('prediction: allowed values pass; an answer outside the lists is an error
 });
 
 t.test('manual_generate during a generation aborts the first upstream request; only the second is delivered', async (t) => {
-  const { fake, client } = await setup(t, { tokenIntervalMs: 30 });
+  const { fake, client } = await setup(t);
   const sessionId = await client.startConversation(CONVERSATION);
+  // The first stream stalls after a few tokens: it cannot finish before the second request arrives.
+  fake.enqueue({ kind: 'stream', interrupt: { tokens: 8, then: 'stall' } });
   client.send('manual_generate', { session_id: sessionId });
   const firstDelta = await client.next('llm_response_delta');
   const firstId = firstDelta.data.request_id as string;
@@ -359,8 +361,10 @@ for (const [name, cancel] of [
   ['conversation_end', (client: TestClient, sessionId: string) => client.send('conversation_end', { session_id: sessionId })],
 ] as const) {
   t.test(`${name} during a generation aborts the upstream request and nothing of it is delivered`, async (t) => {
-    const { fake, client } = await setup(t, { tokenIntervalMs: 30 });
+    const { fake, client } = await setup(t);
     const sessionId = await client.startConversation(CONVERSATION);
+    // The stream stalls after a few tokens: it cannot finish before the cancel arrives.
+    fake.enqueue({ kind: 'stream', interrupt: { tokens: 8, then: 'stall' } });
     client.send('manual_generate', { session_id: sessionId });
     const requestId = (await client.next('llm_response_delta')).data.request_id as string;
     const aborted = once(fake.events, 'client-abort');
@@ -377,8 +381,10 @@ for (const [name, cancel] of [
 }
 
 t.test('closing the last connection during a generation aborts the upstream request', async (t) => {
-  const { fake, client } = await setup(t, { tokenIntervalMs: 30 });
+  const { fake, client } = await setup(t);
   const sessionId = await client.startConversation(CONVERSATION);
+  // The stream stalls after a few tokens: it cannot finish before the connection closes.
+  fake.enqueue({ kind: 'stream', interrupt: { tokens: 8, then: 'stall' } });
   client.send('manual_generate', { session_id: sessionId });
   const requestId = (await client.next('llm_response_delta')).data.request_id as string;
   const aborted = once(fake.events, 'client-abort');

@@ -1,4 +1,5 @@
-import { setTimeout as delay } from 'node:timers/promises';
+import { once } from 'node:events';
+import { watch } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { synthesizeToneAudio } from '../../src/vosk-model/tone-audio.js';
@@ -29,14 +30,20 @@ t.test('SIGKILL mid-recording with Vosk: "alpha bravo" before, "charlie" after, 
   sendAudio(client, synthesizeToneAudio(['alpha', 'bravo'], { gapMs: 900 }));
 
   // Both words are recognised; the second segment closes after the trailing silence that follows. Look in
-  // the file (a second connection, as an operator would) until both segments are there.
-  await client.waitFor((e) => e.type === 'transcript_partial' && e.data.text === 'alpha bravo', 30_000);
+  // the file (a second connection, as an operator would) each time the server writes to the data
+  // directory, until both segments are there (no event on the wire tells a segment from a partial).
+  const changes = watch(dataDir);
+  t.teardown(() => changes.close());
+  await client.waitFor((e) => e.type === 'transcript_partial' && e.data.text === 'alpha bravo');
   const db = rawConnection(t, join(dataDir, 'voxgate.db'), { readonly: true });
   const segments = db.prepare<[string], { text: string }>('SELECT text FROM recording_segments WHERE session_id = ? ORDER BY seq');
-  let stored: string[] = [];
-  for (const deadline = Date.now() + 30_000; stored.length < 2 && Date.now() < deadline; await delay(20)) {
+  let stored = segments.all(sessionId).map((row) => row.text);
+  // Read, then wait for the next write: a write during the read is reported after it, so none is missed.
+  while (stored.length < 2) {
+    await once(changes, 'change');
     stored = segments.all(sessionId).map((row) => row.text);
   }
+  changes.close();
   t.same(stored, ['alpha', 'bravo']);
   db.close();
 
@@ -48,9 +55,9 @@ t.test('SIGKILL mid-recording with Vosk: "alpha bravo" before, "charlie" after, 
   t.match((await resumed.next('session_restored')).data, { session_id: sessionId, status: 'recording_message', message_count: 0 });
   t.match((await resumed.next('status_update')).data, { status: 'recording_message' });
   sendAudio(resumed, synthesizeToneAudio(['charlie']));
-  const partial = await resumed.waitFor((e) => e.type === 'transcript_partial' && /charlie/.test(e.data.text), 30_000);
+  const partial = await resumed.waitFor((e) => e.type === 'transcript_partial' && /charlie/.test(e.data.text));
   t.equal(partial.data.text, 'alpha bravo charlie', 'partials carry the stored segments');
   resumed.send('message_end', { session_id: sessionId });
-  const recorded = await resumed.next('message_recorded', 30_000);
+  const recorded = await resumed.next('message_recorded');
   t.same(recorded.data, { session_id: sessionId, message_id: 'msg_001', message_content: 'alpha bravo charlie', sender: 'other' });
 });

@@ -37,11 +37,13 @@ async function sendBinary(client: TestClient, pcm: Buffer, frameBytes: number): 
   }
 }
 
-async function record(client: TestClient, sessionId: string, send: () => Promise<void>): Promise<{ text: string; partials: string[] }> {
+/** One recording; `beforeEnd` runs once all audio was sent, while the stream is certainly still open. */
+async function record(client: TestClient, sessionId: string, send: () => Promise<void>, beforeEnd?: () => void): Promise<{ text: string; partials: string[] }> {
   client.send('message_start', { session_id: sessionId, sender: 'other' });
   await client.next('status_update');
   const from = client.received.length;
   await send();
+  beforeEnd?.();
   client.send('message_end', { session_id: sessionId });
   const recorded = await client.next('message_recorded');
   const partials = client.received.slice(from).filter((e) => e.type === 'transcript_partial').map((e) => e.data.text as string);
@@ -86,15 +88,18 @@ t.test('16 parallel clients, each with its own words; streams stick to one worke
   const server = await voskServer(t, { MAX_WORKERS: '4' });
   const engine = server.voxgate.stt as VoskEngine;
   const vocabulary = ['alpha', 'bravo', 'charlie', 'delta', 'echo'];
+  // Each client looks at every open stream once its own audio is all sent: its stream is open then, so
+  // every stream is seen at least once, after (nearly) all of its audio was decoded.
   const workerSeen = new Map<string, Set<number>>();
-  const watch = setInterval(() => {
+  let threadChanges = 0;
+  const look = (): void => {
     for (const stream of engine.snapshot().streams) {
       const seen = workerSeen.get(stream.streamId) ?? new Set<number>();
       seen.add(stream.slot);
       workerSeen.set(stream.streamId, seen);
+      threadChanges += stream.threadChanges;
     }
-  }, 5);
-  t.teardown(() => clearInterval(watch));
+  };
 
   const results = await Promise.all(
     Array.from({ length: 16 }, async (_, i) => {
@@ -102,14 +107,15 @@ t.test('16 parallel clients, each with its own words; streams stick to one worke
       const client = await TestClient.connect(server.wsUrl(), { extensions: 'all' });
       const sessionId = await client.startConversation();
       const pcm = synthesizeToneAudio(words);
-      const { text } = await record(client, sessionId, () => (i % 2 === 0 ? sendBase64(client, sessionId, pcm) : sendBinary(client, pcm, 640)));
+      const { text } = await record(client, sessionId, () => (i % 2 === 0 ? sendBase64(client, sessionId, pcm) : sendBinary(client, pcm, 640)), look);
       await client.close();
       return { expected: words.join(' '), text };
     }),
   );
   for (const [i, result] of results.entries()) t.equal(result.text, result.expected, `client ${i}`);
-  t.ok(workerSeen.size >= 8, 'streams were observed while running');
+  t.equal(workerSeen.size, 16, 'every stream was observed while open');
   t.same([...workerSeen.values()].filter((slots) => slots.size !== 1), [], 'no stream ever changed worker');
+  t.equal(threadChanges, 0, 'no stream was decoded by another thread than its first');
   t.equal(engine.snapshot().modelLoads - loadsBefore, 1, 'the model was loaded once for 4 workers');
 });
 

@@ -13,6 +13,8 @@ export interface SpawnedServer {
   stderr: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal?: NodeJS.Signals): void;
+  /** Resolves with the first log line (parsed JSON on stdout) matching `predicate`, including lines already written. */
+  logLine(predicate: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
 }
 
 /**
@@ -69,6 +71,38 @@ export function spawnServer(
     kill: (signal = 'SIGKILL') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     },
+    logLine: (predicate) =>
+      new Promise((resolve, reject) => {
+        let scanned = 0;
+        const scan = (): boolean => {
+          const end = stdout.lastIndexOf('\n') + 1;
+          for (const raw of stdout.slice(scanned, end).split('\n')) {
+            if (!raw.trim()) continue;
+            const line = JSON.parse(raw) as Record<string, unknown>;
+            if (predicate(line)) {
+              resolve(line);
+              return true;
+            }
+          }
+          scanned = end;
+          return false;
+        };
+        if (scan()) return;
+        const onData = (): void => {
+          if (scan()) cleanup();
+        };
+        const onExit = (): void => {
+          cleanup();
+          reject(new Error('server exited before the log line appeared'));
+        };
+        const cleanup = (): void => {
+          child.stdout!.off('data', onData);
+          child.off('exit', onExit);
+        };
+        // The listener above that collects stdout was added first, so `stdout` already holds this chunk.
+        child.stdout!.on('data', onData);
+        child.once('exit', onExit);
+      }),
   };
 }
 

@@ -8,6 +8,7 @@ function withExtensions(url: string, extensions: 'all' | readonly string[]): str
   const value = extensions === 'all' ? 'all' : extensions.join(',');
   return `${url}${url.includes('?') ? '&' : '?'}extensions=${encodeURIComponent(value)}`;
 }
+const DEFAULT_TIMEOUT_MS = 60_000;
 
 export interface ServerEventJson {
   type: string;
@@ -64,13 +65,17 @@ export class TestClient {
     this.socket.send(text, { binary });
   }
 
-  /** The next event not yet taken, optionally of a given type (events before it are skipped). */
-  async next(type?: string, timeoutMs = 10_000): Promise<ServerEventJson> {
+  /**
+   * The next event not yet taken, optionally of a given type (events before it are skipped). The timeout
+   * only turns a hang into a failure that lists what did come: long enough for a loaded machine, shorter
+   * than tap's per-file timeout.
+   */
+  async next(type?: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<ServerEventJson> {
     return this.waitFor((event) => type === undefined || event.type === type, timeoutMs, type ?? 'any event');
   }
 
   /** The next event (from the cursor on) matching `predicate`; the cursor moves past it. */
-  async waitFor(predicate: (event: ServerEventJson) => boolean, timeoutMs = 10_000, what = 'matching event'): Promise<ServerEventJson> {
+  async waitFor(predicate: (event: ServerEventJson) => boolean, timeoutMs = DEFAULT_TIMEOUT_MS, what = 'matching event'): Promise<ServerEventJson> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       while (this.#cursor < this.received.length) {

@@ -34,39 +34,7 @@ export async function startOn(t: Test, dataDir: string, env: Record<string, stri
       clients.push(client);
       return client;
     },
-    logLine: (predicate) =>
-      new Promise((resolve, reject) => {
-        let scanned = 0;
-        const scan = (): boolean => {
-          const text = server.stdout();
-          const end = text.lastIndexOf('\n') + 1;
-          for (const raw of text.slice(scanned, end).split('\n')) {
-            if (!raw.trim()) continue;
-            const line = JSON.parse(raw) as Record<string, unknown>;
-            if (predicate(line)) {
-              resolve(line);
-              return true;
-            }
-          }
-          scanned = end;
-          return false;
-        };
-        if (scan()) return;
-        const onData = (): void => {
-          if (scan()) cleanup();
-        };
-        const onExit = (): void => {
-          cleanup();
-          reject(new Error('server exited before the log line appeared'));
-        };
-        const cleanup = (): void => {
-          server.child.stdout!.off('data', onData);
-          server.child.off('exit', onExit);
-        };
-        // spawnServer's own listener was added first, so stdout() already holds this chunk.
-        server.child.stdout!.on('data', onData);
-        server.child.once('exit', onExit);
-      }),
+    logLine: (predicate) => server.logLine(predicate),
   };
 }
 

@@ -1,13 +1,12 @@
-// WorkerSlot's batching, against a scripted executor (no libvosk): how often tasks leave and what a
-// finishing stream's task carries.
-import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
+// WorkerSlot's batching, against a scripted executor (no libvosk) on a fake clock the test advances: how
+// often tasks leave and what a finishing stream's task carries, in exact milliseconds of that clock.
 import pino from 'pino';
 import t from 'tap';
 import { BatchOp, OP_WIDTH, type DecodeResult, type DecodeTask, type StreamEvent } from '../../workers/messages.js';
 import { AudioRing } from '../../src/stt/vosk/audio-ring.js';
 import type { DecodeExecutor } from '../../src/stt/vosk/executor.js';
 import { WorkerSlot } from '../../src/stt/vosk/worker-slot.js';
+import { FakeClock, settle } from '../kit/fake-clock.js';
 
 const BYTES_PER_MS = 32;
 const HUNDRED_MS = 100 * BYTES_PER_MS;
@@ -17,25 +16,27 @@ interface PostedTask {
   ops: number[][];
 }
 
-/** Runs each task after `decodeMs`, answers a finish op with the final text "done". */
+/** Runs each task for `decodeMs` of the fake clock, answers a finish op with the final text "done". */
 class ScriptedExecutor implements DecodeExecutor {
   readonly mode = 'workers';
   readonly slots = 1;
   readonly posted: PostedTask[] = [];
+  readonly #clock: FakeClock;
   readonly #decodeMs: number;
 
-  constructor(decodeMs: number) {
+  constructor(clock: FakeClock, decodeMs: number) {
+    this.#clock = clock;
     this.#decodeMs = decodeMs;
   }
 
-  async run(task: DecodeTask): Promise<DecodeResult> {
+  run(task: DecodeTask): Promise<DecodeResult> {
     const ops: number[][] = [];
     for (let i = 0; i < task.ops.length; i += OP_WIDTH) ops.push(Array.from(task.ops.subarray(i, i + OP_WIDTH)));
-    this.posted.push({ at: performance.now(), ops });
-    await sleep(this.#decodeMs);
+    this.posted.push({ at: this.#clock.now(), ops });
     const events: StreamEvent[] = ops.filter(([code]) => code === BatchOp.finish).map(([, handle]) => ({ type: 'final', handle: handle!, text: 'done' }));
     const audioBytes = ops.filter(([code]) => code === BatchOp.audio).reduce((sum, op) => sum + op[3]!, 0);
-    return { type: 'decoded', slot: task.slot, seq: task.seq, threadId: 1, busyMs: this.#decodeMs, steadyBusyMs: this.#decodeMs, steadyAudioBytes: audioBytes, events };
+    const result: DecodeResult = { type: 'decoded', slot: task.slot, seq: task.seq, threadId: 1, busyMs: this.#decodeMs, steadyBusyMs: this.#decodeMs, steadyAudioBytes: audioBytes, events };
+    return new Promise((resolve) => this.#clock.setTimeout(() => resolve(result), this.#decodeMs));
   }
 
   threadIdOf(): number | null {
@@ -47,7 +48,7 @@ class ScriptedExecutor implements DecodeExecutor {
   async destroy(): Promise<void> {}
 }
 
-function startSlot(executor: ScriptedExecutor, minBatchIntervalMs: number): WorkerSlot {
+function startSlot(executor: ScriptedExecutor, clock: FakeClock, minBatchIntervalMs: number): WorkerSlot {
   const slot = new WorkerSlot({
     index: 0,
     ring: new AudioRing({ streams: 8, regionBytes: 40 * HUNDRED_MS }),
@@ -60,6 +61,7 @@ function startSlot(executor: ScriptedExecutor, minBatchIntervalMs: number): Work
     logger: pino({ level: 'silent' }),
     onHandleFreed: () => {},
     onFinal: () => {},
+    clock,
   });
   slot.ready(1);
   return slot;
@@ -68,45 +70,52 @@ function startSlot(executor: ScriptedExecutor, minBatchIntervalMs: number): Work
 const streamOptions = (streamId: string) => ({ streamId, onPartial: () => {}, onSegment: () => {}, onError: () => {} });
 const logger = pino({ level: 'silent' });
 const DEFAULT_RATE = { sampleRate: 16000, upsampleFactor: 1, costWeight: 1 };
+const audioBytesOf = (task: PostedTask): number => task.ops.filter(([code]) => code === BatchOp.audio).reduce((sum, op) => sum + op[3]!, 0);
 
 t.test('tasks that only carry audio leave at most every minBatchIntervalMs', async (t) => {
-  const executor = new ScriptedExecutor(1);
-  const slot = startSlot(executor, 40);
+  const clock = new FakeClock();
+  const executor = new ScriptedExecutor(clock, 1);
+  const slot = startSlot(executor, clock, 40);
   const streams = [0, 1, 2].map((i) => slot.openStream(streamOptions(`s${i}`), DEFAULT_RATE, logger));
+  t.teardown(() => streams.forEach((stream) => stream.abort()));
   // Every 5 ms one stream gets 100 ms of audio: without the interval nearly every write would post a task.
   for (let i = 0; i < 60; i++) {
     streams[i % 3]!.write(new Uint8Array(HUNDRED_MS));
-    await sleep(5);
+    await clock.advance(5);
   }
-  await sleep(60);
-  const gaps = executor.posted.slice(1).map((task, i) => task.at - executor.posted[i]!.at);
-  t.ok(executor.posted.length >= 3, `tasks were posted (${executor.posted.length})`);
-  t.ok(executor.posted.length <= 12, `far fewer tasks than writes (${executor.posted.length} for 60 writes)`);
-  t.ok(Math.min(...gaps) >= 39, `no two audio tasks closer than the interval (least gap ${Math.min(...gaps).toFixed(1)} ms)`);
-  const sent = executor.posted.flatMap((task) => task.ops).filter(([code]) => code === BatchOp.audio).reduce((sum, op) => sum + op[3]!, 0);
-  t.equal(sent, 60 * HUNDRED_MS, 'every byte was sent');
-  for (const stream of streams) stream.abort();
+  await clock.advance(40);
+  const times = executor.posted.map((task) => task.at);
+  const gaps = times.slice(1).map((at, i) => at - times[i]!);
+  t.ok(gaps.every((gap) => gap >= 40), `no two tasks closer than the interval (posted at ${times.join(', ')} ms)`);
+  // Writes came all the time, so after the first task (the opens and the first write, at 0 ms) each one
+  // left as soon as the interval allowed: at 40, 80, ..., 320 ms (the last write was at 295 ms).
+  t.same(times, [0, 40, 80, 120, 160, 200, 240, 280, 320], 'each task left as soon as the interval allowed');
+  t.equal(executor.posted.map(audioBytesOf).reduce((sum, bytes) => sum + bytes, 0), 60 * HUNDRED_MS, 'every byte was sent');
 });
 
 t.test('a finishing stream gets a task of its own at once, ahead of the others audio', async (t) => {
-  const executor = new ScriptedExecutor(1);
-  const slot = startSlot(executor, 1000);
+  const clock = new FakeClock();
+  const executor = new ScriptedExecutor(clock, 1);
+  const slot = startSlot(executor, clock, 1000);
   const talking = slot.openStream(streamOptions('talking'), DEFAULT_RATE, logger);
+  t.teardown(() => talking.abort());
   const ending = slot.openStream(streamOptions('ending'), DEFAULT_RATE, logger);
   // The first task (both opens and their audio) starts the 1 s interval.
   talking.write(new Uint8Array(HUNDRED_MS));
   ending.write(new Uint8Array(HUNDRED_MS));
-  await sleep(20);
+  await clock.advance(1);
   t.equal(executor.posted.length, 1);
   talking.write(new Uint8Array(3 * HUNDRED_MS));
   ending.write(new Uint8Array(HUNDRED_MS / 2));
-  const started = performance.now();
-  const text = await ending.finish();
-  t.equal(text, 'done');
-  t.ok(performance.now() - started < 500, 'finish() did not wait for the batch interval');
-  const finishTask = executor.posted[1]!;
+  let text: string | null = null;
+  const finished = ending.finish().then((finalText) => (text = finalText));
+  // One decode (1 ms) later the final text is there: 999 ms before the interval would let a task go.
+  await clock.advance(1);
+  t.equal(text, 'done', 'finish() did not wait for the batch interval');
+  await finished;
+  t.equal(executor.posted[1]!.at, 1, 'the finishing task left when finish() was called');
   t.same(
-    finishTask.ops.map(([code, handle, , length]) => [code, handle, length]),
+    executor.posted[1]!.ops.map(([code, handle, , length]) => [code, handle, length]),
     [
       [BatchOp.audio, 1, HUNDRED_MS / 2],
       [BatchOp.finish, 1, 0],
@@ -114,26 +123,46 @@ t.test('a finishing stream gets a task of its own at once, ahead of the others a
     'only the ending stream: its last audio, then finish',
   );
   t.equal(executor.posted.length, 2, "the other stream's audio waits for the interval");
-  talking.abort();
+  await clock.advance(998);
+  t.equal(executor.posted.length, 3, "the other stream's audio leaves when the interval is over");
+  t.equal(executor.posted[2]!.at, 1000);
+  t.equal(audioBytesOf(executor.posted[2]!), 3 * HUNDRED_MS);
 });
 
 t.test('recordings ending one after another do not starve the ones still talking', async (t) => {
   // Each task takes 30 ms; audio may leave every 10 ms.
-  const executor = new ScriptedExecutor(30);
-  const slot = startSlot(executor, 10);
+  const clock = new FakeClock();
+  const executor = new ScriptedExecutor(clock, 30);
+  const slot = startSlot(executor, clock, 10);
   const talking = slot.openStream(streamOptions('talking'), DEFAULT_RATE, logger);
+  t.teardown(() => talking.abort());
   const ending = [0, 1, 2, 3, 4].map((i) => slot.openStream(streamOptions(`ending-${i}`), DEFAULT_RATE, logger));
-  await sleep(50);
+  await clock.advance(50);
   talking.write(new Uint8Array(HUNDRED_MS));
   // A recording ends while every task is running, so a finishing stream is always waiting.
   const finals: Promise<string>[] = [];
   for (const stream of ending) {
     finals.push(stream.finish());
-    await sleep(25);
+    await clock.advance(25);
   }
-  await Promise.all(finals);
+  let isDone = false;
+  const allFinished = Promise.all(finals).then(() => (isDone = true));
+  while (!isDone) await clock.advance(30);
+  await allFinished;
   const talkingAudio = executor.posted.findIndex((task) => task.ops.some(([code, handle]) => code === BatchOp.audio && handle === 0));
   const lastFinish = executor.posted.findLastIndex((task) => task.ops.some(([code]) => code === BatchOp.finish));
   t.ok(talkingAudio !== -1 && talkingAudio < lastFinish, `the talking stream's audio left between the finishing tasks (task ${talkingAudio} of ${executor.posted.length})`);
-  talking.abort();
+});
+
+t.test('the fake clock runs a slot exactly like real time would: nothing is posted before its turn', async (t) => {
+  // Guards the fixture: a write is batched on the next turn (setImmediate), not synchronously.
+  const clock = new FakeClock();
+  const executor = new ScriptedExecutor(clock, 1);
+  const slot = startSlot(executor, clock, 40);
+  const stream = slot.openStream(streamOptions('s'), DEFAULT_RATE, logger);
+  t.teardown(() => stream.abort());
+  stream.write(new Uint8Array(HUNDRED_MS));
+  t.equal(executor.posted.length, 0, 'not within the write');
+  await settle();
+  t.equal(executor.posted.length, 1, 'on the next turn');
 });

@@ -75,9 +75,8 @@ t.test('SIGTERM drains: readyz 503, upgrades refused, work in flight finishes, t
   await client.next('status_update');
 
   server.kill('SIGTERM');
-  let readyz = 200;
-  while (readyz === 200) readyz = (await fetch(`http://127.0.0.1:${port}/readyz`)).status;
-  t.equal(readyz, 503, 'readyz turns 503 while draining');
+  await server.logLine((line) => line.msg === 'shutting down: draining');
+  t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 503, 'readyz turns 503 while draining');
   await t.rejects(TestClient.connect(`ws://127.0.0.1:${port}/conversation`), { message: 'HTTP 503' }, 'no new connections');
 
   const closed = await client.closed;
@@ -100,7 +99,7 @@ t.test('a second signal exits at once', async (t) => {
   client.send('manual_generate', { session_id: sessionId });
   await client.next('status_update');
   server.kill('SIGTERM');
-  while ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
+  await server.logLine((line) => line.msg === 'shutting down: draining');
   server.kill('SIGINT');
   t.equal((await server.exited).code, 130);
 });

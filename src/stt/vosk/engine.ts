@@ -8,7 +8,6 @@
 // (upsampler.ts). A stream's admission cost is proportional to the bytes per second libvosk decodes for
 // it (StreamRate.costWeight): a 48 kHz stream counts three times a 16 kHz one.
 import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { AudioFormatError, ModelInvalidError, SttBusyError, SttServiceError } from '../../errors.js';
 import { checkModel, sampleRateHz as modelSampleRateHz } from '../../vosk-model/check.js';
@@ -170,8 +169,9 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
           // The load meter counts the bytes libvosk decoded, so its cost is per second of default-rate audio.
           bytesPerMs: this.#defaultFedBytesPerSecond / 1000,
           logger,
+          clock: options.clock,
           onHandleFreed: () => this.#onHandleFreed(),
-          onFinal: (latencyMs) => this.#streamLimit.record(latencyMs, this.#activeStreams(), performance.now()),
+          onFinal: (latencyMs) => this.#streamLimit.record(latencyMs, this.#activeStreams(), this.#options.clock.now()),
         }),
     );
     this.#streamLimit = new AdaptiveStreamLimit({
@@ -216,7 +216,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   openStream(options: SttStreamOptions): SttStream {
     if (this.#isClosing) throw new SttServiceError('speech recognition is shutting down');
     const rate = this.#streamRate(options.sampleRate ?? this.#options.sampleRate);
-    const now = performance.now();
+    const now = this.#options.clock.now();
     const best = this.#admittingSlot(now, rate.costWeight);
     if (best === null) {
       throw new SttBusyError('speech recognition is at capacity', { details: this.#busyReason(now) });
@@ -235,7 +235,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   }
 
   health(): SttHealth {
-    const now = performance.now();
+    const now = this.#options.clock.now();
     const activeStreams = this.#activeStreams();
     const queueDepth = this.#sumOverSlots((slot) => slot.batchesInFlight);
     const ready = this.#sumOverSlots((slot) => (slot.threadId === null ? 0 : 1));
@@ -268,7 +268,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
 
   /** Counters for tests and diagnostics. */
   snapshot(): VoskEngineSnapshot {
-    const now = performance.now();
+    const now = this.#options.clock.now();
     const streams: SlotStreamSnapshot[] = [];
     for (const slot of this.#slots) slot.snapshot(streams);
     return {

@@ -2,6 +2,7 @@
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../errors.js';
+import { realClock, type Clock } from './clock.js';
 
 export interface VoskEngineOptions {
   /** Directory of the Vosk model. */
@@ -45,6 +46,8 @@ export interface VoskEngineOptions {
   modelCheckTimeoutMs?: number;
   /** libvosk's log level (stderr): -1 silent, 0 info. Default -1. */
   voskLogLevel?: number;
+  /** Time base of batching, load figures, admission and the learned limit's windows. Default: performance.now() and real timers (tests pass their own). */
+  clock?: Clock;
 }
 
 export interface ResolvedOptions {
@@ -65,6 +68,7 @@ export interface ResolvedOptions {
   targetFinishLatencyMs: number;
   modelCheckTimeoutMs: number;
   voskLogLevel: number;
+  clock: Clock;
 }
 
 export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOptions> {
@@ -88,6 +92,7 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
     targetFinishLatencyMs: options.targetFinishLatencyMs ?? 150,
     modelCheckTimeoutMs: options.modelCheckTimeoutMs ?? 30_000,
     voskLogLevel: options.voskLogLevel ?? -1,
+    clock: options.clock ?? realClock,
   };
   const problems: string[] = [];
   const integer = (name: keyof ResolvedOptions, min: number, max: number): void => {

@@ -18,6 +18,7 @@ import type { SttStreamOptions } from '../engine.js';
 import { SttServiceError } from '../../errors.js';
 import { assertNever, BatchOp, OP_WIDTH, type BatchOpCode, type DecodeResult, type StreamEvent } from '../../../workers/messages.js';
 import type { AudioRing } from './audio-ring.js';
+import { realClock, type Clock } from './clock.js';
 import type { DecodeExecutor } from './executor.js';
 import { LoadMeter } from './load-meter.js';
 import { VoskStream, workerLostError, type StreamHost, type StreamRate } from './stream.js';
@@ -37,6 +38,8 @@ export interface WorkerSlotOptions {
   onHandleFreed(): void;
   /** A stream got its final text `latencyMs` after finish() was called. */
   onFinal(latencyMs: number): void;
+  /** Time base of the batch interval, lag and load figures. Default: performance.now() and real timers. */
+  clock?: Clock;
 }
 
 export interface SlotStreamSnapshot {
@@ -66,6 +69,7 @@ export class WorkerSlot implements StreamHost {
   readonly #maxBatchesInFlight: number;
   readonly #minBatchIntervalMs: number;
   readonly #logger: Logger;
+  readonly #clock: Clock;
   readonly #onHandleFreed: () => void;
   readonly #onFinal: (latencyMs: number) => void;
   readonly #streams: (VoskStream | null)[];
@@ -90,13 +94,13 @@ export class WorkerSlot implements StreamHost {
   /** The last batch posted carried only finishing streams. */
   #wasClosingBatch = false;
   #lastPostedAt = Number.NEGATIVE_INFINITY;
-  #intervalTimer: NodeJS.Timeout | null = null;
+  #isIntervalTimerSet = false;
   readonly #flushOnNextTurn = (): void => {
     this.#isFlushScheduled = false;
     this.flush();
   };
   readonly #flushAfterInterval = (): void => {
-    this.#intervalTimer = null;
+    this.#isIntervalTimerSet = false;
     this.flush();
   };
 
@@ -109,9 +113,10 @@ export class WorkerSlot implements StreamHost {
     this.#maxBatchesInFlight = options.maxBatchesInFlight;
     this.#minBatchIntervalMs = options.minBatchIntervalMs;
     this.#logger = options.logger;
+    this.#clock = options.clock ?? realClock;
     this.#onHandleFreed = options.onHandleFreed;
     this.#onFinal = options.onFinal;
-    this.load = new LoadMeter({ windowMs: 1000, bytesPerMs: options.bytesPerMs });
+    this.load = new LoadMeter({ windowMs: 1000, bytesPerMs: options.bytesPerMs }, this.#clock.now());
     const streams = options.ring.streams;
     this.#streams = new Array<VoskStream | null>(streams).fill(null);
     this.#isOpenSent = new Uint8Array(streams);
@@ -188,7 +193,7 @@ export class WorkerSlot implements StreamHost {
    */
   flush(): void {
     if (this.threadId === null || this.#inFlight >= this.#maxBatchesInFlight) return;
-    const now = performance.now();
+    const now = this.#clock.now();
     const wait = this.#lastPostedAt + this.#minBatchIntervalMs - now;
     // Finishing streams go first, but not twice in a row while the others' audio is due: recordings
     // ending one after another must not starve the ones still talking (their buffers would overflow).
@@ -201,7 +206,10 @@ export class WorkerSlot implements StreamHost {
       }
     }
     if (wait > 0) {
-      this.#intervalTimer ??= setTimeout(this.#flushAfterInterval, Math.ceil(wait));
+      if (!this.#isIntervalTimerSet) {
+        this.#isIntervalTimerSet = true;
+        this.#clock.setTimeout(this.#flushAfterInterval, Math.ceil(wait));
+      }
       return;
     }
     this.#isUrgent = false;
@@ -259,7 +267,7 @@ export class WorkerSlot implements StreamHost {
     this.#inFlight = 0;
     this.#oldestSeq = this.#nextSeq;
     this.#inFlightOps.fill(null);
-    this.load.reset();
+    this.load.reset(this.#clock.now());
     const err = workerLostError(cause);
     for (let handle = 0; handle < this.#streams.length; handle++) {
       const stream = this.#streams[handle];
@@ -317,7 +325,7 @@ export class WorkerSlot implements StreamHost {
     const seq = this.#nextSeq++;
     const generation = this.#generation;
     this.#inFlightOps[seq % this.#maxBatchesInFlight] = ops;
-    this.#inFlightPostedAt[seq % this.#maxBatchesInFlight] = performance.now();
+    this.#inFlightPostedAt[seq % this.#maxBatchesInFlight] = this.#clock.now();
     this.#inFlight += 1;
     this.#executor.run({ type: 'decode', slot: this.index, seq, ops }).then(
       (result) => this.#onResult(generation, result),
@@ -331,7 +339,7 @@ export class WorkerSlot implements StreamHost {
     this.#inFlightOps[result.seq % this.#maxBatchesInFlight] = null;
     this.#inFlight -= 1;
     this.#oldestSeq = result.seq + 1;
-    this.load.record(result.busyMs, result.steadyBusyMs, result.steadyAudioBytes, performance.now());
+    this.load.record(result.busyMs, result.steadyBusyMs, result.steadyAudioBytes, this.#clock.now());
     if (ops !== null && ops !== undefined) {
       // Release first: an event below may free a handle for reuse.
       for (let i = 0; i < ops.length; i += OP_WIDTH) {
@@ -360,6 +368,7 @@ export class WorkerSlot implements StreamHost {
         stream.deliverSegment(event.text);
         break;
       case 'final':
+        // finishRequestedAt is stream.ts's performance.now() time: the latency is real time, whatever the clock.
         this.#onFinal(performance.now() - stream.finishRequestedAt);
         this.#freeHandle(event.handle);
         stream.deliverFinal(event.text);
