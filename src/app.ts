@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { Authenticator } from './auth/authenticator.js';
 import type { Config } from './config/load.js';
 import { loadDemoFiles } from './demo/routes.js';
 import { Dialogue } from './dialogue/event-handlers.js';
@@ -32,6 +33,8 @@ export interface Voxgate {
   readonly port: number;
   readonly stt: SttEngine;
   readonly llm: LlmEngine;
+  /** Reads AUTH_API_KEYS_FILE again (main.ts calls it on SIGHUP). */
+  reloadCredentials(): { reloaded: boolean; keys: number };
   /** Drains and stops; resolves when everything is closed. A second call joins the first. */
   shutdown(): Promise<void>;
 }
@@ -45,6 +48,8 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   if (transport === 'fallback') logger.warn('uWebSockets.js runs its pure-JS fallback (ALLOW_FALLBACK_TRANSPORT=true)');
 
   const maxConnections = connectionLimit(config, logger);
+  // Read before anything is opened: an unreadable keys or JWKS file fails start-up with nothing to clean up.
+  const auth = new Authenticator(config.auth, logger);
   // Read before anything is opened: a missing page file fails start-up with nothing to clean up.
   const demo = config.demoEnabled ? loadDemoFiles() : null;
   let lifecycle: Lifecycle = 'starting';
@@ -85,6 +90,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     logger,
     guard,
     trustProxy: config.trustProxy,
+    auth,
     limits: {
       highWaterBytes: config.websocket.highWaterBytes,
       maxBufferedBytes: config.websocket.maxBufferedBytes,
@@ -127,6 +133,8 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     { host: config.host, port, version: VERSION, transport, stt: stt.name, llm: llm.name, store: store.kind },
     'voxgate listening',
   );
+  if (auth.enabled) logger.info({ credentials: auth.describe() }, 'credentials required at the WebSocket upgrade');
+  else logger.warn({ credentials: auth.describe() }, 'credentials are off: anyone who can reach the port can use voxgate (set AUTH_API_KEYS or AUTH_JWT_SECRET, docs/security.md)');
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
@@ -157,7 +165,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     return shuttingDown;
   };
 
-  return { port, stt, llm, shutdown };
+  return { port, stt, llm, shutdown, reloadCredentials: () => auth.reloadKeys() };
 }
 
 const ENGINE_CLOSE_TIMEOUT_MS = 15_000;

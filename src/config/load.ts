@@ -21,6 +21,13 @@ export interface Config {
   /** Take the client's address from the X-Forwarded-For of our own reverse proxy. */
   readonly trustProxy: boolean;
   readonly shutdownDrainMs: number;
+  /** Credentials required at the upgrade when any is set (src/auth/). */
+  readonly auth: {
+    readonly apiKeys: readonly string[];
+    readonly apiKeysFile: string | null;
+    readonly jwtSecret: string | null;
+    readonly jwksFile: string | null;
+  };
   readonly llm: {
     /** `mock` when no API key is configured. */
     readonly engine: 'openrouter' | 'mock';
@@ -126,10 +133,13 @@ function readEnvFile(path: string | null): Record<string, string> {
   }
 }
 
+/** Settings whose values an error message must not repeat. */
+const SECRET_KEYS = new Set(['OPENROUTER_API_KEY', 'AUTH_API_KEYS', 'AUTH_JWT_SECRET']);
+
 function configErrorFrom(error: z.ZodError, input: Record<string, string>): ConfigError {
   const problems = error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '?');
-    const value = input[key];
+    const value = SECRET_KEYS.has(key) ? '[redacted]' : input[key];
     return `${key}=${JSON.stringify(value ?? '')}: ${issue.message}`;
   });
   return new ConfigError(`invalid configuration: ${problems.join('; ')}`, { details: problems.join('; ') });
@@ -154,6 +164,12 @@ function toConfig(env: Env): Config {
     demoEnabled: env.DEMO_ENABLED,
     trustProxy: env.TRUST_PROXY,
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
+    auth: {
+      apiKeys: env.AUTH_API_KEYS,
+      apiKeysFile: env.AUTH_API_KEYS_FILE ?? null,
+      jwtSecret: env.AUTH_JWT_SECRET ?? null,
+      jwksFile: env.AUTH_JWT_JWKS_FILE ?? null,
+    },
     llm: {
       engine: apiKey ? 'openrouter' : 'mock',
       apiKey,

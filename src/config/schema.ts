@@ -53,6 +53,11 @@ export const EnvSchema = z.object({
   DEMO_ENABLED: boolean.default(true),
   TRUST_PROXY: boolean.default(false),
 
+  AUTH_API_KEYS: commaList.default([]),
+  AUTH_API_KEYS_FILE: z.string().trim().min(1).optional(),
+  AUTH_JWT_SECRET: z.string().min(32, { error: 'expected at least 32 characters (HS256 needs a 256-bit secret)' }).optional(),
+  AUTH_JWT_JWKS_FILE: z.string().trim().min(1).optional(),
+
   OPENROUTER_API_KEY: z.string().trim().optional(),
   OPENROUTER_BASE_URL: url.default('https://openrouter.ai/api/v1'),
   OPENROUTER_MODEL: z.string().trim().min(1).default('openai/gpt-4o-mini'),

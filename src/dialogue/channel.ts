@@ -10,6 +10,11 @@ export interface ClientChannel {
   readonly log: Logger;
   /** The client's address (the peer's, or the one a trusted proxy forwarded: TRUST_PROXY), e.g. for per-address caps. */
   readonly remoteAddress: string;
+  /**
+   * Who the connection's credential names (`sub:<sub>` or `key:<digest>`), or null without credentials
+   * (AUTH_* unset). Sessions it creates belong to this owner; another owner's sessions do not exist for it.
+   */
+  readonly owner: string | null;
   readonly isClosed: boolean;
   /** Sends one event; false when the connection is closed (the event is then dropped on purpose). */
   send(event: ServerEvent): boolean;

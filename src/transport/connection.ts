@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
 import { SlowConsumerError } from '../errors.js';
+import type { Principal } from '../auth/authenticator.js';
 import type { ClientChannel } from '../dialogue/channel.js';
 import type { ServerEvent } from '../protocol/server-events.js';
 import { LogLimiter } from './log-limiter.js';
@@ -37,6 +38,8 @@ export interface SocketUserData {
   forwardedFor: string | null;
   /** Extension event types this connection did not ask for (protocol/extensions.ts). */
   withheldEvents: ReadonlySet<string>;
+  /** Whom the upgrade's credential named (src/auth/), or null when credentials are off. */
+  principal: Principal | null;
   connection: Connection | null;
   /** Set first thing in the close handler: the socket must not be touched after it. */
   isClosed: boolean;
@@ -49,6 +52,7 @@ export interface ConnectionOptions {
   log: Logger;
   remoteAddress: string;
   withheldEvents: ReadonlySet<string>;
+  principal: Principal | null;
 }
 
 /**
@@ -78,6 +82,8 @@ export class Connection implements ClientChannel {
   readonly id: string;
   readonly log: Logger;
   readonly remoteAddress: string;
+  readonly owner: string | null;
+  readonly principal: Principal | null;
   readonly #socket: WebSocket<SocketUserData>;
   readonly #limits: ConnectionLimits;
   readonly #withheldEvents: ReadonlySet<string>;
@@ -97,6 +103,8 @@ export class Connection implements ClientChannel {
     this.#limits = options.limits;
     this.log = options.log;
     this.remoteAddress = options.remoteAddress;
+    this.principal = options.principal;
+    this.owner = options.principal?.owner ?? null;
     this.#withheldEvents = options.withheldEvents;
     this.#tokens = options.limits.eventRateBurst;
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
+import type { AuthRefusal, AuthResult, Authenticator, Principal } from '../auth/authenticator.js';
 import type { Dialogue } from '../dialogue/event-handlers.js';
 import { RateLimitedError } from '../errors.js';
 import { decodeClientEvent } from '../protocol/decode.js';
@@ -11,7 +12,7 @@ import type { EdgeGuard } from './edge-guard.js';
 import { respond, respondJson } from './http-response.js';
 import { clientAddress } from './client-address.js';
 import { LogLimiter } from './log-limiter.js';
-import { parseUpgradeRequest } from './upgrade-request.js';
+import { parseUpgradeRequest, type UpgradeRequest } from './upgrade-request.js';
 
 /** The app's path, a misspelling some app builds still use, and the deployment guide's forms. */
 export const WEBSOCKET_PATHS = ['/conversation', '/conservation', '/ws', '/ws/:clientId'] as const;
@@ -28,6 +29,8 @@ export interface WsHandlerOptions {
   allowedOrigins: readonly string[] | null;
   /** TRUST_PROXY: take the client's address from X-Forwarded-For (set by our own reverse proxy). */
   trustProxy: boolean;
+  /** Credentials checked at the upgrade (off: every connection is anonymous). */
+  auth: Authenticator;
   isAcceptingConnections(): boolean;
 }
 
@@ -112,23 +115,67 @@ export class WsHandler {
       return this.#refuse(res, request.url, '403 Forbidden', `origin ${request.origin.slice(0, 200)} not allowed`);
     }
     const peerAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const remoteAddress = clientAddress(peerAddress, request.forwardedFor, this.#options.trustProxy);
+    const auth = this.#options.auth;
+    if (!auth.enabled) return this.#accept(res, context, request, peerAddress, remoteAddress, null);
+    const result = auth.authenticate(request.credential, 'conversation');
+    if (!(result instanceof Promise)) return this.#authenticated(res, context, request, peerAddress, remoteAddress, result);
+    // A JWT's signature is checked asynchronously: uWS's HttpRequest is invalid after this callback, so
+    // everything needed was copied into `request` above; the edge guard's onAborted marks a client that
+    // left meanwhile, and respond() then writes nothing.
+    result.then(
+      (checked) => this.#authenticated(res, context, request, peerAddress, remoteAddress, checked),
+      (err: unknown) => this.#options.guard.asyncFailed('upgrade', res, err),
+    ).catch((err: unknown) => this.#options.guard.asyncFailed('upgrade', res, err));
+  }
+
+  #authenticated(
+    res: HttpResponse,
+    context: us_socket_context_t,
+    request: UpgradeRequest,
+    peerAddress: string,
+    remoteAddress: string,
+    result: AuthResult,
+  ): void {
+    if (!result.ok) return this.#refuseCredential(res, request, remoteAddress, result.reason);
+    this.#accept(res, context, request, peerAddress, remoteAddress, result.principal);
+  }
+
+  #accept(
+    res: HttpResponse,
+    context: us_socket_context_t,
+    request: UpgradeRequest,
+    peerAddress: string,
+    remoteAddress: string,
+    principal: Principal | null,
+  ): void {
     const userData: SocketUserData = {
       clientId: request.clientId,
       path: request.url,
-      remoteAddress: clientAddress(peerAddress, request.forwardedFor, this.#options.trustProxy),
+      remoteAddress,
       peerAddress,
       forwardedFor: request.forwardedFor === null ? null : request.forwardedFor.slice(0, 256),
       withheldEvents: withheldExtensionEvents(request.extensionsQuery),
+      principal,
       connection: null,
       isClosed: false,
     };
     respond(res, () => res.upgrade(userData, request.key, request.protocol, request.extensionsHeader, context));
   }
 
-  #refuse(res: HttpResponse, url: string, status: string, reason: string, headers: Array<[string, string]> = []): void {
+  /** 401 (or 403 for a credential whose grants do not include this endpoint), and nothing else. */
+  #refuseCredential(res: HttpResponse, request: UpgradeRequest, remoteAddress: string, reason: AuthRefusal): void {
+    const status = reason === 'forbidden' ? '403 Forbidden' : '401 Unauthorized';
+    const headers: Array<[string, string]> = reason === 'forbidden' ? [] : [['WWW-Authenticate', `Bearer realm="voxgate"${reason === 'missing' ? '' : ', error="invalid_token"'}`]];
+    // The reason is one of four words; the credential itself and the query string never reach the log.
+    this.#refuse(res, request.url, status, `credential ${reason}`, headers, { remoteAddress });
+  }
+
+  /** `url` is the path only (uWS's getUrl() has no query string, which may carry a credential). */
+  #refuse(res: HttpResponse, url: string, status: string, reason: string, headers: Array<[string, string]> = [], fields: Record<string, unknown> = {}): void {
     respondJson(res, status, headers, { error: reason });
     const skipped = this.#refusalLog.take();
-    if (skipped !== null) this.#options.logger.warn({ url: url.slice(0, 256), status, reason, skippedLogLines: skipped }, 'websocket upgrade refused');
+    if (skipped !== null) this.#options.logger.warn({ url: url.slice(0, 256), status, reason, ...fields, skippedLogLines: skipped }, 'websocket upgrade refused');
   }
 
   #open(ws: WebSocket<SocketUserData>): void {
@@ -142,6 +189,7 @@ export class WsHandler {
       log,
       remoteAddress: userData.remoteAddress,
       withheldEvents: userData.withheldEvents,
+      principal: userData.principal,
     });
     userData.connection = connection;
     this.#connections.add(connection);
@@ -151,6 +199,7 @@ export class WsHandler {
         remoteAddress: userData.remoteAddress,
         peerAddress: userData.peerAddress,
         forwardedFor: userData.forwardedFor,
+        owner: userData.principal?.owner ?? null,
         extensionsWithheld: [...userData.withheldEvents],
         connections: this.#connections.size,
       },

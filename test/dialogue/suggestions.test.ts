@@ -18,6 +18,7 @@ class ScriptedChannel implements ClientChannel {
   readonly id: string;
   readonly log = logger;
   readonly remoteAddress = '127.0.0.1';
+  readonly owner = null;
   readonly events: ServerEvent[] = [];
   isClosed = false;
   #isStalled = false;
