@@ -87,6 +87,7 @@ export class SessionManager {
     const now = new Date().toISOString();
     const record: SessionRecord = {
       id: randomUUID(),
+      owner: channel.owner,
       createdAt: now,
       updatedAt: now,
       scenarioDescription: input.scenarioDescription,
@@ -137,6 +138,8 @@ export class SessionManager {
   claim(sessionId: string, channel: ClientChannel): 'attached' | 'taken' | 'busy' | 'missing' {
     const session = this.#sessions.get(sessionId);
     if (session?.channels.has(channel)) return 'attached';
+    // Another owner's session does not exist for this connection: not held, not taken over (issue 14).
+    if (session && !mayAccess(session.owner, channel)) return 'missing';
     if (session && session.channels.size > 0) return 'busy';
     try {
       this.resume(sessionId, channel);
@@ -150,11 +153,11 @@ export class SessionManager {
   /** Attaches `channel` to a session kept in memory or, after a restart, in the store. */
   resume(sessionId: string, channel: ClientChannel): Session {
     let session = this.#sessions.get(sessionId);
+    if (session && !mayAccess(session.owner, channel)) throw notFound(sessionId);
     if (!session) {
       const record = this.#options.store.load(sessionId);
-      if (!record) {
-        throw new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` });
-      }
+      // Another owner's stored session is answered exactly as an unknown id, and not loaded.
+      if (!record || !mayAccess(record.owner ?? null, channel)) throw notFound(sessionId);
       const bytes = estimateSessionBytes(record);
       this.#assertMemoryRoom(bytes);
       session = this.#adopt(record, bytes);
@@ -348,4 +351,16 @@ export class SessionManager {
       session.log.warn({ err: toVoxgateError(err) }, 'could not persist session activity time');
     }
   }
+}
+
+/**
+ * Whether `channel` may see a session owned by `owner`: a session created without credentials (owner
+ * null) is open to every connection (the app's drop-in behaviour); an owned one only to its owner.
+ */
+function mayAccess(owner: string | null, channel: ClientChannel): boolean {
+  return owner === null || owner === channel.owner;
+}
+
+function notFound(sessionId: string): SessionNotFoundError {
+  return new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` });
 }

@@ -46,6 +46,11 @@ export class Session {
   /** The latest `user_corpus` (what the user typed they want to say); live only, the app resends it. */
   #userIntent: string | null = null;
 
+  /** The credential owner that created it, or null (created without credentials: open to any connection). */
+  get owner(): string | null {
+    return this.#record.owner ?? null;
+  }
+
   constructor(record: SessionRecord, store: SessionStore, log: Logger) {
     this.id = record.id;
     this.#record = record;
