@@ -11,6 +11,9 @@ import type { Lifecycle } from './health.js';
 import type { LlmEngine } from './llm/engine.js';
 import { createLlmEngine } from './llm/select.js';
 import { flushLogger } from './log.js';
+import { InstrumentedStore } from './metrics/instrumented-store.js';
+import { MetricsServer } from './metrics/metrics-route.js';
+import { Metrics } from './metrics/metrics.js';
 import { createSessionStore } from './store/select.js';
 import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
@@ -31,6 +34,8 @@ export interface VoxgateParts {
 
 export interface Voxgate {
   readonly port: number;
+  /** METRICS_PORT's bound port, or null when /metrics is on the main port. */
+  readonly metricsPort: number | null;
   readonly stt: SttEngine;
   readonly llm: LlmEngine;
   /** Reads AUTH_API_KEYS_FILE again (main.ts calls it on SIGHUP). */
@@ -53,7 +58,9 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   // Read before anything is opened: a missing page file fails start-up with nothing to clean up.
   const demo = config.demoEnabled ? loadDemoFiles() : null;
   let lifecycle: Lifecycle = 'starting';
-  const store = parts.store ?? createSessionStore(config.sessions, logger);
+  const metrics = new Metrics();
+  metrics.collectProcessMetrics();
+  const store = new InstrumentedStore(parts.store ?? createSessionStore(config.sessions, logger), metrics);
   let stt: SttEngine;
   try {
     stt = parts.stt ?? (await createSttEngine(config.stt, logger));
@@ -74,12 +81,14 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     maxStoredSessions: config.sessions.maxStored,
     maxMemoryBytes: config.sessions.maxMemoryBytes,
     maxStoreBytes: config.sessions.maxStoreBytes,
+    metrics,
   });
   const dialogue = new Dialogue({
     sessions,
     requests,
-    recordings: new RecordingService({ stt, sessions, logger, maxAudioBytesPerRecording: config.dialogue.maxAudioBytesPerRecording }),
-    replies: new ReplyRunner({ llm, sessions, requests }),
+    recordings: new RecordingService({ stt, sessions, logger, maxAudioBytesPerRecording: config.dialogue.maxAudioBytesPerRecording, metrics }),
+    replies: new ReplyRunner({ llm, sessions, requests, metrics }),
+    metrics,
     logger,
     autoSuggest: config.dialogue.autoSuggest,
     orphanedRecordingGraceMs: config.dialogue.orphanedRecordingGraceMs,
@@ -91,6 +100,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     guard,
     trustProxy: config.trustProxy,
     auth,
+    metrics,
     limits: {
       highWaterBytes: config.websocket.highWaterBytes,
       maxBufferedBytes: config.websocket.maxBufferedBytes,
@@ -108,6 +118,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     ws,
     demo,
     guard,
+    metrics: config.metrics.listener === null ? metrics : null,
     allowedOrigins: config.allowedOrigins,
     health: {
       version: VERSION,
@@ -119,10 +130,22 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections, handlerFailures: guard.failureCount }),
     },
   });
+  metrics.bindSources({
+    connections: () => ws.connectionCount,
+    sessions: () => sessions.counts(),
+    stt: () => stt.health(),
+    llm: () => llm.health(),
+  });
+  const metricsServer = config.metrics.listener === null ? null : new MetricsServer(metrics, guard);
   let port: number;
+  let metricsPort: number | null = null;
   try {
     port = await server.listen(config.host, config.port);
+    if (metricsServer !== null && config.metrics.listener !== null) {
+      metricsPort = await metricsServer.listen(config.metrics.listener.host, config.metrics.listener.port);
+    }
   } catch (err) {
+    server.stopListening();
     await Promise.allSettled([stt.close(), llm.close()]);
     store.close();
     throw err;
@@ -130,7 +153,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   sessions.startCleanup();
   lifecycle = 'ready';
   logger.info(
-    { host: config.host, port, version: VERSION, transport, stt: stt.name, llm: llm.name, store: store.kind },
+    { host: config.host, port, metricsPort, version: VERSION, transport, stt: stt.name, llm: llm.name, store: store.kind },
     'voxgate listening',
   );
   if (auth.enabled) logger.info({ credentials: auth.describe() }, 'credentials required at the WebSocket upgrade');
@@ -150,6 +173,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       logger.info({ drained, connections: ws.connectionCount, inFlight: inFlight() }, drained ? 'drain complete' : 'drain time over');
       ws.closeAll(CloseCode.goingAway, 'server shutting down');
       server.stopListening();
+      metricsServer?.close();
       requests.cancelAll();
       dialogue.close();
       sessions.close();
@@ -165,7 +189,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     return shuttingDown;
   };
 
-  return { port, stt, llm, shutdown, reloadCredentials: () => auth.reloadKeys() };
+  return { port, metricsPort, stt, llm, shutdown, reloadCredentials: () => auth.reloadKeys() };
 }
 
 const ENGINE_CLOSE_TIMEOUT_MS = 15_000;

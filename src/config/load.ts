@@ -28,6 +28,8 @@ export interface Config {
     readonly jwtSecret: string | null;
     readonly jwksFile: string | null;
   };
+  /** GET /metrics: on the main port (null), or only on its own listener. */
+  readonly metrics: { readonly listener: { readonly host: string; readonly port: number } | null };
   readonly llm: {
     /** `mock` when no API key is configured. */
     readonly engine: 'openrouter' | 'mock';
@@ -170,6 +172,7 @@ function toConfig(env: Env): Config {
       jwtSecret: env.AUTH_JWT_SECRET ?? null,
       jwksFile: env.AUTH_JWT_JWKS_FILE ?? null,
     },
+    metrics: { listener: env.METRICS_PORT === undefined ? null : { host: env.METRICS_HOST, port: env.METRICS_PORT } },
     llm: {
       engine: apiKey ? 'openrouter' : 'mock',
       apiKey,

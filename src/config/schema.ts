@@ -58,6 +58,9 @@ export const EnvSchema = z.object({
   AUTH_JWT_SECRET: z.string().min(32, { error: 'expected at least 32 characters (HS256 needs a 256-bit secret)' }).optional(),
   AUTH_JWT_JWKS_FILE: z.string().trim().min(1).optional(),
 
+  METRICS_PORT: integer(0, 65535).optional(),
+  METRICS_HOST: z.string().trim().min(1).default('127.0.0.1'),
+
   OPENROUTER_API_KEY: z.string().trim().optional(),
   OPENROUTER_BASE_URL: url.default('https://openrouter.ai/api/v1'),
   OPENROUTER_MODEL: z.string().trim().min(1).default('openai/gpt-4o-mini'),

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { InvalidEventDataError, SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
@@ -32,6 +33,7 @@ export interface DialogueOptions {
   autoSuggest: boolean;
   /** How long a recording whose last connection left keeps its recogniser before it is parked. */
   orphanedRecordingGraceMs: number;
+  metrics?: Metrics;
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -302,6 +304,7 @@ export class Dialogue {
    */
   async #finishRecording(session: Session, options: { autoSuggest: boolean }): Promise<void> {
     const { sessions, recordings } = this.#options;
+    const finishStartedAt = performance.now();
     const finished = await recordings.finish(session);
     if (finished.failure) sessions.broadcast(session, errorEvent(session.id, finished.failure));
     try {
@@ -321,6 +324,8 @@ export class Dialogue {
     session.settleStatus();
     session.log.info({ messageId: finished.messageId, chars: finished.text.length }, 'message recorded');
     sessions.broadcast(session, messageRecorded(session.id, finished.messageId, finished.text, finished.sender));
+    this.#options.metrics?.recordingsFinished.inc();
+    this.#options.metrics?.finalTextLatency.observe((performance.now() - finishStartedAt) / 1000);
     // Nothing new was said: new suggestions would only repeat the old ones. And no older user_corpus:
     // it was forgotten at message_start, and what the user typed before this message was answered.
     if (options.autoSuggest && finished.text.trim() !== '') this.#options.replies.generate(session, null);
@@ -414,6 +419,7 @@ export class Dialogue {
     // What this connection sent for the session before its resume (the app's reconnect queue) runs next.
     const heldEvents = this.#router.releaseHeld(channel, session.id);
     session.log.info({ connectionId: channel.id, recording: isRecording, heldEvents }, 'session resumed');
+    this.#options.metrics?.sessionsResumed.inc();
   }
 
   #getMessageHistory(channel: ClientChannel, event: ClientEventOf<'get_message_history'>): void {

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
@@ -19,6 +20,7 @@ export interface SessionManagerOptions extends SessionBoundsOptions {
   /** Sessions untouched for longer are deleted by the clean-up sweep. */
   maxAgeMs: number;
   cleanupIntervalMs: number;
+  metrics?: Metrics;
 }
 
 export interface NewSessionInput {
@@ -115,6 +117,7 @@ export class SessionManager {
     this.#bounds.countForAddress(session.id, channel.remoteAddress);
     this.#attach(session, channel);
     session.log.info({ historyMessages: record.historyMessages.length }, 'session created');
+    this.#options.metrics?.sessionsCreated.inc();
     if (input.adjustments && input.adjustments.length > 0) this.#logAdjustments(session, channel, input.adjustments);
     return session;
   }
@@ -256,6 +259,12 @@ export class SessionManager {
     if (this.#cleanupTimer) clearInterval(this.#cleanupTimer);
     this.#cleanupTimer = null;
     for (const session of this.#sessions.values()) session.liveRecording?.stream.abort();
+  }
+
+  /** Sessions in memory: `live` with a connection, `detached` without one (their recording is open). For /metrics. */
+  counts(): { live: number; detached: number } {
+    const detached = this.#detachedHeld.size;
+    return { live: this.#sessions.size - detached, detached };
   }
 
   health(): SessionManagerHealth {

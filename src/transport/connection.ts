@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
 import { SlowConsumerError } from '../errors.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { ClientChannel } from '../dialogue/channel.js';
 import type { ServerEvent } from '../protocol/server-events.js';
@@ -53,6 +54,7 @@ export interface ConnectionOptions {
   remoteAddress: string;
   withheldEvents: ReadonlySet<string>;
   principal: Principal | null;
+  metrics: Metrics;
 }
 
 /**
@@ -87,6 +89,7 @@ export class Connection implements ClientChannel {
   readonly #socket: WebSocket<SocketUserData>;
   readonly #limits: ConnectionLimits;
   readonly #withheldEvents: ReadonlySet<string>;
+  readonly #metrics: Metrics;
   readonly #drainWaiters: DrainWaiter[] = [];
   #isClosed = false;
   #tokens: number;
@@ -106,6 +109,7 @@ export class Connection implements ClientChannel {
     this.principal = options.principal;
     this.owner = options.principal?.owner ?? null;
     this.#withheldEvents = options.withheldEvents;
+    this.#metrics = options.metrics;
     this.#tokens = options.limits.eventRateBurst;
   }
 
@@ -125,6 +129,7 @@ export class Connection implements ClientChannel {
   send(event: ServerEvent): boolean {
     if (this.#isClosed) return false;
     if (this.#withheldEvents.has(event.type)) return true;
+    if (event.type === 'error') this.#metrics.errors.inc({ code: event.data.error_code });
     return this.#write(JSON.stringify(event));
   }
 
@@ -137,6 +142,7 @@ export class Connection implements ClientChannel {
     this.#socket.cork(() => {
       for (const event of events) {
         if (this.#withheldEvents.has(event.type)) continue;
+        if (event.type === 'error') this.#metrics.errors.inc({ code: event.data.error_code });
         if (!this.#write(JSON.stringify(event))) return;
       }
     });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
 import type { AuthRefusal, AuthResult, Authenticator, Principal } from '../auth/authenticator.js';
+import type { Metrics, UpgradeRefusalReason } from '../metrics/metrics.js';
 import type { Dialogue } from '../dialogue/event-handlers.js';
 import { RateLimitedError } from '../errors.js';
 import { decodeClientEvent } from '../protocol/decode.js';
@@ -31,6 +32,7 @@ export interface WsHandlerOptions {
   trustProxy: boolean;
   /** Credentials checked at the upgrade (off: every connection is anonymous). */
   auth: Authenticator;
+  metrics: Metrics;
   isAcceptingConnections(): boolean;
 }
 
@@ -102,17 +104,17 @@ export class WsHandler {
     if (!parsed.ok) {
       const { status, reason } = parsed.refusal;
       const headers: Array<[string, string]> = status === '426 Upgrade Required' ? [['Sec-WebSocket-Version', '13']] : [];
-      this.#refuse(res, req.getUrl(), status, reason, headers);
+      this.#refuse(res, 'bad_request', req.getUrl(), status, reason, headers);
       return;
     }
     const request = parsed.request;
-    if (!this.#options.isAcceptingConnections()) return this.#refuse(res, request.url, '503 Service Unavailable', 'server is shutting down');
+    if (!this.#options.isAcceptingConnections()) return this.#refuse(res, 'shutting_down', request.url, '503 Service Unavailable', 'server is shutting down');
     if (this.#connections.size >= this.#options.maxConnections) {
-      return this.#refuse(res, request.url, '503 Service Unavailable', `connection limit reached (${this.#options.maxConnections})`);
+      return this.#refuse(res, 'connection_limit', request.url, '503 Service Unavailable', `connection limit reached (${this.#options.maxConnections})`);
     }
     const allowed = this.#options.allowedOrigins;
     if (allowed !== null && request.origin !== '' && !allowed.includes(request.origin)) {
-      return this.#refuse(res, request.url, '403 Forbidden', `origin ${request.origin.slice(0, 200)} not allowed`);
+      return this.#refuse(res, 'origin', request.url, '403 Forbidden', `origin ${request.origin.slice(0, 200)} not allowed`);
     }
     const peerAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     const remoteAddress = clientAddress(peerAddress, request.forwardedFor, this.#options.trustProxy);
@@ -168,11 +170,20 @@ export class WsHandler {
     const status = reason === 'forbidden' ? '403 Forbidden' : '401 Unauthorized';
     const headers: Array<[string, string]> = reason === 'forbidden' ? [] : [['WWW-Authenticate', `Bearer realm="voxgate"${reason === 'missing' ? '' : ', error="invalid_token"'}`]];
     // The reason is one of four words; the credential itself and the query string never reach the log.
-    this.#refuse(res, request.url, status, `credential ${reason}`, headers, { remoteAddress });
+    this.#refuse(res, `credential_${reason}`, request.url, status, `credential ${reason}`, headers, { remoteAddress });
   }
 
   /** `url` is the path only (uWS's getUrl() has no query string, which may carry a credential). */
-  #refuse(res: HttpResponse, url: string, status: string, reason: string, headers: Array<[string, string]> = [], fields: Record<string, unknown> = {}): void {
+  #refuse(
+    res: HttpResponse,
+    metricReason: UpgradeRefusalReason,
+    url: string,
+    status: string,
+    reason: string,
+    headers: Array<[string, string]> = [],
+    fields: Record<string, unknown> = {},
+  ): void {
+    this.#options.metrics.upgradesRefused.inc({ reason: metricReason });
     respondJson(res, status, headers, { error: reason });
     const skipped = this.#refusalLog.take();
     if (skipped !== null) this.#options.logger.warn({ url: url.slice(0, 256), status, reason, ...fields, skippedLogLines: skipped }, 'websocket upgrade refused');
@@ -190,9 +201,11 @@ export class WsHandler {
       remoteAddress: userData.remoteAddress,
       withheldEvents: userData.withheldEvents,
       principal: userData.principal,
+      metrics: this.#options.metrics,
     });
     userData.connection = connection;
     this.#connections.add(connection);
+    this.#options.metrics.connectionsOpened.inc();
     log.info(
       {
         path: userData.path,
@@ -219,12 +232,14 @@ export class WsHandler {
       return;
     }
     if (isBinary) {
+      this.#options.metrics.events.inc({ type: 'binary_audio' });
       this.#options.dialogue.handleBinaryAudio(connection, new Uint8Array(message));
       return;
     }
     // uWS has already validated text frames as UTF-8 (it closes with 1007 otherwise).
     const decoded = decodeClientEvent(Buffer.from(message).toString('utf8'));
     if (!decoded.ok) {
+      this.#options.metrics.events.inc({ type: 'malformed' });
       // A reply to bad input costs budget like an event: a client cannot buy unlimited error events.
       const admission = connection.admitEvent();
       const skipped = connection.takeBadInputLogLine();
@@ -235,6 +250,7 @@ export class WsHandler {
       else if (admission === 'droppedNotify') connection.send(errorEvent(decoded.sessionId, this.#rateLimited('malformed event')));
       return;
     }
+    this.#options.metrics.events.inc({ type: decoded.event.type });
     // Audio is bounded per recording and by STT capacity; the rate budget is for control events.
     if (decoded.event.type !== 'audio_stream') {
       const admission = connection.admitEvent();
