@@ -14,6 +14,7 @@ import { flushLogger } from './log.js';
 import { InstrumentedStore } from './metrics/instrumented-store.js';
 import { MetricsServer } from './metrics/metrics-route.js';
 import { Metrics } from './metrics/metrics.js';
+import { Quotas } from './quotas/quotas.js';
 import { createSessionStore } from './store/select.js';
 import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
@@ -60,6 +61,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   let lifecycle: Lifecycle = 'starting';
   const metrics = new Metrics();
   metrics.collectProcessMetrics();
+  const quotas = new Quotas(config.quotas, metrics);
   const store = new InstrumentedStore(parts.store ?? createSessionStore(config.sessions, logger), metrics);
   let stt: SttEngine;
   try {
@@ -82,6 +84,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     maxMemoryBytes: config.sessions.maxMemoryBytes,
     maxStoreBytes: config.sessions.maxStoreBytes,
     metrics,
+    quotas,
   });
   const dialogue = new Dialogue({
     sessions,
@@ -89,6 +92,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     recordings: new RecordingService({ stt, sessions, logger, maxAudioBytesPerRecording: config.dialogue.maxAudioBytesPerRecording, metrics }),
     replies: new ReplyRunner({ llm, sessions, requests, metrics }),
     metrics,
+    quotas,
     logger,
     autoSuggest: config.dialogue.autoSuggest,
     orphanedRecordingGraceMs: config.dialogue.orphanedRecordingGraceMs,
@@ -101,6 +105,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     trustProxy: config.trustProxy,
     auth,
     metrics,
+    quotas,
     limits: {
       highWaterBytes: config.websocket.highWaterBytes,
       maxBufferedBytes: config.websocket.maxBufferedBytes,

@@ -45,8 +45,8 @@ export const MAX_CREDENTIAL_CHARS = 8192;
 const GrantsClaim = z
   .object({
     endpoints: z.array(z.enum(['conversation', 'asr'])).optional(),
-    max_sessions: z.number().int().min(0).optional(),
-    max_generations_per_minute: z.number().int().min(0).optional(),
+    max_sessions: z.number().int().min(1).optional(),
+    max_generations_per_minute: z.number().int().min(1).optional(),
   })
   .optional();
 

@@ -28,6 +28,8 @@ export interface Config {
     readonly jwtSecret: string | null;
     readonly jwksFile: string | null;
   };
+  /** Per owner and per client address (src/quotas/). */
+  readonly quotas: { readonly connections: number; readonly liveSessions: number; readonly generationsPerMinute: number };
   /** GET /metrics: on the main port (null), or only on its own listener. */
   readonly metrics: { readonly listener: { readonly host: string; readonly port: number } | null };
   readonly llm: {
@@ -171,6 +173,11 @@ function toConfig(env: Env): Config {
       apiKeysFile: env.AUTH_API_KEYS_FILE ?? null,
       jwtSecret: env.AUTH_JWT_SECRET ?? null,
       jwksFile: env.AUTH_JWT_JWKS_FILE ?? null,
+    },
+    quotas: {
+      connections: env.QUOTA_CONNECTIONS,
+      liveSessions: env.QUOTA_LIVE_SESSIONS,
+      generationsPerMinute: env.QUOTA_GENERATIONS_PER_MINUTE,
     },
     metrics: { listener: env.METRICS_PORT === undefined ? null : { host: env.METRICS_HOST, port: env.METRICS_PORT } },
     llm: {

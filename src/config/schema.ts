@@ -58,6 +58,11 @@ export const EnvSchema = z.object({
   AUTH_JWT_SECRET: z.string().min(32, { error: 'expected at least 32 characters (HS256 needs a 256-bit secret)' }).optional(),
   AUTH_JWT_JWKS_FILE: z.string().trim().min(1).optional(),
 
+  // 0: no quota (the default: the drop-in's behaviour, and MAX_CONNECTIONS / MAX_SESSIONS_PER_ADDRESS still bound).
+  QUOTA_CONNECTIONS: integer(0, 1_000_000).default(0),
+  QUOTA_LIVE_SESSIONS: integer(0, 1_000_000).default(0),
+  QUOTA_GENERATIONS_PER_MINUTE: integer(0, 1_000_000).default(0),
+
   METRICS_PORT: integer(0, 65535).optional(),
   METRICS_HOST: z.string().trim().min(1).default('127.0.0.1'),
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Grants } from '../auth/authenticator.js';
 import type { ServerEvent } from '../protocol/server-events.js';
 
 /**
@@ -15,6 +16,8 @@ export interface ClientChannel {
    * (AUTH_* unset). Sessions it creates belong to this owner; another owner's sessions do not exist for it.
    */
   readonly owner: string | null;
+  /** The credential's grants (a JWT's `grants` claim), or null: they can lower or raise the owner's quotas. */
+  readonly grants: Grants | null;
   readonly isClosed: boolean;
   /** Sends one event; false when the connection is closed (the event is then dropped on purpose). */
   send(event: ServerEvent): boolean;

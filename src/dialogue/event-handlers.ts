@@ -1,4 +1,5 @@
 import type { Metrics } from '../metrics/metrics.js';
+import type { Quotas } from '../quotas/quotas.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { InvalidEventDataError, SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
@@ -34,6 +35,8 @@ export interface DialogueOptions {
   /** How long a recording whose last connection left keeps its recogniser before it is parked. */
   orphanedRecordingGraceMs: number;
   metrics?: Metrics;
+  /** Suggestion generations per minute, per owner and per address. */
+  quotas?: Quotas;
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -295,14 +298,15 @@ export class Dialogue {
     if (!session.liveRecording && !session.storedRecording) throw notRecording(session.id);
     session.setStatus('processing_stt');
     this.#options.sessions.broadcast(session, statusUpdate(session.id, 'processing_stt'));
-    await this.#finishRecording(session, { autoSuggest: this.#options.autoSuggest });
+    await this.#finishRecording(session, { autoSuggest: this.#options.autoSuggest, channel });
   }
 
   /**
    * Ends the open recording into a stored message and tells every attached connection (message_recorded
    * with the recording's sender). Automatic suggestions follow only when asked and something was said.
    */
-  async #finishRecording(session: Session, options: { autoSuggest: boolean }): Promise<void> {
+  /** `channel`: the connection whose message_end it was, charged for the automatic generation. */
+  async #finishRecording(session: Session, options: { autoSuggest: boolean; channel?: ClientChannel }): Promise<void> {
     const { sessions, recordings } = this.#options;
     const finishStartedAt = performance.now();
     const finished = await recordings.finish(session);
@@ -328,12 +332,22 @@ export class Dialogue {
     this.#options.metrics?.finalTextLatency.observe((performance.now() - finishStartedAt) / 1000);
     // Nothing new was said: new suggestions would only repeat the old ones. And no older user_corpus:
     // it was forgotten at message_start, and what the user typed before this message was answered.
-    if (options.autoSuggest && finished.text.trim() !== '') this.#options.replies.generate(session, null);
+    if (options.autoSuggest && finished.text.trim() !== '') {
+      try {
+        if (options.channel) this.#options.quotas?.takeGeneration(options.channel);
+      } catch (err) {
+        // The recording is stored and announced; only the automatic suggestions are refused.
+        this.#reply(options.channel!, session.id, toVoxgateError(err), 'message_end');
+        return;
+      }
+      this.#options.replies.generate(session, null);
+    }
   }
 
   /** user_corpus steers this generation (and its user_modification reruns) until message_start or a chosen reply. */
   #manualGenerate(channel: ClientChannel, event: ClientEventOf<'manual_generate'>): void {
     const session = this.#session(channel, event.data.session_id);
+    this.#options.quotas?.takeGeneration(channel);
     const focused = event.data.focused_message_ids;
     if (focused && focused.length > 0) session.updateSettings({ focusedMessageIds: focused });
     const intent = event.data.user_corpus?.trim() ?? '';
@@ -343,6 +357,7 @@ export class Dialogue {
 
   #userModification(channel: ClientChannel, event: ClientEventOf<'user_modification'>): void {
     const session = this.#session(channel, event.data.session_id);
+    this.#options.quotas?.takeGeneration(channel);
     session.addModification(event.data.modification);
     this.#options.replies.generate(session, session.userIntent);
   }

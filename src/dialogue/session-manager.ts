@@ -1,4 +1,5 @@
 import type { Metrics } from '../metrics/metrics.js';
+import type { Quotas } from '../quotas/quotas.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
@@ -21,6 +22,8 @@ export interface SessionManagerOptions extends SessionBoundsOptions {
   maxAgeMs: number;
   cleanupIntervalMs: number;
   metrics?: Metrics;
+  /** Live sessions per owner and per address (conversation_start is refused past it). */
+  quotas?: Quotas;
 }
 
 export interface NewSessionInput {
@@ -70,6 +73,8 @@ export class SessionManager {
   readonly #bounds: SessionBounds;
   /** Detached sessions still in memory (their recording was open); dropped once it is not. */
   readonly #detachedHeld = new Set<Session>();
+  /** Per connection, per attached session: uncounts it from the live-session quota. */
+  readonly #liveSessionReleases = new Map<ClientChannel, Map<string, () => void>>();
   #cleanupTimer: NodeJS.Timeout | null = null;
   readonly #adjustmentLog = new LogThrottle({ intervalMs: ADJUSTMENT_LOG_INTERVAL_MS });
 
@@ -84,6 +89,7 @@ export class SessionManager {
 
   create(channel: ClientChannel, input: NewSessionInput): Session {
     this.#assertRoomFor(channel);
+    this.#options.quotas?.assertLiveSession(channel);
     const { store } = this.#options;
     this.#bounds.assertCanCreate(channel.remoteAddress, { sessions: () => store.health().sessions, bytes: () => store.sizeBytes() });
     const now = new Date().toISOString();
@@ -184,7 +190,10 @@ export class SessionManager {
     this.#options.requests.cancel(session.id);
     const recording = session.detachRecording();
     recording?.stream.abort();
-    for (const channel of session.channels) this.#byChannel.get(channel)?.delete(session.id);
+    for (const channel of session.channels) {
+      this.#byChannel.get(channel)?.delete(session.id);
+      this.#releaseLive(channel, session.id);
+    }
     this.#drop(session);
     this.#bounds.forget(session.id);
     session.log.info({ reason }, 'session deleted');
@@ -197,6 +206,8 @@ export class SessionManager {
   detachChannel(channel: ClientChannel): Session[] {
     const sessionIds = this.#byChannel.get(channel);
     this.#byChannel.delete(channel);
+    for (const release of this.#liveSessionReleases.get(channel)?.values() ?? []) release();
+    this.#liveSessionReleases.delete(channel);
     const orphaned: Session[] = [];
     if (!sessionIds) return orphaned;
     for (const sessionId of sessionIds) {
@@ -326,6 +337,22 @@ export class SessionManager {
       this.#byChannel.set(channel, ids);
     }
     ids.add(session.id);
+    const quotas = this.#options.quotas;
+    if (quotas) {
+      let releases = this.#liveSessionReleases.get(channel);
+      if (!releases) {
+        releases = new Map();
+        this.#liveSessionReleases.set(channel, releases);
+      }
+      if (!releases.has(session.id)) releases.set(session.id, quotas.countLiveSession(channel));
+    }
+  }
+
+  #releaseLive(channel: ClientChannel, sessionId: string): void {
+    const releases = this.#liveSessionReleases.get(channel);
+    releases?.get(sessionId)?.();
+    releases?.delete(sessionId);
+    if (releases?.size === 0) this.#liveSessionReleases.delete(channel);
   }
 
   #assertRoomFor(channel: ClientChannel): void {

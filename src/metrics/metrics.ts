@@ -12,7 +12,8 @@ export type UpgradeRefusalReason =
   | 'credential_missing'
   | 'credential_invalid'
   | 'credential_expired'
-  | 'credential_forbidden';
+  | 'credential_forbidden'
+  | 'quota';
 
 /** What a scrape reads from the owners of gauge state, at scrape time only (never on a hot path). */
 export interface MetricSources {
@@ -52,6 +53,7 @@ export class Metrics {
   readonly llmTimeToFirstToken = this.#histogram('llm_time_to_first_token_seconds', 'From the start of a suggestion generation to its first streamed text.', LATENCY_BUCKETS_SECONDS);
   readonly llmGeneration = this.#histogram('llm_generation_seconds', 'From the start of a suggestion generation to its llm_response (successful ones).', GENERATION_BUCKETS_SECONDS);
   readonly storeWrite = this.#histogram('store_write_seconds', 'Duration of one session store write (a committed transaction), any operation.', STORE_BUCKETS_SECONDS);
+  readonly quotaRefusals = this.#counter('quota_refusals_total', 'Work refused by a per-owner or per-address quota, by quota.', ['quota']);
   readonly storeWriteFailures = this.#counter('store_write_failures_total', 'Session store writes that failed (nothing was written).', ['operation']);
 
   /** Default Node.js process metrics (CPU, memory, event-loop lag, GC), prefixed voxgate_. */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
 import { SlowConsumerError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Principal } from '../auth/authenticator.js';
+import type { Grants, Principal } from '../auth/authenticator.js';
 import type { ClientChannel } from '../dialogue/channel.js';
 import type { ServerEvent } from '../protocol/server-events.js';
 import { LogLimiter } from './log-limiter.js';
@@ -85,6 +85,7 @@ export class Connection implements ClientChannel {
   readonly log: Logger;
   readonly remoteAddress: string;
   readonly owner: string | null;
+  readonly grants: Grants | null;
   readonly principal: Principal | null;
   readonly #socket: WebSocket<SocketUserData>;
   readonly #limits: ConnectionLimits;
@@ -108,6 +109,7 @@ export class Connection implements ClientChannel {
     this.remoteAddress = options.remoteAddress;
     this.principal = options.principal;
     this.owner = options.principal?.owner ?? null;
+    this.grants = options.principal?.grants ?? null;
     this.#withheldEvents = options.withheldEvents;
     this.#metrics = options.metrics;
     this.#tokens = options.limits.eventRateBurst;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
 import type { AuthRefusal, AuthResult, Authenticator, Principal } from '../auth/authenticator.js';
 import type { Metrics, UpgradeRefusalReason } from '../metrics/metrics.js';
+import type { Quotas } from '../quotas/quotas.js';
 import type { Dialogue } from '../dialogue/event-handlers.js';
 import { RateLimitedError } from '../errors.js';
 import { decodeClientEvent } from '../protocol/decode.js';
@@ -33,6 +34,8 @@ export interface WsHandlerOptions {
   /** Credentials checked at the upgrade (off: every connection is anonymous). */
   auth: Authenticator;
   metrics: Metrics;
+  /** Per-owner and per-address quotas: connections are checked at the upgrade (429). */
+  quotas: Quotas;
   isAcceptingConnections(): boolean;
 }
 
@@ -54,6 +57,8 @@ export function payloadLimitBytes(maxMessageBytes: number): number {
 export class WsHandler {
   readonly #options: WsHandlerOptions;
   readonly #connections = new Set<Connection>();
+  /** Uncounts each open connection from its owner's and address's connection quota. */
+  readonly #quotaReleases = new Map<Connection, () => void>();
   readonly #refusalLog: LogLimiter;
 
   constructor(options: WsHandlerOptions) {
@@ -151,6 +156,19 @@ export class WsHandler {
     remoteAddress: string,
     principal: Principal | null,
   ): void {
+    // Checked here, counted at open: the count is exact, and concurrent upgrades may pass it by the few
+    // that are between this check and their open.
+    const refusal = this.#options.quotas.checkConnection({ owner: principal?.owner ?? null, remoteAddress, grants: principal?.grants ?? null });
+    if (refusal !== null) {
+      const body = { error: 'quota_exceeded', quota: refusal.quota, limit: refusal.limit, retry_after_seconds: refusal.retryAfterSeconds };
+      this.#options.metrics.upgradesRefused.inc({ reason: 'quota' });
+      respondJson(res, '429 Too Many Requests', [['Retry-After', String(refusal.retryAfterSeconds)]], body);
+      const skipped = this.#refusalLog.take();
+      if (skipped !== null) {
+        this.#options.logger.warn({ url: request.url.slice(0, 256), status: '429 Too Many Requests', reason: 'quota connections', remoteAddress, owner: principal?.owner ?? null, skippedLogLines: skipped }, 'websocket upgrade refused');
+      }
+      return;
+    }
     const userData: SocketUserData = {
       clientId: request.clientId,
       path: request.url,
@@ -205,6 +223,7 @@ export class WsHandler {
     });
     userData.connection = connection;
     this.#connections.add(connection);
+    this.#quotaReleases.set(connection, this.#options.quotas.countConnection(connection));
     this.#options.metrics.connectionsOpened.inc();
     log.info(
       {
@@ -281,6 +300,8 @@ export class WsHandler {
     if (!connection) return;
     connection.onClosed();
     this.#connections.delete(connection);
+    this.#quotaReleases.get(connection)?.();
+    this.#quotaReleases.delete(connection);
     this.#options.dialogue.handleChannelClosed(connection);
     connection.log.info({ code, connections: this.#connections.size }, 'connection closed');
   }

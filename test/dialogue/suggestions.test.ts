@@ -19,6 +19,7 @@ class ScriptedChannel implements ClientChannel {
   readonly log = logger;
   readonly remoteAddress = '127.0.0.1';
   readonly owner = null;
+  readonly grants = null;
   readonly events: ServerEvent[] = [];
   isClosed = false;
   #isStalled = false;
