@@ -29,7 +29,7 @@ export interface Config {
     readonly jwksFile: string | null;
   };
   /** Per owner and per client address (src/quotas/). */
-  readonly quotas: { readonly connections: number; readonly liveSessions: number; readonly generationsPerMinute: number };
+  readonly quotas: { readonly connections: number; readonly liveSessions: number; readonly recordings: number; readonly generationsPerMinute: number };
   /** GET /metrics: on the main port (null), or only on its own listener. */
   readonly metrics: { readonly listener: { readonly host: string; readonly port: number } | null };
   readonly llm: {
@@ -177,6 +177,7 @@ function toConfig(env: Env): Config {
     quotas: {
       connections: env.QUOTA_CONNECTIONS,
       liveSessions: env.QUOTA_LIVE_SESSIONS,
+      recordings: env.QUOTA_RECORDINGS,
       generationsPerMinute: env.QUOTA_GENERATIONS_PER_MINUTE,
     },
     metrics: { listener: env.METRICS_PORT === undefined ? null : { host: env.METRICS_HOST, port: env.METRICS_PORT } },

@@ -61,6 +61,7 @@ export const EnvSchema = z.object({
   // 0: no quota (the default: the drop-in's behaviour, and MAX_CONNECTIONS / MAX_SESSIONS_PER_ADDRESS still bound).
   QUOTA_CONNECTIONS: integer(0, 1_000_000).default(0),
   QUOTA_LIVE_SESSIONS: integer(0, 1_000_000).default(0),
+  QUOTA_RECORDINGS: integer(0, 1_000_000).default(0),
   QUOTA_GENERATIONS_PER_MINUTE: integer(0, 1_000_000).default(0),
 
   METRICS_PORT: integer(0, 65535).optional(),

@@ -217,6 +217,8 @@ export class Dialogue {
    */
   #messageStart(channel: ClientChannel, event: ClientEventOf<'message_start'>): Promise<void> | void {
     const session = this.#session(channel, event.data.session_id);
+    // A message_start during a recording replaces it: only a new one is checked against the quota.
+    if (!session.liveRecording) this.#options.quotas?.assertRecording(channel);
     let opened: OpenedStream;
     try {
       opened = this.#options.recordings.open(session, event.data.sender, event.data);
@@ -243,7 +245,8 @@ export class Dialogue {
   }
 
   #beginRecording(channel: ClientChannel, session: Session, opened: OpenedStream): void {
-    this.#options.recordings.begin(session, opened);
+    const recording = this.#options.recordings.begin(session, opened);
+    if (this.#options.quotas) recording.quotaRelease = this.#options.quotas.countRecording(channel);
     // Only now that the recording began: a refused message_start must leave the running generation alone.
     this.#options.requests.cancel(session.id);
     // What the user typed steered the suggestions for what was said before; a new message starts afresh.
@@ -408,7 +411,8 @@ export class Dialogue {
     let reopenError: VoxgateError | null = null;
     if (session.storedRecording) {
       try {
-        this.#options.recordings.reopen(session);
+        const reopened = this.#options.recordings.reopen(session);
+        if (reopened && this.#options.quotas) reopened.quotaRelease = this.#options.quotas.countRecording(channel);
       } catch (err) {
         // Audio can still come: the next chunk tries again; the text recognised so far is kept.
         reopenError = toVoxgateError(err);

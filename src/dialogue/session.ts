@@ -26,6 +26,8 @@ export interface LiveRecording {
   hasReportedAudioLimit: boolean;
   /** Set when the STT stream failed; the recording then ends with the text recognised before. */
   failure: Error | null;
+  /** Uncounts the recording from its connection's recordings quota; called when the recording detaches. */
+  quotaRelease: (() => void) | null;
 }
 
 /**
@@ -197,6 +199,7 @@ export class Session {
       audioBytes: 0,
       hasReportedAudioLimit: false,
       failure: null,
+      quotaRelease: null,
     };
     this.#status = 'recording_message';
     return this.#recording;
@@ -216,6 +219,8 @@ export class Session {
   detachRecording(): LiveRecording | null {
     const recording = this.#recording;
     this.#recording = null;
+    recording?.quotaRelease?.();
+    if (recording) recording.quotaRelease = null;
     return recording;
   }
 

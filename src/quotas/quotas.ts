@@ -3,7 +3,7 @@ import { addressKey } from '../dialogue/session-bounds.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Grants } from '../auth/authenticator.js';
 
-export type QuotaName = 'connections' | 'live_sessions' | 'generations_per_minute';
+export type QuotaName = 'connections' | 'live_sessions' | 'recordings' | 'generations_per_minute';
 
 /** Each limit applies per owner and per client address; 0 means no limit. */
 export interface QuotaLimits {
@@ -11,6 +11,8 @@ export interface QuotaLimits {
   readonly connections: number;
   /** Sessions attached to connections (created or resumed) per owner and per client address. */
   readonly liveSessions: number;
+  /** Recordings open (a live speech recognition stream each). */
+  readonly recordings: number;
   /** Suggestion generations started per owner and per client address in any 60 s. */
   readonly generationsPerMinute: number;
 }
@@ -44,6 +46,7 @@ export class Quotas {
   readonly #metrics: Metrics | null;
   readonly #connections = new Map<string, number>();
   readonly #liveSessions = new Map<string, number>();
+  readonly #recordings = new Map<string, number>();
   /** Start times (ms, oldest first) of the generations in the last window, per key. */
   readonly #generations = new Map<string, number[]>();
   #lastSweepAt = -Infinity;
@@ -78,6 +81,18 @@ export class Quotas {
     return this.#count(this.#liveSessions, subject);
   }
 
+  /** Throws QUOTA_EXCEEDED when one more recording does not fit (message_start). */
+  assertRecording(subject: QuotaSubject): void {
+    const refusal = this.#checkConcurrent('recordings', this.#recordings, subject, () => this.#limits.recordings);
+    if (refusal) throw quotaError(refusal);
+  }
+
+  /** Counts an open recording; the returned function uncounts it (once). */
+  countRecording(subject: QuotaSubject): () => void {
+    if (this.#limits.recordings === 0) return noop;
+    return this.#count(this.#recordings, subject);
+  }
+
   /** Takes one generation from the subject's per-minute allowance, or throws QUOTA_EXCEEDED with when to retry. */
   takeGeneration(subject: QuotaSubject, now = Date.now()): void {
     this.#sweep(now);
@@ -104,7 +119,7 @@ export class Quotas {
 
   /** Keys currently held (for the bounded-memory test). */
   get trackedKeys(): number {
-    return this.#connections.size + this.#liveSessions.size + this.#generations.size;
+    return this.#connections.size + this.#liveSessions.size + this.#recordings.size + this.#generations.size;
   }
 
   #limitOfGenerations(key: string, subject: QuotaSubject): number {

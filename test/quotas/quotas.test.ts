@@ -85,6 +85,27 @@ t.test('live sessions: QUOTA_EXCEEDED past the limit (or the token grant), room 
   t.ok(await daveAgain.startConversation(), 'room again after the connection closed');
 });
 
+t.test('recordings: QUOTA_EXCEEDED for one more open recording; message_end makes room; a replacing message_start is not refused', async (t) => {
+  const server = await startTestServer({ QUOTA_RECORDINGS: '1', AUTO_SUGGEST: 'false' });
+  t.teardown(() => server.close());
+  const client = await connect(t, server);
+  const first = await client.startConversation();
+  const second = await client.startConversation();
+  client.send('message_start', { session_id: first, sender: 'user' });
+  await client.next('status_update');
+  client.send('message_start', { session_id: second, sender: 'user' });
+  const refused = await client.next('error');
+  t.match(refused.data, { error_code: 'QUOTA_EXCEEDED', session_id: second });
+  t.match(refused.data.details, /quota: recordings; limit: 1; retry_after_seconds: 10/);
+  client.send('message_start', { session_id: first, sender: 'other' });
+  t.equal((await client.next('message_recorded')).data.session_id, first, 'a message_start on the recording session finishes it and begins anew');
+  t.match(await client.next('status_update'), { data: { session_id: first, status: 'recording_message' } });
+  client.send('message_end', { session_id: first });
+  await client.next('message_recorded');
+  client.send('message_start', { session_id: second, sender: 'user' });
+  t.match(await client.next('status_update'), { data: { session_id: second, status: 'recording_message' } }, 'room again after message_end');
+});
+
 t.test('generations per minute: the one past the limit gets QUOTA_EXCEEDED with the seconds to wait', async (t) => {
   const server = await startTestServer({ QUOTA_GENERATIONS_PER_MINUTE: '2', AUTO_SUGGEST: 'false' });
   t.teardown(() => server.close());
@@ -104,7 +125,7 @@ t.test('generations per minute: the one past the limit gets QUOTA_EXCEEDED with 
 });
 
 t.test('the generation window slides: a slot frees 60 s after the oldest start; keys are forgotten when unused', async (t) => {
-  const quotas = new Quotas({ connections: 1, liveSessions: 1, generationsPerMinute: 2 });
+  const quotas = new Quotas({ connections: 1, liveSessions: 1, recordings: 1, generationsPerMinute: 2 });
   const subject = { owner: 'sub:erin', remoteAddress: '203.0.113.5', grants: null };
   quotas.takeGeneration(subject, 1_000);
   quotas.takeGeneration(subject, 21_000);
@@ -126,13 +147,15 @@ t.test('the generation window slides: a slot frees 60 s after the oldest start; 
 });
 
 t.test('0 means no quota, and nothing is kept for it', async (t) => {
-  const quotas = new Quotas({ connections: 0, liveSessions: 0, generationsPerMinute: 0 });
+  const quotas = new Quotas({ connections: 0, liveSessions: 0, recordings: 0, generationsPerMinute: 0 });
   const subject = { owner: 'sub:frank', remoteAddress: '203.0.113.7', grants: null };
   for (let i = 0; i < 1000; i++) {
     quotas.takeGeneration(subject, i);
     quotas.countConnection(subject);
     quotas.assertLiveSession(subject);
     quotas.countLiveSession(subject);
+    quotas.assertRecording(subject);
+    quotas.countRecording(subject);
   }
   t.equal(quotas.checkConnection(subject), null);
   t.equal(quotas.trackedKeys, 0);
