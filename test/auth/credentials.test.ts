@@ -140,3 +140,23 @@ t.test('a JWKS file with a private key, or an unreadable keys file, fails start-
   await t.rejects(startTestServer({ AUTH_JWT_JWKS_FILE: jwksFile }), { code: 'CONFIG_INVALID' });
   await t.rejects(startTestServer({ AUTH_API_KEYS_FILE: join(dir, 'missing.txt') }), { code: 'CONFIG_INVALID' });
 });
+
+t.test('npm run token: prints a token the server accepts for that sub; refuses without a secret', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { jwtVerify } = await import('jose');
+  const run = (env: Record<string, string>) =>
+    promisify(execFile)(process.execPath, ['--import', import.meta.resolve('tsx'), 'src/auth/cli-token.ts', '--sub', 'alice', '--ttl', '1h', '--max-sessions', '3'], {
+      cwd: join(import.meta.dirname, '../..'),
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
+  const { stdout } = await run({ AUTH_JWT_SECRET: SECRET });
+  const token = stdout.trim();
+  const { payload } = await jwtVerify(token, new TextEncoder().encode(SECRET));
+  t.match(payload, { sub: 'alice', grants: { max_sessions: 3 } });
+  t.ok(payload.exp! - payload.iat! === 3600, 'expires in 1 h');
+  const server = await startTestServer({ AUTH_JWT_SECRET: SECRET });
+  t.teardown(() => server.close());
+  t.equal(await upgradeStatus(server, '/conversation', { headers: { Authorization: `Bearer ${token}` } }), 101);
+  await t.rejects(run({}), { code: 2 }, 'no AUTH_JWT_SECRET: exit 2');
+});
