@@ -70,7 +70,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     store.close();
     throw err;
   }
-  const llm = parts.llm ?? createLlmEngine(config.llm, logger);
+  const llm = parts.llm ?? createLlmEngine(config.llm, logger, metrics);
   const requests = new RequestManager();
   const sessions = new SessionManager({
     store,

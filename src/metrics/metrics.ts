@@ -52,6 +52,7 @@ export class Metrics {
   readonly llmRequests = this.#counter('llm_requests_total', 'LLM requests finished, by kind (generate, predict) and outcome (ok, error, superseded).', ['kind', 'outcome']);
   readonly llmTimeToFirstToken = this.#histogram('llm_time_to_first_token_seconds', 'From the start of a suggestion generation to its first streamed text.', LATENCY_BUCKETS_SECONDS);
   readonly llmGeneration = this.#histogram('llm_generation_seconds', 'From the start of a suggestion generation to its llm_response (successful ones).', GENERATION_BUCKETS_SECONDS);
+  readonly llmTokens = this.#counter('llm_tokens_total', 'Tokens the LLM provider reported for completed requests, by kind (prompt, completion).', ['kind']);
   readonly storeWrite = this.#histogram('store_write_seconds', 'Duration of one session store write (a committed transaction), any operation.', STORE_BUCKETS_SECONDS);
   readonly quotaRefusals = this.#counter('quota_refusals_total', 'Work refused by a per-owner or per-address quota, by quota.', ['quota']);
   readonly storeWriteFailures = this.#counter('store_write_failures_total', 'Session store writes that failed (nothing was written).', ['operation']);

@@ -1,6 +1,7 @@
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 import t from 'tap';
 import { startTestServer, type TestServer } from '../kit/start-server.js';
+import { FakeOpenRouter } from '../kit/fake-openrouter.js';
 import { TestClient } from '../kit/ws-client.js';
 import { rawExchange, upgradeRequest } from '../transport/raw-http.js';
 
@@ -98,4 +99,23 @@ t.test('METRICS_PORT: /metrics only there (loopback), not on the main port', asy
   const families = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
   t.ok(families.has('voxgate_connections_opened_total'));
   t.equal((await fetch(`http://127.0.0.1:${metricsPort}/api/health`)).status, 404, 'nothing else on the metrics port');
+});
+
+t.test('LLM tokens: counted from the provider usage of each completed request', async (t) => {
+  const fake = await FakeOpenRouter.start({ tokenIntervalMs: 1 });
+  t.teardown(() => fake.close());
+  const server = await startTestServer({ OPENROUTER_API_KEY: 'sk-metrics', OPENROUTER_BASE_URL: fake.baseUrl, AUTO_SUGGEST: 'false' });
+  t.teardown(() => server.close());
+  const client = await TestClient.connect(server.wsUrl());
+  t.teardown(() => client.close());
+  const sessionId = await client.startConversation();
+  client.send('manual_generate', { session_id: sessionId });
+  await client.next('llm_response');
+  const families = await scrape(`${server.httpUrl}/metrics`);
+  const [request] = fake.requests;
+  t.ok(request, 'one upstream request');
+  const promptTokens = JSON.stringify(request!.body.messages ?? []).length >> 2; // what the fake reports
+  t.equal(value(families, 'voxgate_llm_tokens_total', { kind: 'prompt' }), promptTokens);
+  t.equal(value(families, 'voxgate_llm_tokens_total', { kind: 'completion' }), request!.tokensSent);
+  t.equal(value(families, 'voxgate_llm_requests_total', { kind: 'generate', outcome: 'ok' }), 1);
 });
