@@ -130,10 +130,9 @@ export class WsHandler {
     // A JWT's signature is checked asynchronously: uWS's HttpRequest is invalid after this callback, so
     // everything needed was copied into `request` above; the edge guard's onAborted marks a client that
     // left meanwhile, and respond() then writes nothing.
-    result.then(
-      (checked) => this.#authenticated(res, context, request, peerAddress, remoteAddress, checked),
-      (err: unknown) => this.#options.guard.asyncFailed('upgrade', res, err),
-    ).catch((err: unknown) => this.#options.guard.asyncFailed('upgrade', res, err));
+    result
+      .then((checked) => this.#authenticated(res, context, request, peerAddress, remoteAddress, checked))
+      .catch((err: unknown) => this.#options.guard.asyncFailed('upgrade', res, err));
   }
 
   #authenticated(
@@ -156,18 +155,17 @@ export class WsHandler {
     remoteAddress: string,
     principal: Principal | null,
   ): void {
+    // After an async credential check the drain may have begun meanwhile.
+    if (!this.#options.isAcceptingConnections()) return this.#refuse(res, 'shutting_down', request.url, '503 Service Unavailable', 'server is shutting down');
     // Checked here, counted at open: the count is exact, and concurrent upgrades may pass it by the few
     // that are between this check and their open.
     const refusal = this.#options.quotas.checkConnection({ owner: principal?.owner ?? null, remoteAddress, grants: principal?.grants ?? null });
     if (refusal !== null) {
-      const body = { error: 'quota_exceeded', quota: refusal.quota, limit: refusal.limit, retry_after_seconds: refusal.retryAfterSeconds };
-      this.#options.metrics.upgradesRefused.inc({ reason: 'quota' });
-      respondJson(res, '429 Too Many Requests', [['Retry-After', String(refusal.retryAfterSeconds)]], body);
-      const skipped = this.#refusalLog.take();
-      if (skipped !== null) {
-        this.#options.logger.warn({ url: request.url.slice(0, 256), status: '429 Too Many Requests', reason: 'quota connections', remoteAddress, owner: principal?.owner ?? null, skippedLogLines: skipped }, 'websocket upgrade refused');
-      }
-      return;
+      const seconds = String(refusal.retryAfterSeconds);
+      return this.#refuse(res, 'quota', request.url, '429 Too Many Requests', `quota ${refusal.quota} reached`, [['Retry-After', seconds]], {
+        remoteAddress,
+        owner: principal?.owner ?? null,
+      }, { quota: refusal.quota, limit: refusal.limit, retry_after_seconds: refusal.retryAfterSeconds });
     }
     const userData: SocketUserData = {
       clientId: request.clientId,
@@ -200,9 +198,10 @@ export class WsHandler {
     reason: string,
     headers: Array<[string, string]> = [],
     fields: Record<string, unknown> = {},
+    body: Record<string, unknown> = {},
   ): void {
     this.#options.metrics.upgradesRefused.inc({ reason: metricReason });
-    respondJson(res, status, headers, { error: reason });
+    respondJson(res, status, headers, { error: reason, ...body });
     const skipped = this.#refusalLog.take();
     if (skipped !== null) this.#options.logger.warn({ url: url.slice(0, 256), status, reason, ...fields, skippedLogLines: skipped }, 'websocket upgrade refused');
   }
