@@ -19,6 +19,7 @@ import { createSessionStore } from './store/select.js';
 import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
 import { createSttEngine } from './stt/select.js';
+import { VoskEngine } from './stt/vosk/engine.js';
 import { CloseCode } from './transport/connection.js';
 import { EdgeGuard } from './transport/edge-guard.js';
 import { assertNativeTransport } from './transport/native-check.js';
@@ -71,6 +72,14 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     throw err;
   }
   const llm = parts.llm ?? createLlmEngine(config.llm, logger, metrics);
+  if (stt instanceof VoskEngine) {
+    // Measured on the worker threads, carried to the main thread with each result: nothing is polled.
+    stt.on('decoded', (busySeconds) => metrics.sttDecodeSeconds.inc(busySeconds));
+    // Workers that came up before this line are counted from the snapshot (same tick: none is missed).
+    metrics.sttWorkersStarted.inc(stt.snapshot().slots.filter((slot) => slot.threadId !== null).length);
+    stt.on('workerReady', () => metrics.sttWorkersStarted.inc());
+    stt.on('workerLost', () => metrics.sttWorkersLost.inc());
+  }
   const requests = new RequestManager();
   const sessions = new SessionManager({
     store,

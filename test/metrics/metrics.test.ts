@@ -1,6 +1,8 @@
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 import t from 'tap';
 import { startTestServer, type TestServer } from '../kit/start-server.js';
+import { synthesizeToneAudio } from '../../src/vosk-model/tone-audio.js';
+import { writeToneModel } from '../../src/vosk-model/tone-model.js';
 import { FakeOpenRouter } from '../kit/fake-openrouter.js';
 import { TestClient } from '../kit/ws-client.js';
 import { rawExchange, upgradeRequest } from '../transport/raw-http.js';
@@ -118,4 +120,27 @@ t.test('LLM tokens: counted from the provider usage of each completed request', 
   t.equal(value(families, 'voxgate_llm_tokens_total', { kind: 'prompt' }), promptTokens);
   t.equal(value(families, 'voxgate_llm_tokens_total', { kind: 'completion' }), request!.tokensSent);
   t.equal(value(families, 'voxgate_llm_requests_total', { kind: 'generate', outcome: 'ok' }), 1);
+});
+
+t.test('Vosk: decode time carried with the workers results, workers started and lost', async (t) => {
+  const modelDir = t.testdir();
+  await writeToneModel(modelDir);
+  const server = await startTestServer({ STT_ENGINE: 'vosk', VOSK_MODEL_PATH: modelDir, MAX_WORKERS: '1', AUTO_SUGGEST: 'false' });
+  t.teardown(() => server.close());
+  const before = await scrape(`${server.httpUrl}/metrics`);
+  const client = await TestClient.connect(server.wsUrl());
+  t.teardown(() => client.close());
+  const sessionId = await client.startConversation();
+  client.send('message_start', { session_id: sessionId, sender: 'user' });
+  await client.next('status_update');
+  // One chunk of tone audio (a few seconds), then the end: the recogniser decodes all of it.
+  client.send('audio_stream', { session_id: sessionId, audio_chunk: synthesizeToneAudio(['alpha', 'bravo']).toString('base64') });
+  client.send('message_end', { session_id: sessionId });
+  const recorded = await client.next('message_recorded');
+  t.equal(recorded.data.message_content, 'alpha bravo', 'recognised for real');
+  const after = await scrape(`${server.httpUrl}/metrics`);
+  t.ok(value(after, 'voxgate_stt_decode_seconds_total') > value(before, 'voxgate_stt_decode_seconds_total'), 'decode time moved');
+  t.equal(value(after, 'voxgate_stt_workers_started_total'), 1, 'MAX_WORKERS=1: one worker started');
+  t.equal(value(after, 'voxgate_stt_workers_lost_total'), 0);
+  t.equal(value(after, 'voxgate_stt_workers'), 1);
 });

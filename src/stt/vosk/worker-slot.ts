@@ -37,6 +37,8 @@ export interface WorkerSlotOptions {
   onHandleFreed(): void;
   /** A stream got its final text `latencyMs` after finish() was called. */
   onFinal(latencyMs: number): void;
+  /** A batch's result arrived: the worker was busy decoding it for `busyMs` (its own measurement). */
+  onDecoded?(busyMs: number): void;
 }
 
 export interface SlotStreamSnapshot {
@@ -68,6 +70,7 @@ export class WorkerSlot implements StreamHost {
   readonly #logger: Logger;
   readonly #onHandleFreed: () => void;
   readonly #onFinal: (latencyMs: number) => void;
+  readonly #onDecoded: ((busyMs: number) => void) | null;
   readonly #streams: (VoskStream | null)[];
   /** Per handle: 1 once the open op was sent / once the finish or abort op was sent. */
   readonly #isOpenSent: Uint8Array;
@@ -111,6 +114,7 @@ export class WorkerSlot implements StreamHost {
     this.#logger = options.logger;
     this.#onHandleFreed = options.onHandleFreed;
     this.#onFinal = options.onFinal;
+    this.#onDecoded = options.onDecoded ?? null;
     this.load = new LoadMeter({ windowMs: 1000, bytesPerMs: options.bytesPerMs });
     const streams = options.ring.streams;
     this.#streams = new Array<VoskStream | null>(streams).fill(null);
@@ -332,6 +336,7 @@ export class WorkerSlot implements StreamHost {
     this.#inFlight -= 1;
     this.#oldestSeq = result.seq + 1;
     this.load.record(result.busyMs, result.steadyBusyMs, result.steadyAudioBytes, performance.now());
+    this.#onDecoded?.(result.busyMs);
     if (ops !== null && ops !== undefined) {
       // Release first: an event below may free a handle for reuse.
       for (let i = 0; i < ops.length; i += OP_WIDTH) {
