@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { Authenticator } from './auth/authenticator.js';
 import type { Config } from './config/load.js';
 import { loadDemoFiles } from './demo/routes.js';
 import { Dialogue } from './dialogue/event-handlers.js';
@@ -10,10 +11,15 @@ import type { Lifecycle } from './health.js';
 import type { LlmEngine } from './llm/engine.js';
 import { createLlmEngine } from './llm/select.js';
 import { flushLogger } from './log.js';
+import { InstrumentedStore } from './metrics/instrumented-store.js';
+import { MetricsServer } from './metrics/metrics-route.js';
+import { Metrics } from './metrics/metrics.js';
+import { Quotas } from './quotas/quotas.js';
 import { createSessionStore } from './store/select.js';
 import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
 import { createSttEngine } from './stt/select.js';
+import { VoskEngine } from './stt/vosk/engine.js';
 import { CloseCode } from './transport/connection.js';
 import { EdgeGuard } from './transport/edge-guard.js';
 import { assertNativeTransport } from './transport/native-check.js';
@@ -30,8 +36,12 @@ export interface VoxgateParts {
 
 export interface Voxgate {
   readonly port: number;
+  /** METRICS_PORT's bound port, or null when /metrics is on the main port. */
+  readonly metricsPort: number | null;
   readonly stt: SttEngine;
   readonly llm: LlmEngine;
+  /** Reads AUTH_API_KEYS_FILE again (main.ts calls it on SIGHUP). */
+  reloadCredentials(): { reloaded: boolean; keys: number };
   /** Drains and stops; resolves when everything is closed. A second call joins the first. */
   shutdown(): Promise<void>;
 }
@@ -45,10 +55,15 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   if (transport === 'fallback') logger.warn('uWebSockets.js runs its pure-JS fallback (ALLOW_FALLBACK_TRANSPORT=true)');
 
   const maxConnections = connectionLimit(config, logger);
+  // Read before anything is opened: an unreadable keys or JWKS file fails start-up with nothing to clean up.
+  const auth = new Authenticator(config.auth, logger);
   // Read before anything is opened: a missing page file fails start-up with nothing to clean up.
   const demo = config.demoEnabled ? loadDemoFiles() : null;
   let lifecycle: Lifecycle = 'starting';
-  const store = parts.store ?? createSessionStore(config.sessions, logger);
+  const metrics = new Metrics();
+  metrics.collectProcessMetrics();
+  const quotas = new Quotas(config.quotas, metrics);
+  const store = new InstrumentedStore(parts.store ?? createSessionStore(config.sessions, logger), metrics);
   let stt: SttEngine;
   try {
     stt = parts.stt ?? (await createSttEngine(config.stt, logger));
@@ -56,7 +71,15 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     store.close();
     throw err;
   }
-  const llm = parts.llm ?? createLlmEngine(config.llm, logger);
+  const llm = parts.llm ?? createLlmEngine(config.llm, logger, metrics);
+  if (stt instanceof VoskEngine) {
+    // Measured on the worker threads, carried to the main thread with each result: nothing is polled.
+    stt.on('decoded', (busySeconds) => metrics.sttDecodeSeconds.inc(busySeconds));
+    // Workers that came up before this line are counted from the snapshot (same tick: none is missed).
+    metrics.sttWorkersStarted.inc(stt.snapshot().slots.filter((slot) => slot.threadId !== null).length);
+    stt.on('workerReady', () => metrics.sttWorkersStarted.inc());
+    stt.on('workerLost', () => metrics.sttWorkersLost.inc());
+  }
   const requests = new RequestManager();
   const sessions = new SessionManager({
     store,
@@ -69,12 +92,16 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     maxStoredSessions: config.sessions.maxStored,
     maxMemoryBytes: config.sessions.maxMemoryBytes,
     maxStoreBytes: config.sessions.maxStoreBytes,
+    metrics,
+    quotas,
   });
   const dialogue = new Dialogue({
     sessions,
     requests,
-    recordings: new RecordingService({ stt, sessions, logger, maxAudioBytesPerRecording: config.dialogue.maxAudioBytesPerRecording }),
-    replies: new ReplyRunner({ llm, sessions, requests }),
+    recordings: new RecordingService({ stt, sessions, logger, maxAudioBytesPerRecording: config.dialogue.maxAudioBytesPerRecording, metrics }),
+    replies: new ReplyRunner({ llm, sessions, requests, metrics }),
+    metrics,
+    quotas,
     logger,
     autoSuggest: config.dialogue.autoSuggest,
     orphanedRecordingGraceMs: config.dialogue.orphanedRecordingGraceMs,
@@ -85,6 +112,9 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     logger,
     guard,
     trustProxy: config.trustProxy,
+    auth,
+    metrics,
+    quotas,
     limits: {
       highWaterBytes: config.websocket.highWaterBytes,
       maxBufferedBytes: config.websocket.maxBufferedBytes,
@@ -102,6 +132,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     ws,
     demo,
     guard,
+    metrics: config.metrics.listener === null ? metrics : null,
     allowedOrigins: config.allowedOrigins,
     health: {
       version: VERSION,
@@ -113,10 +144,22 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections, handlerFailures: guard.failureCount }),
     },
   });
+  metrics.bindSources({
+    connections: () => ws.connectionCount,
+    sessions: () => sessions.counts(),
+    stt: () => stt.health(),
+    llm: () => llm.health(),
+  });
+  const metricsServer = config.metrics.listener === null ? null : new MetricsServer(metrics, guard);
   let port: number;
+  let metricsPort: number | null = null;
   try {
     port = await server.listen(config.host, config.port);
+    if (metricsServer !== null && config.metrics.listener !== null) {
+      metricsPort = await metricsServer.listen(config.metrics.listener.host, config.metrics.listener.port);
+    }
   } catch (err) {
+    server.stopListening();
     await Promise.allSettled([stt.close(), llm.close()]);
     store.close();
     throw err;
@@ -124,9 +167,11 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   sessions.startCleanup();
   lifecycle = 'ready';
   logger.info(
-    { host: config.host, port, version: VERSION, transport, stt: stt.name, llm: llm.name, store: store.kind },
+    { host: config.host, port, metricsPort, version: VERSION, transport, stt: stt.name, llm: llm.name, store: store.kind },
     'voxgate listening',
   );
+  if (auth.enabled) logger.info({ credentials: auth.describe() }, 'credentials required at the WebSocket upgrade');
+  else logger.warn({ credentials: auth.describe() }, 'credentials are off: anyone who can reach the port can use voxgate (set AUTH_API_KEYS or AUTH_JWT_SECRET, docs/security.md)');
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = (): Promise<void> => {
@@ -142,6 +187,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       logger.info({ drained, connections: ws.connectionCount, inFlight: inFlight() }, drained ? 'drain complete' : 'drain time over');
       ws.closeAll(CloseCode.goingAway, 'server shutting down');
       server.stopListening();
+      metricsServer?.close();
       requests.cancelAll();
       dialogue.close();
       sessions.close();
@@ -157,7 +203,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     return shuttingDown;
   };
 
-  return { port, stt, llm, shutdown };
+  return { port, metricsPort, stt, llm, shutdown, reloadCredentials: () => auth.reloadKeys() };
 }
 
 const ENGINE_CLOSE_TIMEOUT_MS = 15_000;

@@ -191,6 +191,16 @@ export class AddressSessionLimitError extends VoxgateError {
   readonly userMessage = '此网络地址的会话过多';
 }
 
+/**
+ * A per-owner or per-address quota (QUOTA_*, or a JWT's grants) is reached; `details` names the quota,
+ * its limit and when to retry: `quota: generations_per_minute; limit: 60; retry_after_seconds: 12`.
+ */
+export class QuotaExceededError extends VoxgateError {
+  readonly code = 'QUOTA_EXCEEDED';
+  readonly userMessage = '使用次数已达上限，请稍后再试';
+  override readonly retryable = true;
+}
+
 /** MAX_SESSIONS or SESSION_MEMORY_MAX_MB: the process holds as many sessions as it may; try later or elsewhere. */
 export class SessionCapacityError extends VoxgateError {
   readonly code = 'SESSION_CAPACITY_EXCEEDED';

@@ -12,6 +12,20 @@ const REDACT_PATHS = [
   'headers.authorization',
   '*.headers.authorization',
   'OPENROUTER_API_KEY',
+  'AUTH_API_KEYS',
+  'AUTH_JWT_SECRET',
+  'jwtSecret',
+  '*.jwtSecret',
+  'apiKeys',
+  '*.apiKeys',
+  'credential',
+  '*.credential',
+  'token',
+  '*.token',
+  'access_token',
+  '*.access_token',
+  'headers["sec-websocket-protocol"]',
+  '*.headers["sec-websocket-protocol"]',
 ];
 
 /**

@@ -47,6 +47,11 @@ async function main(): Promise<void> {
       },
     );
   };
+  // SIGHUP reloads AUTH_API_KEYS_FILE (key rotation without a restart). Node's default for SIGHUP is
+  // to exit, so the handler is installed whether or not there is a file.
+  process.on('SIGHUP', () => {
+    voxgate.reloadCredentials();
+  });
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }

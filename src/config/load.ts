@@ -21,6 +21,17 @@ export interface Config {
   /** Take the client's address from the X-Forwarded-For of our own reverse proxy. */
   readonly trustProxy: boolean;
   readonly shutdownDrainMs: number;
+  /** Credentials required at the upgrade when any is set (src/auth/). */
+  readonly auth: {
+    readonly apiKeys: readonly string[];
+    readonly apiKeysFile: string | null;
+    readonly jwtSecret: string | null;
+    readonly jwksFile: string | null;
+  };
+  /** Per owner and per client address (src/quotas/). */
+  readonly quotas: { readonly connections: number; readonly liveSessions: number; readonly recordings: number; readonly generationsPerMinute: number };
+  /** GET /metrics: on the main port (null), or only on its own listener. */
+  readonly metrics: { readonly listener: { readonly host: string; readonly port: number } | null };
   readonly llm: {
     /** `mock` when no API key is configured. */
     readonly engine: 'openrouter' | 'mock';
@@ -128,10 +139,13 @@ function readEnvFile(path: string | null): Record<string, string> {
   }
 }
 
+/** Settings whose values an error message must not repeat. */
+const SECRET_KEYS = new Set(['OPENROUTER_API_KEY', 'AUTH_API_KEYS', 'AUTH_JWT_SECRET']);
+
 function configErrorFrom(error: z.ZodError, input: Record<string, string>): ConfigError {
   const problems = error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '?');
-    const value = input[key];
+    const value = SECRET_KEYS.has(key) ? '[redacted]' : input[key];
     return `${key}=${JSON.stringify(value ?? '')}: ${issue.message}`;
   });
   return new ConfigError(`invalid configuration: ${problems.join('; ')}`, { details: problems.join('; ') });
@@ -156,6 +170,19 @@ function toConfig(env: Env): Config {
     demoEnabled: env.DEMO_ENABLED,
     trustProxy: env.TRUST_PROXY,
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
+    auth: {
+      apiKeys: env.AUTH_API_KEYS,
+      apiKeysFile: env.AUTH_API_KEYS_FILE ?? null,
+      jwtSecret: env.AUTH_JWT_SECRET ?? null,
+      jwksFile: env.AUTH_JWT_JWKS_FILE ?? null,
+    },
+    quotas: {
+      connections: env.QUOTA_CONNECTIONS,
+      liveSessions: env.QUOTA_LIVE_SESSIONS,
+      recordings: env.QUOTA_RECORDINGS,
+      generationsPerMinute: env.QUOTA_GENERATIONS_PER_MINUTE,
+    },
+    metrics: { listener: env.METRICS_PORT === undefined ? null : { host: env.METRICS_HOST, port: env.METRICS_PORT } },
     llm: {
       engine: apiKey ? 'openrouter' : 'mock',
       apiKey,

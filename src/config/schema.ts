@@ -53,6 +53,20 @@ export const EnvSchema = z.object({
   DEMO_ENABLED: boolean.default(true),
   TRUST_PROXY: boolean.default(false),
 
+  AUTH_API_KEYS: commaList.default([]),
+  AUTH_API_KEYS_FILE: z.string().trim().min(1).optional(),
+  AUTH_JWT_SECRET: z.string().min(32, { error: 'expected at least 32 characters (HS256 needs a 256-bit secret)' }).optional(),
+  AUTH_JWT_JWKS_FILE: z.string().trim().min(1).optional(),
+
+  // 0: no quota (the default: the drop-in's behaviour, and MAX_CONNECTIONS / MAX_SESSIONS_PER_ADDRESS still bound).
+  QUOTA_CONNECTIONS: integer(0, 1_000_000).default(0),
+  QUOTA_LIVE_SESSIONS: integer(0, 1_000_000).default(0),
+  QUOTA_RECORDINGS: integer(0, 1_000_000).default(0),
+  QUOTA_GENERATIONS_PER_MINUTE: integer(0, 1_000_000).default(0),
+
+  METRICS_PORT: integer(0, 65535).optional(),
+  METRICS_HOST: z.string().trim().min(1).default('127.0.0.1'),
+
   OPENROUTER_API_KEY: z.string().trim().optional(),
   OPENROUTER_BASE_URL: url.default('https://openrouter.ai/api/v1'),
   OPENROUTER_MODEL: z.string().trim().min(1).default('openai/gpt-4o-mini'),

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Grants } from '../auth/authenticator.js';
 import type { ServerEvent } from '../protocol/server-events.js';
 
 /**
@@ -10,6 +11,13 @@ export interface ClientChannel {
   readonly log: Logger;
   /** The client's address (the peer's, or the one a trusted proxy forwarded: TRUST_PROXY), e.g. for per-address caps. */
   readonly remoteAddress: string;
+  /**
+   * Who the connection's credential names (`sub:<sub>` or `key:<digest>`), or null without credentials
+   * (AUTH_* unset). Sessions it creates belong to this owner; another owner's sessions do not exist for it.
+   */
+  readonly owner: string | null;
+  /** The credential's grants (a JWT's `grants` claim), or null: they can lower or raise the owner's quotas. */
+  readonly grants: Grants | null;
   readonly isClosed: boolean;
   /** Sends one event; false when the connection is closed (the event is then dropped on purpose). */
   send(event: ServerEvent): boolean;

@@ -1,3 +1,5 @@
+import type { Metrics } from '../metrics/metrics.js';
+import type { Quotas } from '../quotas/quotas.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LogThrottle } from '../log-throttle.js';
@@ -38,6 +40,9 @@ export interface DialogueOptions {
   autoSuggest: boolean;
   /** How long a recording whose last connection left keeps its recogniser before it is parked. */
   orphanedRecordingGraceMs: number;
+  metrics?: Metrics;
+  /** Suggestion generations per minute, per owner and per address. */
+  quotas?: Quotas;
 }
 
 /**
@@ -218,6 +223,8 @@ export class Dialogue {
    */
   #messageStart(channel: ClientChannel, event: ClientEventOf<'message_start'>): Promise<void> | void {
     const session = this.#session(channel, event.data.session_id);
+    // A message_start during a recording replaces it: only a new one is checked against the quota.
+    if (!session.liveRecording) this.#options.quotas?.assertRecording(channel);
     let opened: OpenedStream;
     try {
       // A recording becomes a message: room for it is asked first (its transcript is never refused later).
@@ -246,7 +253,8 @@ export class Dialogue {
   }
 
   #beginRecording(channel: ClientChannel, session: Session, opened: OpenedStream): void {
-    this.#options.recordings.begin(session, opened);
+    const recording = this.#options.recordings.begin(session, opened);
+    if (this.#options.quotas) recording.quotaRelease = this.#options.quotas.countRecording(channel);
     // Only now that the recording began: a refused message_start must leave the running generation alone.
     this.#options.requests.cancel(session.id);
     // What the user typed steered the suggestions for what was said before; a new message starts afresh.
@@ -299,15 +307,17 @@ export class Dialogue {
     if (!session.liveRecording && !session.storedRecording) throw notRecording(session.id);
     session.setStatus('processing_stt');
     this.#options.sessions.broadcast(session, statusUpdate(session.id, 'processing_stt'));
-    await this.#finishRecording(session, { autoSuggest: this.#options.autoSuggest });
+    await this.#finishRecording(session, { autoSuggest: this.#options.autoSuggest, channel });
   }
 
   /**
    * Ends the open recording into a stored message and tells every attached connection (message_recorded
    * with the recording's sender). Automatic suggestions follow only when asked and something was said.
    */
-  async #finishRecording(session: Session, options: { autoSuggest: boolean }): Promise<void> {
+  /** `channel`: the connection whose message_end it was, charged for the automatic generation. */
+  async #finishRecording(session: Session, options: { autoSuggest: boolean; channel?: ClientChannel }): Promise<void> {
     const { sessions, recordings } = this.#options;
+    const finishStartedAt = performance.now();
     const finished = await recordings.finish(session);
     if (finished.failure) sessions.broadcast(session, errorEvent(session.id, finished.failure));
     const message: StoredMessage = {
@@ -330,14 +340,26 @@ export class Dialogue {
     sessions.grew(session, estimateMessageBytes(message));
     session.log.info({ messageId: finished.messageId, chars: finished.text.length }, 'message recorded');
     sessions.broadcast(session, messageRecorded(session.id, finished.messageId, finished.text, finished.sender));
+    this.#options.metrics?.recordingsFinished.inc();
+    this.#options.metrics?.finalTextLatency.observe((performance.now() - finishStartedAt) / 1000);
     // Nothing new was said: new suggestions would only repeat the old ones. And no older user_corpus:
     // it was forgotten at message_start, and what the user typed before this message was answered.
-    if (options.autoSuggest && finished.text.trim() !== '') this.#options.replies.generate(session, null);
+    if (options.autoSuggest && finished.text.trim() !== '') {
+      try {
+        if (options.channel) this.#options.quotas?.takeGeneration(options.channel);
+      } catch (err) {
+        // The recording is stored and announced; only the automatic suggestions are refused.
+        this.#reply(options.channel!, session.id, toVoxgateError(err), 'message_end');
+        return;
+      }
+      this.#options.replies.generate(session, null);
+    }
   }
 
   /** user_corpus steers this generation (and its user_modification reruns) until message_start or a chosen reply. */
   #manualGenerate(channel: ClientChannel, event: ClientEventOf<'manual_generate'>): void {
     const session = this.#session(channel, event.data.session_id);
+    this.#options.quotas?.takeGeneration(channel);
     const focused = event.data.focused_message_ids;
     if (focused && focused.length > 0) session.updateSettings({ focusedMessageIds: focused });
     const intent = event.data.user_corpus?.trim() ?? '';
@@ -349,6 +371,7 @@ export class Dialogue {
     const session = this.#session(channel, event.data.session_id);
     const bytes = estimateItemBytes(event.data.modification);
     this.#options.sessions.assertRoomToGrow(bytes);
+    this.#options.quotas?.takeGeneration(channel);
     session.addModification(event.data.modification);
     this.#options.sessions.grew(session, bytes);
     this.#options.replies.generate(session, session.userIntent);
@@ -404,7 +427,8 @@ export class Dialogue {
     let reopenError: VoxgateError | null = null;
     if (session.storedRecording) {
       try {
-        this.#options.recordings.reopen(session);
+        const reopened = this.#options.recordings.reopen(session);
+        if (reopened && this.#options.quotas) reopened.quotaRelease = this.#options.quotas.countRecording(channel);
       } catch (err) {
         // Audio can still come: the next chunk tries again; the text recognised so far is kept.
         reopenError = toVoxgateError(err);
@@ -430,6 +454,7 @@ export class Dialogue {
     // What this connection sent for the session before its resume (the app's reconnect queue) runs next.
     const heldEvents = this.#router.releaseHeld(channel, session.id);
     session.log.info({ connectionId: channel.id, recording: isRecording, heldEvents }, 'session resumed');
+    this.#options.metrics?.sessionsResumed.inc();
   }
 
   #getMessageHistory(channel: ClientChannel, event: ClientEventOf<'get_message_history'>): void {

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from 'pino';
 import { AudioLimitExceededError, StoreError, toVoxgateError, type VoxgateError } from '../errors.js';
 import { errorEvent, transcriptPartial } from '../protocol/server-events.js';
@@ -15,6 +16,7 @@ export interface RecordingServiceOptions {
   logger: Logger;
   /** AUDIO_BUFFER_MAX_SIZE: audio bytes one recording may receive. */
   maxAudioBytesPerRecording: number;
+  metrics?: Metrics;
 }
 
 export interface FinishedRecording {
@@ -98,6 +100,7 @@ export class RecordingService {
       );
     }
     recording.audioBytes += pcm.byteLength;
+    this.#options.metrics?.audioBytes.inc(pcm.byteLength);
     if (recording.failure !== null) return;
     // Audio format: every stream #openStream makes is a FormattedStream (it honours the chunk's declaration).
     if (recording.stream instanceof FormattedStream) recording.stream.write(pcm, format);

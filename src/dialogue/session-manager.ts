@@ -1,3 +1,5 @@
+import type { Metrics } from '../metrics/metrics.js';
+import type { Quotas } from '../quotas/quotas.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
@@ -19,6 +21,9 @@ export interface SessionManagerOptions extends SessionBoundsOptions {
   /** Sessions untouched for longer are deleted by the clean-up sweep. */
   maxAgeMs: number;
   cleanupIntervalMs: number;
+  metrics?: Metrics;
+  /** Live sessions per owner and per address (conversation_start is refused past it). */
+  quotas?: Quotas;
 }
 
 export interface NewSessionInput {
@@ -68,6 +73,8 @@ export class SessionManager {
   readonly #bounds: SessionBounds;
   /** Detached sessions still in memory (their recording was open); dropped once it is not. */
   readonly #detachedHeld = new Set<Session>();
+  /** Per connection, per attached session: uncounts it from the live-session quota. */
+  readonly #liveSessionReleases = new Map<ClientChannel, Map<string, () => void>>();
   #cleanupTimer: NodeJS.Timeout | null = null;
   readonly #adjustmentLog = new LogThrottle({ intervalMs: ADJUSTMENT_LOG_INTERVAL_MS });
 
@@ -82,11 +89,13 @@ export class SessionManager {
 
   create(channel: ClientChannel, input: NewSessionInput): Session {
     this.#assertRoomFor(channel);
+    this.#options.quotas?.assertLiveSession(channel);
     const { store } = this.#options;
     this.#bounds.assertCanCreate(channel.remoteAddress, { sessions: () => store.health().sessions, bytes: () => store.sizeBytes() });
     const now = new Date().toISOString();
     const record: SessionRecord = {
       id: randomUUID(),
+      owner: channel.owner,
       createdAt: now,
       updatedAt: now,
       scenarioDescription: input.scenarioDescription,
@@ -114,6 +123,7 @@ export class SessionManager {
     this.#bounds.countForAddress(session.id, channel.remoteAddress);
     this.#attach(session, channel);
     session.log.info({ historyMessages: record.historyMessages.length }, 'session created');
+    this.#options.metrics?.sessionsCreated.inc();
     if (input.adjustments && input.adjustments.length > 0) this.#logAdjustments(session, channel, input.adjustments);
     return session;
   }
@@ -137,6 +147,8 @@ export class SessionManager {
   claim(sessionId: string, channel: ClientChannel): 'attached' | 'taken' | 'busy' | 'missing' {
     const session = this.#sessions.get(sessionId);
     if (session?.channels.has(channel)) return 'attached';
+    // Another owner's session does not exist for this connection: not held, not taken over (issue 14).
+    if (session && !mayAccess(session.owner, channel)) return 'missing';
     if (session && session.channels.size > 0) return 'busy';
     try {
       this.resume(sessionId, channel);
@@ -150,11 +162,11 @@ export class SessionManager {
   /** Attaches `channel` to a session kept in memory or, after a restart, in the store. */
   resume(sessionId: string, channel: ClientChannel): Session {
     let session = this.#sessions.get(sessionId);
+    if (session && !mayAccess(session.owner, channel)) throw notFound(sessionId);
     if (!session) {
       const record = this.#options.store.load(sessionId);
-      if (!record) {
-        throw new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` });
-      }
+      // Another owner's stored session is answered exactly as an unknown id, and not loaded.
+      if (!record || !mayAccess(record.owner ?? null, channel)) throw notFound(sessionId);
       const bytes = estimateSessionBytes(record);
       this.#assertMemoryRoom(bytes);
       session = this.#adopt(record, bytes);
@@ -178,7 +190,10 @@ export class SessionManager {
     this.#options.requests.cancel(session.id);
     const recording = session.detachRecording();
     recording?.stream.abort();
-    for (const channel of session.channels) this.#byChannel.get(channel)?.delete(session.id);
+    for (const channel of session.channels) {
+      this.#byChannel.get(channel)?.delete(session.id);
+      this.#releaseLive(channel, session.id);
+    }
     this.#drop(session);
     this.#bounds.forget(session.id);
     session.log.info({ reason }, 'session deleted');
@@ -191,6 +206,8 @@ export class SessionManager {
   detachChannel(channel: ClientChannel): Session[] {
     const sessionIds = this.#byChannel.get(channel);
     this.#byChannel.delete(channel);
+    for (const release of this.#liveSessionReleases.get(channel)?.values() ?? []) release();
+    this.#liveSessionReleases.delete(channel);
     const orphaned: Session[] = [];
     if (!sessionIds) return orphaned;
     for (const sessionId of sessionIds) {
@@ -269,6 +286,12 @@ export class SessionManager {
     for (const session of this.#sessions.values()) session.liveRecording?.stream.abort();
   }
 
+  /** Sessions in memory: `live` with a connection, `detached` without one (their recording is open). For /metrics. */
+  counts(): { live: number; detached: number } {
+    const detached = this.#detachedHeld.size;
+    return { live: this.#sessions.size - detached, detached };
+  }
+
   health(): SessionManagerHealth {
     const store = this.#options.store.health();
     return {
@@ -328,6 +351,22 @@ export class SessionManager {
       this.#byChannel.set(channel, ids);
     }
     ids.add(session.id);
+    const quotas = this.#options.quotas;
+    if (quotas) {
+      let releases = this.#liveSessionReleases.get(channel);
+      if (!releases) {
+        releases = new Map();
+        this.#liveSessionReleases.set(channel, releases);
+      }
+      if (!releases.has(session.id)) releases.set(session.id, quotas.countLiveSession(channel));
+    }
+  }
+
+  #releaseLive(channel: ClientChannel, sessionId: string): void {
+    const releases = this.#liveSessionReleases.get(channel);
+    releases?.get(sessionId)?.();
+    releases?.delete(sessionId);
+    if (releases?.size === 0) this.#liveSessionReleases.delete(channel);
   }
 
   #assertRoomFor(channel: ClientChannel): void {
@@ -362,4 +401,16 @@ export class SessionManager {
       session.log.warn({ err: toVoxgateError(err) }, 'could not persist session activity time');
     }
   }
+}
+
+/**
+ * Whether `channel` may see a session owned by `owner`: a session created without credentials (owner
+ * null) is open to every connection (the app's drop-in behaviour); an owned one only to its owner.
+ */
+function mayAccess(owner: string | null, channel: ClientChannel): boolean {
+  return owner === null || owner === channel.owner;
+}
+
+function notFound(sessionId: string): SessionNotFoundError {
+  return new SessionNotFoundError(`session ${sessionId} not found`, { details: `session_id: ${sessionId}` });
 }

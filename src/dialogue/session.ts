@@ -26,6 +26,8 @@ export interface LiveRecording {
   hasReportedAudioLimit: boolean;
   /** Set when the STT stream failed; the recording then ends with the text recognised before. */
   failure: Error | null;
+  /** Uncounts the recording from its connection's recordings quota; called when the recording detaches. */
+  quotaRelease: (() => void) | null;
 }
 
 /**
@@ -45,6 +47,11 @@ export class Session {
   #touchedAtMs = 0;
   /** The latest `user_corpus` (what the user typed they want to say); live only, the app resends it. */
   #userIntent: string | null = null;
+
+  /** The credential owner that created it, or null (created without credentials: open to any connection). */
+  get owner(): string | null {
+    return this.#record.owner ?? null;
+  }
 
   constructor(record: SessionRecord, store: SessionStore, log: Logger) {
     this.id = record.id;
@@ -192,6 +199,7 @@ export class Session {
       audioBytes: 0,
       hasReportedAudioLimit: false,
       failure: null,
+      quotaRelease: null,
     };
     this.#status = 'recording_message';
     return this.#recording;
@@ -211,6 +219,8 @@ export class Session {
   detachRecording(): LiveRecording | null {
     const recording = this.#recording;
     this.#recording = null;
+    recording?.quotaRelease?.();
+    if (recording) recording.quotaRelease = null;
     return recording;
   }
 

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import { SlowConsumerError, toVoxgateError } from '../errors.js';
 import type { LlmEngine, SuggestionSink } from '../llm/engine.js';
 import {
@@ -25,6 +26,7 @@ export interface ReplyRunnerOptions {
   llm: LlmEngine;
   sessions: SessionManager;
   requests: RequestManager;
+  metrics?: Metrics;
 }
 
 /**
@@ -59,8 +61,9 @@ export class ReplyRunner {
 
   async #runGeneration(session: Session, handle: RequestHandle, userIntent: string | null): Promise<void> {
     const { llm, requests } = this.#options;
-    const sink = new SessionDeltaSink(session, handle);
     const startedAt = performance.now();
+    const metrics = this.#options.metrics;
+    const sink = new SessionDeltaSink(session, handle, () => metrics?.llmTimeToFirstToken.observe((performance.now() - startedAt) / 1000));
     let events: ServerEvent[];
     try {
       const suggestions = await llm.generateSuggestions(
@@ -69,6 +72,8 @@ export class ReplyRunner {
         handle.signal,
       );
       sink.flush();
+      if (handle.isCurrent()) metrics?.llmGeneration.observe((performance.now() - startedAt) / 1000);
+      metrics?.llmRequests.inc({ kind: 'generate', outcome: handle.isCurrent() ? 'ok' : 'superseded' });
       events = [llmResponse(session.id, suggestions.slice(0, session.responseCount), handle.requestId)];
       session.log.info(
         { requestId: handle.requestId, suggestions: suggestions.length, ms: Math.round(performance.now() - startedAt) },
@@ -76,6 +81,7 @@ export class ReplyRunner {
       );
     } catch (err) {
       sink.dispose();
+      metrics?.llmRequests.inc({ kind: 'generate', outcome: handle.isCurrent() ? 'error' : 'superseded' });
       if (!handle.isCurrent()) return;
       const error = toVoxgateError(err);
       session.log.warn({ err: error, code: error.code, requestId: handle.requestId }, 'suggestion generation failed');
@@ -98,7 +104,9 @@ export class ReplyRunner {
         handle.signal,
       );
       event = opinionPrediction(session.id, prediction, handle.requestId);
+      this.#options.metrics?.llmRequests.inc({ kind: 'predict', outcome: handle.isCurrent() ? 'ok' : 'superseded' });
     } catch (err) {
+      this.#options.metrics?.llmRequests.inc({ kind: 'predict', outcome: handle.isCurrent() ? 'error' : 'superseded' });
       if (!handle.isCurrent()) return;
       const error = toVoxgateError(err);
       session.log.warn({ err: error, code: error.code, requestId: handle.requestId }, 'opinion prediction failed');
@@ -118,6 +126,8 @@ export class ReplyRunner {
 class SessionDeltaSink implements SuggestionSink {
   readonly #session: Session;
   readonly #handle: RequestHandle;
+  /** Called once, at the first text of the generation (time to first token). */
+  #onFirstText: (() => void) | null;
   readonly #pending: string[] = [];
   #pendingChars = 0;
   #lastFlushAt = 0;
@@ -127,13 +137,18 @@ class SessionDeltaSink implements SuggestionSink {
     this.flush();
   };
 
-  constructor(session: Session, handle: RequestHandle) {
+  constructor(session: Session, handle: RequestHandle, onFirstText: () => void) {
     this.#session = session;
     this.#handle = handle;
+    this.#onFirstText = onFirstText;
   }
 
   write(index: number, delta: string): boolean {
     if (!this.#handle.isCurrent()) return true;
+    if (this.#onFirstText !== null && delta !== '') {
+      this.#onFirstText();
+      this.#onFirstText = null;
+    }
     this.#pending[index] = (this.#pending[index] ?? '') + delta;
     this.#pendingChars += delta.length;
     const now = performance.now();

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import type { LlmEngine } from './engine.js';
@@ -8,7 +9,7 @@ import { OpenRouterEngine } from './openrouter/engine.js';
 const RETRY_BASE_DELAY_MS = 250;
 
 /** OpenRouter when an API key is configured; otherwise the mock engine, announced in the log and health. */
-export function createLlmEngine(config: Config['llm'], logger: Logger): LlmEngine {
+export function createLlmEngine(config: Config['llm'], logger: Logger, metrics: Metrics | null = null): LlmEngine {
   const log = logger.child({ component: 'llm' });
   if (config.engine === 'mock' || config.apiKey === null) {
     log.warn('no OPENROUTER_API_KEY: reply suggestions come from the mock LLM engine (marked "(mock)")');
@@ -30,5 +31,6 @@ export function createLlmEngine(config: Config['llm'], logger: Logger): LlmEngin
     referer: config.referer || null,
     title: config.title || null,
     logger: log,
+    metrics,
   });
 }

@@ -25,6 +25,11 @@ export interface RecordingState {
 
 export interface SessionRecord {
   id: string;
+  /**
+   * The credential owner that created the session (`sub:<sub>`, `key:<digest prefix>`); null or absent
+   * when it was created without credentials: then any connection may resume it.
+   */
+  owner?: string | null;
   createdAt: string;
   updatedAt: string;
   scenarioDescription: string | null;

@@ -14,6 +14,7 @@ interface SessionRow {
   user_profile: string | null;
   target_profile: string | null;
   focused_message_ids: string;
+  owner: string | null;
 }
 
 interface MessageRow {
@@ -36,8 +37,8 @@ export function prepareStatements(db: Database.Database) {
   return {
     sessionExists: db.prepare<[string], { found: number }>('SELECT 1 AS found FROM sessions WHERE id = ?'),
     insertSession: db.prepare(
-      `INSERT INTO sessions (id, created_at, updated_at, scenario_description, response_count, user_profile, target_profile, focused_message_ids)
-       VALUES (@id, @createdAt, @updatedAt, @scenarioDescription, @responseCount, @userProfile, @targetProfile, @focusedMessageIds)`,
+      `INSERT INTO sessions (id, created_at, updated_at, scenario_description, response_count, user_profile, target_profile, focused_message_ids, owner)
+       VALUES (@id, @createdAt, @updatedAt, @scenarioDescription, @responseCount, @userProfile, @targetProfile, @focusedMessageIds, @owner)`,
     ),
     insertMessageAt: db.prepare(
       `INSERT INTO messages (session_id, list, seq, message_id, sender, content, created_at, type)
@@ -109,6 +110,7 @@ export function prepareTransactions(db: Database.Database, s: Statements) {
         userProfile: profileToJson(record.userProfile, 'user_profile'),
         targetProfile: profileToJson(record.targetProfile, 'target_profile'),
         focusedMessageIds: JSON.stringify(record.focusedMessageIds),
+        owner: record.owner ?? null,
       });
       const insertList = (list: 'history' | 'session', messages: readonly StoredMessage[]): void => {
         messages.forEach((message, index) => s.insertMessageAt.run({ sessionId: record.id, list, seq: index + 1, ...message }));
@@ -144,6 +146,7 @@ export function prepareTransactions(db: Database.Database, s: Statements) {
         : null;
       return {
         id: row.id,
+        owner: row.owner,
         createdAt: row.created_at,
         updatedAt: row.updated_at,
         scenarioDescription: row.scenario_description,

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
 import { SlowConsumerError } from '../errors.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Grants, Principal } from '../auth/authenticator.js';
 import type { ClientChannel } from '../dialogue/channel.js';
 import type { ServerEvent } from '../protocol/server-events.js';
 import { LogLimiter } from './log-limiter.js';
@@ -37,6 +39,8 @@ export interface SocketUserData {
   forwardedFor: string | null;
   /** Extension event types this connection did not ask for (protocol/extensions.ts). */
   withheldEvents: ReadonlySet<string>;
+  /** Whom the upgrade's credential named (src/auth/), or null when credentials are off. */
+  principal: Principal | null;
   connection: Connection | null;
   /** Set first thing in the close handler: the socket must not be touched after it. */
   isClosed: boolean;
@@ -49,6 +53,8 @@ export interface ConnectionOptions {
   log: Logger;
   remoteAddress: string;
   withheldEvents: ReadonlySet<string>;
+  principal: Principal | null;
+  metrics: Metrics;
 }
 
 /**
@@ -78,9 +84,13 @@ export class Connection implements ClientChannel {
   readonly id: string;
   readonly log: Logger;
   readonly remoteAddress: string;
+  readonly owner: string | null;
+  readonly grants: Grants | null;
+  readonly principal: Principal | null;
   readonly #socket: WebSocket<SocketUserData>;
   readonly #limits: ConnectionLimits;
   readonly #withheldEvents: ReadonlySet<string>;
+  readonly #metrics: Metrics;
   readonly #drainWaiters: DrainWaiter[] = [];
   #isClosed = false;
   #tokens: number;
@@ -97,7 +107,11 @@ export class Connection implements ClientChannel {
     this.#limits = options.limits;
     this.log = options.log;
     this.remoteAddress = options.remoteAddress;
+    this.principal = options.principal;
+    this.owner = options.principal?.owner ?? null;
+    this.grants = options.principal?.grants ?? null;
     this.#withheldEvents = options.withheldEvents;
+    this.#metrics = options.metrics;
     this.#tokens = options.limits.eventRateBurst;
   }
 
@@ -117,6 +131,7 @@ export class Connection implements ClientChannel {
   send(event: ServerEvent): boolean {
     if (this.#isClosed) return false;
     if (this.#withheldEvents.has(event.type)) return true;
+    if (event.type === 'error') this.#metrics.errors.inc({ code: event.data.error_code });
     return this.#write(JSON.stringify(event));
   }
 
@@ -129,6 +144,7 @@ export class Connection implements ClientChannel {
     this.#socket.cork(() => {
       for (const event of events) {
         if (this.#withheldEvents.has(event.type)) continue;
+        if (event.type === 'error') this.#metrics.errors.inc({ code: event.data.error_code });
         if (!this.#write(JSON.stringify(event))) return;
       }
     });

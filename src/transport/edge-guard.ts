@@ -56,6 +56,16 @@ export class EdgeGuard {
     return guarded as F;
   }
 
+  /**
+   * Async work a guarded HTTP handler started (a JWT check at the upgrade) failed after the callback
+   * returned: logged and answered 500 like a throw, if the client is still waiting.
+   */
+  asyncFailed(route: string, res: HttpResponse, err: unknown): void {
+    this.#failures++;
+    this.#log({ err, callback: 'http', route, phase: responsePhase(res), async: true });
+    if (responsePhase(res) === 'open') respondJson(res, '500 Internal Server Error', [], { error: 'internal_error' });
+  }
+
   #httpFailed(route: string, res: HttpResponse, req: HttpRequest, err: unknown): void {
     this.#failures++;
     // Still inside the uWS callback: req is valid here.

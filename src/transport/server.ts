@@ -1,6 +1,8 @@
 import uWS from 'uWebSockets.js';
 import type { us_listen_socket } from 'uWebSockets.js';
 import { registerDemoRoutes, type DemoFile } from '../demo/routes.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { registerMetricsRoute } from '../metrics/metrics-route.js';
 import { registerHttpRoutes, type HttpRoutesOptions } from './http-routes.js';
 import type { WsHandler } from './ws-handler.js';
 
@@ -8,6 +10,8 @@ export interface HttpServerOptions extends HttpRoutesOptions {
   ws: WsHandler;
   /** The demo page's files (src/demo/), or null when DEMO_ENABLED=false. */
   demo?: ReadonlyMap<string, DemoFile> | null;
+  /** GET /metrics on this port, or null (not served here: METRICS_PORT has its own listener). */
+  metrics?: Metrics | null;
 }
 
 /**
@@ -23,6 +27,7 @@ export class HttpServer {
     this.#app = uWS.App();
     options.ws.register(this.#app);
     if (options.demo) registerDemoRoutes(this.#app, options.guard, options.demo);
+    if (options.metrics) registerMetricsRoute(this.#app, options.metrics, options.guard);
     registerHttpRoutes(this.#app, options);
   }
 

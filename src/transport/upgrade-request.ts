@@ -13,6 +13,10 @@ export const MAX_CLIENT_ID_CHARS = 128;
 const MAX_RAW_CLIENT_ID_CHARS = MAX_CLIENT_ID_CHARS * 12;
 /** Longest `extensions` query value worth reading (the names of every extension fit many times over). */
 const MAX_RAW_EXTENSIONS_CHARS = 1024;
+/** A Sec-WebSocket-Protocol entry carrying a credential (browsers cannot set headers on a WebSocket). */
+export const TOKEN_PROTOCOL_PREFIX = 'voxgate.token.';
+/** Longest credential read from any carrier (a JWT with grants is well under 2 KiB). */
+const MAX_RAW_CREDENTIAL_CHARS = 8192;
 
 // Control, format, private-use, unassigned and lone-surrogate characters: nothing a label needs, and
 // some of them rewrite what a terminal shows.
@@ -25,8 +29,13 @@ export interface UpgradeRequest {
   url: string;
   origin: string;
   key: string;
-  /** The one subprotocol echoed back (the first one offered), or '' when none was offered. */
+  /** The one subprotocol echoed back (the first one offered that is not a credential, see below), or ''. */
   protocol: string;
+  /**
+   * The credential the client brought, or null: from `Authorization: Bearer`, else a `voxgate.token.`
+   * subprotocol entry, else the `access_token` query parameter. Never logged.
+   */
+  credential: string | null;
   extensionsHeader: string;
   clientId: string | null;
   /** The decoded `extensions` query value, or null when absent. */
@@ -82,13 +91,35 @@ export function parseUpgradeRequest(req: HttpRequest, clientIdRaw: string | null
 
   const offered = req.getHeader('sec-websocket-protocol');
   let protocol = '';
+  let protocolCredential: string | null = null;
   if (offered !== '') {
+    if (offered.length > MAX_RAW_CREDENTIAL_CHARS + 1024) return refuse('Sec-WebSocket-Protocol too long');
+    const entries = offered.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+    const tokenEntry = entries.find((entry) => entry.startsWith(TOKEN_PROTOCOL_PREFIX));
+    if (tokenEntry !== undefined) protocolCredential = tokenEntry.slice(TOKEN_PROTOCOL_PREFIX.length);
     // RFC 6455 4.2.2: the server selects at most one of the offered subprotocols. voxgate defines none,
-    // and clients such as `ws` fail a handshake that answers an offer with no subprotocol, so the first
-    // one offered is echoed; never the whole list.
-    const first = offered.split(',', 1)[0]!.trim();
-    if (!TOKEN.test(first)) return refuse('invalid Sec-WebSocket-Protocol');
-    protocol = first;
+    // but browsers and `ws` fail a handshake that answers an offer with no subprotocol, so the first one
+    // offered is echoed (never the whole list), and never a credential entry when the client offered
+    // anything else: a browser client sends `voxgate, voxgate.token.<token>` and gets `voxgate` back.
+    // A client that offers only the credential entry gets it back (the only answer it accepts) on its
+    // own connection; nothing logs it.
+    const chosen = entries.find((entry) => !entry.startsWith(TOKEN_PROTOCOL_PREFIX)) ?? tokenEntry ?? entries[0] ?? '';
+    if (!TOKEN.test(chosen)) return refuse('invalid Sec-WebSocket-Protocol');
+    protocol = chosen;
+  }
+
+  let credential: string | null = null;
+  const authorization = req.getHeader('authorization');
+  const bearer = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+  if (bearer) credential = bearer[1]!;
+  else if (protocolCredential !== null) credential = protocolCredential;
+  else {
+    const rawToken = queryValue(req.getQuery() ?? '', 'access_token');
+    if (rawToken !== null) {
+      if (rawToken.length > MAX_RAW_CREDENTIAL_CHARS * 3) return refuse('access_token parameter too long');
+      credential = decodePercentEscapes(rawToken);
+      if (credential === null) return refuse('malformed percent-escape in the query string');
+    }
   }
 
   const forwardedFor = forwardedForHeader(req);
@@ -99,6 +130,7 @@ export function parseUpgradeRequest(req: HttpRequest, clientIdRaw: string | null
       origin: req.getHeader('origin'),
       key,
       protocol,
+      credential,
       extensionsHeader: req.getHeader('sec-websocket-extensions'),
       clientId,
       extensionsQuery,

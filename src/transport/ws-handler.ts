@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_socket_context_t } from 'uWebSockets.js';
+import type { AuthRefusal, AuthResult, Authenticator, Principal } from '../auth/authenticator.js';
+import type { Metrics, UpgradeRefusalReason } from '../metrics/metrics.js';
+import type { Quotas } from '../quotas/quotas.js';
 import type { Dialogue } from '../dialogue/event-handlers.js';
 import { RateLimitedError } from '../errors.js';
 import { decodeClientEvent } from '../protocol/decode.js';
@@ -11,7 +14,7 @@ import { CloseCode, Connection, type ConnectionLimits, type SocketUserData } fro
 import type { EdgeGuard } from './edge-guard.js';
 import { respond, respondJson } from './http-response.js';
 import { LogLimiter } from './log-limiter.js';
-import { parseUpgradeRequest } from './upgrade-request.js';
+import { parseUpgradeRequest, type UpgradeRequest } from './upgrade-request.js';
 
 /** The app's path, a misspelling some app builds still use, and the deployment guide's forms. */
 export const WEBSOCKET_PATHS = ['/conversation', '/conservation', '/ws', '/ws/:clientId'] as const;
@@ -28,6 +31,11 @@ export interface WsHandlerOptions {
   allowedOrigins: readonly string[] | null;
   /** TRUST_PROXY: take the client's address from X-Forwarded-For (set by our own reverse proxy). */
   trustProxy: boolean;
+  /** Credentials checked at the upgrade (off: every connection is anonymous). */
+  auth: Authenticator;
+  metrics: Metrics;
+  /** Per-owner and per-address quotas: connections are checked at the upgrade (429). */
+  quotas: Quotas;
   isAcceptingConnections(): boolean;
 }
 
@@ -49,6 +57,8 @@ export function payloadLimitBytes(maxMessageBytes: number): number {
 export class WsHandler {
   readonly #options: WsHandlerOptions;
   readonly #connections = new Set<Connection>();
+  /** Uncounts each open connection from its owner's and address's connection quota. */
+  readonly #quotaReleases = new Map<Connection, () => void>();
   readonly #refusalLog: LogLimiter;
 
   constructor(options: WsHandlerOptions) {
@@ -101,36 +111,101 @@ export class WsHandler {
     if (!parsed.ok) {
       const { status, reason } = parsed.refusal;
       const headers: Array<[string, string]> = status === '426 Upgrade Required' ? [['Sec-WebSocket-Version', '13']] : [];
-      this.#refuse(res, req.getUrl(), status, reason, headers);
+      this.#refuse(res, 'bad_request', req.getUrl(), status, reason, headers);
       return;
     }
     const request = parsed.request;
-    if (!this.#options.isAcceptingConnections()) return this.#refuse(res, request.url, '503 Service Unavailable', 'server is shutting down');
+    if (!this.#options.isAcceptingConnections()) return this.#refuse(res, 'shutting_down', request.url, '503 Service Unavailable', 'server is shutting down');
     if (this.#connections.size >= this.#options.maxConnections) {
-      return this.#refuse(res, request.url, '503 Service Unavailable', `connection limit reached (${this.#options.maxConnections})`);
+      return this.#refuse(res, 'connection_limit', request.url, '503 Service Unavailable', `connection limit reached (${this.#options.maxConnections})`);
     }
     const allowed = this.#options.allowedOrigins;
     if (allowed !== null && request.origin !== '' && !allowed.includes(request.origin)) {
-      return this.#refuse(res, request.url, '403 Forbidden', `origin ${request.origin.slice(0, 200)} not allowed`);
+      return this.#refuse(res, 'origin', request.url, '403 Forbidden', `origin ${request.origin.slice(0, 200)} not allowed`);
     }
     const peerAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const remoteAddress = clientAddress(peerAddress, request.forwardedFor, this.#options.trustProxy);
+    const auth = this.#options.auth;
+    if (!auth.enabled) return this.#accept(res, context, request, peerAddress, remoteAddress, null);
+    const result = auth.authenticate(request.credential, 'conversation');
+    if (!(result instanceof Promise)) return this.#authenticated(res, context, request, peerAddress, remoteAddress, result);
+    // A JWT's signature is checked asynchronously: uWS's HttpRequest is invalid after this callback, so
+    // everything needed was copied into `request` above; the edge guard's onAborted marks a client that
+    // left meanwhile, and respond() then writes nothing.
+    result
+      .then((checked) => this.#authenticated(res, context, request, peerAddress, remoteAddress, checked))
+      .catch((err: unknown) => this.#options.guard.asyncFailed('upgrade', res, err));
+  }
+
+  #authenticated(
+    res: HttpResponse,
+    context: us_socket_context_t,
+    request: UpgradeRequest,
+    peerAddress: string,
+    remoteAddress: string,
+    result: AuthResult,
+  ): void {
+    if (!result.ok) return this.#refuseCredential(res, request, remoteAddress, result.reason);
+    this.#accept(res, context, request, peerAddress, remoteAddress, result.principal);
+  }
+
+  #accept(
+    res: HttpResponse,
+    context: us_socket_context_t,
+    request: UpgradeRequest,
+    peerAddress: string,
+    remoteAddress: string,
+    principal: Principal | null,
+  ): void {
+    // After an async credential check the drain may have begun meanwhile.
+    if (!this.#options.isAcceptingConnections()) return this.#refuse(res, 'shutting_down', request.url, '503 Service Unavailable', 'server is shutting down');
+    // Checked here, counted at open: the count is exact, and concurrent upgrades may pass it by the few
+    // that are between this check and their open.
+    const refusal = this.#options.quotas.checkConnection({ owner: principal?.owner ?? null, remoteAddress, grants: principal?.grants ?? null });
+    if (refusal !== null) {
+      const seconds = String(refusal.retryAfterSeconds);
+      return this.#refuse(res, 'quota', request.url, '429 Too Many Requests', `quota ${refusal.quota} reached`, [['Retry-After', seconds]], {
+        remoteAddress,
+        owner: principal?.owner ?? null,
+      }, { quota: refusal.quota, limit: refusal.limit, retry_after_seconds: refusal.retryAfterSeconds });
+    }
     const userData: SocketUserData = {
       clientId: request.clientId,
       path: request.url,
-      remoteAddress: clientAddress(peerAddress, request.forwardedFor, this.#options.trustProxy),
+      remoteAddress,
       peerAddress,
       forwardedFor: request.forwardedFor === null ? null : request.forwardedFor.slice(0, 256),
       withheldEvents: withheldExtensionEvents(request.extensionsQuery),
+      principal,
       connection: null,
       isClosed: false,
     };
     respond(res, () => res.upgrade(userData, request.key, request.protocol, request.extensionsHeader, context));
   }
 
-  #refuse(res: HttpResponse, url: string, status: string, reason: string, headers: Array<[string, string]> = []): void {
-    respondJson(res, status, headers, { error: reason });
+  /** 401 (or 403 for a credential whose grants do not include this endpoint), and nothing else. */
+  #refuseCredential(res: HttpResponse, request: UpgradeRequest, remoteAddress: string, reason: AuthRefusal): void {
+    const status = reason === 'forbidden' ? '403 Forbidden' : '401 Unauthorized';
+    const headers: Array<[string, string]> = reason === 'forbidden' ? [] : [['WWW-Authenticate', `Bearer realm="voxgate"${reason === 'missing' ? '' : ', error="invalid_token"'}`]];
+    // The reason is one of four words; the credential itself and the query string never reach the log.
+    this.#refuse(res, `credential_${reason}`, request.url, status, `credential ${reason}`, headers, { remoteAddress });
+  }
+
+  /** `url` is the path only (uWS's getUrl() has no query string, which may carry a credential). */
+  #refuse(
+    res: HttpResponse,
+    metricReason: UpgradeRefusalReason,
+    url: string,
+    status: string,
+    reason: string,
+    headers: Array<[string, string]> = [],
+    fields: Record<string, unknown> = {},
+    body: Record<string, unknown> = {},
+  ): void {
+    this.#options.metrics.upgradesRefused.inc({ reason: metricReason });
+    respondJson(res, status, headers, { error: reason, ...body });
     const skipped = this.#refusalLog.take();
-    if (skipped !== null) this.#options.logger.warn({ url: url.slice(0, 256), status, reason, skippedLogLines: skipped }, 'websocket upgrade refused');
+    if (skipped !== null) this.#options.logger.warn({ url: url.slice(0, 256), status, reason, ...fields, skippedLogLines: skipped }, 'websocket upgrade refused');
   }
 
   #open(ws: WebSocket<SocketUserData>): void {
@@ -144,15 +219,20 @@ export class WsHandler {
       log,
       remoteAddress: userData.remoteAddress,
       withheldEvents: userData.withheldEvents,
+      principal: userData.principal,
+      metrics: this.#options.metrics,
     });
     userData.connection = connection;
     this.#connections.add(connection);
+    this.#quotaReleases.set(connection, this.#options.quotas.countConnection(connection));
+    this.#options.metrics.connectionsOpened.inc();
     log.info(
       {
         path: userData.path,
         remoteAddress: userData.remoteAddress,
         peerAddress: userData.peerAddress,
         forwardedFor: userData.forwardedFor,
+        owner: userData.principal?.owner ?? null,
         extensionsWithheld: [...userData.withheldEvents],
         connections: this.#connections.size,
       },
@@ -172,12 +252,14 @@ export class WsHandler {
       return;
     }
     if (isBinary) {
+      this.#options.metrics.events.inc({ type: 'binary_audio' });
       this.#options.dialogue.handleBinaryAudio(connection, new Uint8Array(message));
       return;
     }
     // uWS has already validated text frames as UTF-8 (it closes with 1007 otherwise).
     const decoded = decodeClientEvent(Buffer.from(message).toString('utf8'));
     if (!decoded.ok) {
+      this.#options.metrics.events.inc({ type: 'malformed' });
       // A reply to bad input costs budget like an event: a client cannot buy unlimited error events.
       const admission = connection.admitEvent();
       const skipped = connection.takeBadInputLogLine();
@@ -188,6 +270,7 @@ export class WsHandler {
       else if (admission === 'droppedNotify') connection.send(errorEvent(decoded.sessionId, this.#rateLimited('malformed event')));
       return;
     }
+    this.#options.metrics.events.inc({ type: decoded.event.type });
     // Audio is bounded per recording and by STT capacity; the rate budget is for control events.
     if (decoded.event.type !== 'audio_stream') {
       const admission = connection.admitEvent();
@@ -218,6 +301,8 @@ export class WsHandler {
     if (!connection) return;
     connection.onClosed();
     this.#connections.delete(connection);
+    this.#quotaReleases.get(connection)?.();
+    this.#quotaReleases.delete(connection);
     this.#options.dialogue.handleChannelClosed(connection);
     connection.log.info({ code, connections: this.#connections.size }, 'connection closed');
   }

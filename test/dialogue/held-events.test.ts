@@ -8,6 +8,8 @@ const channel = (id: string): ClientChannel =>
     id,
     log: pino({ level: 'silent' }),
     remoteAddress: '127.0.0.1',
+    owner: null,
+    grants: null,
     isClosed: false,
     needsDrain: false,
     send: () => true,

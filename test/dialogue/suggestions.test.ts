@@ -18,6 +18,8 @@ class ScriptedChannel implements ClientChannel {
   readonly id: string;
   readonly log = logger;
   readonly remoteAddress = '127.0.0.1';
+  readonly owner = null;
+  readonly grants = null;
   readonly events: ServerEvent[] = [];
   isClosed = false;
   #isStalled = false;

@@ -2,6 +2,8 @@ import WebSocket from 'ws';
 
 export interface TestClientOptions extends WebSocket.ClientOptions {
   extensions?: 'all' | readonly string[];
+  /** Sec-WebSocket-Protocol entries to offer (e.g. a `voxgate.token.<token>` credential). */
+  protocols?: string[];
 }
 
 function withExtensions(url: string, extensions: 'all' | readonly string[]): string {
@@ -46,10 +48,10 @@ export class TestClient {
    * as ['transcript_partial']); without it the connection gets only the replaced backend's nine event types.
    */
   static connect(url: string, options: TestClientOptions = {}): Promise<TestClient> {
-    const { extensions, ...wsOptions } = options;
+    const { extensions, protocols, ...wsOptions } = options;
     const target = extensions === undefined ? url : withExtensions(url, extensions);
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(target, wsOptions);
+      const socket = protocols === undefined ? new WebSocket(target, wsOptions) : new WebSocket(target, protocols, wsOptions);
       const client = new TestClient(socket);
       socket.once('open', () => resolve(client));
       socket.once('error', reject);

@@ -39,7 +39,7 @@ t.test('a version 1 database with sessions is migrated on open, its sessions int
   );
   t.same(
     lines.filter((line) => line.msg === 'session database migrated').map((line) => line.version),
-    [2, 3],
+    [2, 3, 4],
     'each step is logged',
   );
   const migrated = store.load('old')!;
@@ -57,6 +57,7 @@ t.test('a version 1 database with sessions is migrated on open, its sessions int
     historyMessages: [{ messageId: 'h-1', content: 'hello', type: 'history' }],
     focusedMessageIds: ['h-1'],
     recording: { messageId: 'msg_001', segments: ['alpha'] },
+    owner: null,
   });
   store.create(fullRecord('new'));
   t.same(store.deleteExpired('2025-01-02T00:00:00.000Z'), ['old'], 'the migrated schema works for the sweep');

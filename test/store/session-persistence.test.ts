@@ -44,6 +44,8 @@ class RecordingChannel implements ClientChannel {
   readonly id: string;
   readonly log = pino({ level: 'silent' });
   readonly remoteAddress = '127.0.0.1';
+  readonly owner = null;
+  readonly grants = null;
   readonly isClosed = false;
   readonly needsDrain = false;
   readonly events: ServerEvent[] = [];

@@ -46,6 +46,7 @@ export function fullRecord(id: string, overrides: Partial<SessionRecord> = {}): 
     id,
     createdAt: '2025-01-02T03:04:05.006Z',
     updatedAt: '2025-01-02T03:04:05.006Z',
+    owner: 'sub:alice',
     scenarioDescription: '在咖啡店点单 "quotes" \\ and \'apostrophes\'',
     responseCount: 4,
     // Unknown keys, nesting, numbers and key order as a client might send them: kept exactly.

@@ -1,3 +1,4 @@
+import type { Metrics } from '../../metrics/metrics.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
@@ -62,6 +63,8 @@ export interface OpenRouterClientOptions {
   retryBaseDelayMs: number;
   /** Keep-alive connections to the upstream. */
   connections: number;
+  /** Counts the tokens of each completed request (voxgate_llm_tokens_total). */
+  metrics?: Metrics | null;
   logger: Logger;
 }
 
@@ -181,6 +184,7 @@ export class OpenRouterClient {
   readonly #log: Logger;
   #isClosed = false;
 
+  readonly #metrics: Metrics | null;
   constructor(options: OpenRouterClientOptions) {
     const base = new URL(options.baseUrl);
     this.#path = `${base.pathname.replace(/\/+$/, '')}/chat/completions`;
@@ -203,6 +207,17 @@ export class OpenRouterClient {
     this.#maxRetries = options.maxRetries;
     this.#retryBaseDelayMs = options.retryBaseDelayMs;
     this.#log = options.logger;
+    this.#metrics = options.metrics ?? null;
+  }
+
+  #countTokens(usage: CompletionUsage): void {
+    if (this.#metrics === null) return;
+    // Upstream numbers: only finite, non-negative ones are counted (a counter must never go down).
+    const count = (kind: 'prompt' | 'completion', value: number | undefined): void => {
+      if (typeof value === 'number' && Number.isFinite(value) && value > 0) this.#metrics!.llmTokens.inc({ kind }, value);
+    };
+    count('prompt', usage.prompt_tokens);
+    count('completion', usage.completion_tokens);
   }
 
   async stream(call: CompletionCall): Promise<CompletionResult> {
@@ -212,6 +227,7 @@ export class OpenRouterClient {
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await this.#attempt(call, payload, attempt);
+        if (result.usage) this.#countTokens(result.usage);
         this.#log.info(
           {
             requestId: call.requestId,

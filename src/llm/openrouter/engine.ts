@@ -1,3 +1,4 @@
+import type { Metrics } from '../../metrics/metrics.js';
 import type { Logger } from 'pino';
 import { LlmBusyError, LlmServiceError, ServerShuttingDownError, VoxgateError } from '../../errors.js';
 import type {
@@ -39,6 +40,8 @@ export interface OpenRouterEngineOptions {
   referer: string | null;
   title: string | null;
   logger: Logger;
+  /** Token counts of completed requests go here (null: not counted). */
+  metrics?: Metrics | null;
   /** Prompt folder override (tests, deployments that ship prompts elsewhere). */
   promptsDir?: string;
 }
@@ -124,6 +127,7 @@ export class OpenRouterEngine implements LlmEngine {
       retryBaseDelayMs: options.retryBaseDelayMs,
       connections: options.maxInFlight,
       logger: this.#log,
+      metrics: options.metrics ?? null,
     });
   }
 

@@ -4,11 +4,12 @@ import type { Migration } from './migration.js';
 import { initialSchema } from './001-initial.js';
 import { updatedAtIndex } from './002-updated-at-index.js';
 import { messagesRowid } from './003-messages-rowid.js';
+import { sessionOwner } from './004-session-owner.js';
 
 export type { Migration } from './migration.js';
 
 /** Every schema step, oldest first. The database's `PRAGMA user_version` is the last one applied. */
-export const MIGRATIONS: readonly Migration[] = [initialSchema, updatedAtIndex, messagesRowid];
+export const MIGRATIONS: readonly Migration[] = [initialSchema, updatedAtIndex, messagesRowid, sessionOwner];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;
 

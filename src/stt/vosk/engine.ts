@@ -31,6 +31,8 @@ export interface VoskEngineEvents {
   workerReady: [slot: number, threadId: number];
   /** The worker of `slot` stopped; its streams failed with STT_SERVICE_ERROR. */
   workerLost: [slot: number, cause: Error];
+  /** A decode batch's result arrived; its worker was busy `busySeconds` on it (measured on the worker thread). */
+  decoded: [busySeconds: number];
 }
 
 export interface VoskSlotSnapshot {
@@ -172,6 +174,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
           clock: options.clock,
           onHandleFreed: () => this.#onHandleFreed(),
           onFinal: (latencyMs) => this.#streamLimit.record(latencyMs, this.#activeStreams(), this.#options.clock.now()),
+          onDecoded: (busyMs) => this.emit('decoded', busyMs / 1000),
         }),
     );
     this.#streamLimit = new AdaptiveStreamLimit({

@@ -40,6 +40,8 @@ export interface WorkerSlotOptions {
   onFinal(latencyMs: number): void;
   /** Time base of the batch interval, lag and load figures. Default: performance.now() and real timers. */
   clock?: Clock;
+  /** A batch's result arrived: the worker was busy decoding it for `busyMs` (its own measurement). */
+  onDecoded?(busyMs: number): void;
 }
 
 export interface SlotStreamSnapshot {
@@ -72,6 +74,7 @@ export class WorkerSlot implements StreamHost {
   readonly #clock: Clock;
   readonly #onHandleFreed: () => void;
   readonly #onFinal: (latencyMs: number) => void;
+  readonly #onDecoded: ((busyMs: number) => void) | null;
   readonly #streams: (VoskStream | null)[];
   /** Per handle: 1 once the open op was sent / once the finish or abort op was sent. */
   readonly #isOpenSent: Uint8Array;
@@ -116,6 +119,7 @@ export class WorkerSlot implements StreamHost {
     this.#clock = options.clock ?? realClock;
     this.#onHandleFreed = options.onHandleFreed;
     this.#onFinal = options.onFinal;
+    this.#onDecoded = options.onDecoded ?? null;
     this.load = new LoadMeter({ windowMs: 1000, bytesPerMs: options.bytesPerMs }, this.#clock.now());
     const streams = options.ring.streams;
     this.#streams = new Array<VoskStream | null>(streams).fill(null);
@@ -340,6 +344,7 @@ export class WorkerSlot implements StreamHost {
     this.#inFlight -= 1;
     this.#oldestSeq = result.seq + 1;
     this.load.record(result.busyMs, result.steadyBusyMs, result.steadyAudioBytes, this.#clock.now());
+    this.#onDecoded?.(result.busyMs);
     if (ops !== null && ops !== undefined) {
       // Release first: an event below may free a handle for reuse.
       for (let i = 0; i < ops.length; i += OP_WIDTH) {
