@@ -24,6 +24,7 @@ import { CloseCode } from './transport/connection.js';
 import { EdgeGuard } from './transport/edge-guard.js';
 import { assertNativeTransport } from './transport/native-check.js';
 import { connectionsWithinLimit, openFilesSoftLimit } from './transport/open-files-limit.js';
+import { trustedProxyList } from './transport/client-address.js';
 import { HttpServer } from './transport/server.js';
 import { WsHandler } from './transport/ws-handler.js';
 import { VERSION } from './version.js';
@@ -111,7 +112,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     dialogue,
     logger,
     guard,
-    trustProxy: config.trustProxy,
+    proxyTrust: { trustAnyPeer: config.trustProxy, trustedProxies: trustedProxyList(config.trustedProxies) },
     auth,
     metrics,
     quotas,

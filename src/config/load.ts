@@ -20,6 +20,8 @@ export interface Config {
   readonly demoEnabled: boolean;
   /** Take the client's address from the X-Forwarded-For of our own reverse proxy. */
   readonly trustProxy: boolean;
+  /** TRUSTED_PROXIES: addresses and CIDR networks of proxies whose X-Forwarded-For is read. */
+  readonly trustedProxies: readonly string[];
   readonly shutdownDrainMs: number;
   /** Credentials required at the upgrade when any is set (src/auth/). */
   readonly auth: {
@@ -169,6 +171,7 @@ function toConfig(env: Env): Config {
     allowFallbackTransport: env.ALLOW_FALLBACK_TRANSPORT,
     demoEnabled: env.DEMO_ENABLED,
     trustProxy: env.TRUST_PROXY,
+    trustedProxies: env.TRUSTED_PROXIES,
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     auth: {
       apiKeys: env.AUTH_API_KEYS,

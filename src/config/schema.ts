@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { trustedProxyList } from '../transport/client-address.js';
 
 // Every setting voxgate reads, with its default. Keys are the environment variable names, so an error
 // can name exactly what the operator has to fix. docs/configuration.md and .env.example list the same
@@ -52,6 +53,13 @@ export const EnvSchema = z.object({
   ALLOW_FALLBACK_TRANSPORT: boolean.default(false),
   DEMO_ENABLED: boolean.default(true),
   TRUST_PROXY: boolean.default(false),
+  TRUSTED_PROXIES: commaList.default([]).superRefine((entries, ctx) => {
+    try {
+      trustedProxyList(entries);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `${(err as Error).message}: expected IP addresses or CIDR networks, comma-separated` });
+    }
+  }),
 
   AUTH_API_KEYS: commaList.default([]),
   AUTH_API_KEYS_FILE: z.string().trim().min(1).optional(),

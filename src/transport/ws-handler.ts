@@ -9,7 +9,7 @@ import { RateLimitedError } from '../errors.js';
 import { decodeClientEvent } from '../protocol/decode.js';
 import { withheldExtensionEvents } from '../protocol/extensions.js';
 import { errorEvent } from '../protocol/server-events.js';
-import { clientAddress } from './client-address.js';
+import { clientAddress, type ProxyTrust } from './client-address.js';
 import { CloseCode, Connection, type ConnectionLimits, type SocketUserData } from './connection.js';
 import type { EdgeGuard } from './edge-guard.js';
 import { respond, respondJson } from './http-response.js';
@@ -29,8 +29,8 @@ export interface WsHandlerOptions {
   maxConnections: number;
   /** null: any origin. Clients that send no Origin header (non-browser) are accepted. */
   allowedOrigins: readonly string[] | null;
-  /** TRUST_PROXY: take the client's address from X-Forwarded-For (set by our own reverse proxy). */
-  trustProxy: boolean;
+  /** Whose X-Forwarded-For gives the client's address (TRUST_PROXY, TRUSTED_PROXIES). */
+  proxyTrust: ProxyTrust;
   /** Credentials checked at the upgrade (off: every connection is anonymous). */
   auth: Authenticator;
   metrics: Metrics;
@@ -124,7 +124,7 @@ export class WsHandler {
       return this.#refuse(res, 'origin', request.url, '403 Forbidden', `origin ${request.origin.slice(0, 200)} not allowed`);
     }
     const peerAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-    const remoteAddress = clientAddress(peerAddress, request.forwardedFor, this.#options.trustProxy);
+    const remoteAddress = clientAddress(peerAddress, request.forwardedFor, this.#options.proxyTrust);
     const auth = this.#options.auth;
     if (!auth.enabled) return this.#accept(res, context, request, peerAddress, remoteAddress, null);
     const result = auth.authenticate(request.credential, 'conversation');

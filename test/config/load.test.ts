@@ -29,6 +29,12 @@ t.test('DEBUG, USE_REAL_VOSK and lists', async (t) => {
   t.equal(loadConfig({ env: {}, envFile: null }).stt.targetFinishLatencyMs, 150);
   t.equal(loadConfig({ env: { STT_TARGET_FINISH_LATENCY_MS: '250' }, envFile: null }).stt.targetFinishLatencyMs, 250);
   t.throws(() => loadConfig({ env: { STT_TARGET_FINISH_LATENCY_MS: '0' }, envFile: null }), { code: 'CONFIG_INVALID', message: /STT_TARGET_FINISH_LATENCY_MS="0"/ });
+  t.same(loadConfig({ env: { TRUSTED_PROXIES: '10.0.0.0/8, ::1' }, envFile: null }).trustedProxies, ['10.0.0.0/8', '::1']);
+  t.throws(() => loadConfig({ env: { TRUSTED_PROXIES: '10.0.0.0/8,nginx' }, envFile: null }), {
+    code: 'CONFIG_INVALID',
+    message: /TRUSTED_PROXIES="10\.0\.0\.0\/8,nginx": "nginx" is not an IP address or CIDR network/,
+  });
+  t.equal(loadConfig({ env: {}, envFile: null }).stt.maxEventLoopDelayMs, 100);
 });
 
 t.test('every problem is named with key, value and expectation', async (t) => {

@@ -59,3 +59,22 @@ t.test('remoteAddress: the peer address, or with TRUST_PROXY the last X-Forwarde
   t.match(await proxied.waitForLog((line) => line.msg === 'connection opened' && line.clientId === 'forged'), { remoteAddress: '127.0.0.1' });
   await c.close();
 });
+
+t.test('remoteAddress with TRUSTED_PROXIES: X-Forwarded-For only from a listed peer', async (t) => {
+  const headers = { 'X-Forwarded-For': '198.51.100.7, 127.0.0.2' };
+  const listed = await startTestServer({ TRUSTED_PROXIES: '127.0.0.0/8' });
+  t.teardown(() => listed.close());
+  const a = await TestClient.connect(listed.wsUrl('/ws/listed'), { headers });
+  t.match(await listed.waitForLog((line) => line.msg === 'connection opened' && line.clientId === 'listed'), {
+    remoteAddress: '198.51.100.7',
+    peerAddress: '127.0.0.1',
+  }, 'the peer and the proxy hop 127.0.0.2 are ours: the client is the entry left of them');
+  await a.close();
+  const other = await startTestServer({ TRUSTED_PROXIES: '10.0.0.0/8' });
+  t.teardown(() => other.close());
+  const b = await TestClient.connect(other.wsUrl('/ws/unlisted'), { headers });
+  t.match(await other.waitForLog((line) => line.msg === 'connection opened' && line.clientId === 'unlisted'), {
+    remoteAddress: '127.0.0.1',
+  }, 'a peer outside the list cannot choose its address');
+  await b.close();
+});
