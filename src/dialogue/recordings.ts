@@ -103,8 +103,15 @@ export class RecordingService {
     this.#options.metrics?.audioBytes.inc(pcm.byteLength);
     if (recording.failure !== null) return;
     // Audio format: every stream #openStream makes is a FormattedStream (it honours the chunk's declaration).
-    if (recording.stream instanceof FormattedStream) recording.stream.write(pcm, format);
-    else recording.stream.write(pcm);
+    // The rate is known once the stream took the chunk (a first chunk may declare it, or carry a WAV header).
+    let sampleRate = this.#options.stt.sampleRate;
+    if (recording.stream instanceof FormattedStream) {
+      recording.stream.write(pcm, format);
+      sampleRate = recording.stream.sampleRate;
+    } else {
+      recording.stream.write(pcm);
+    }
+    this.#options.metrics?.audioSeconds.inc(pcm.byteLength / 2 / sampleRate);
   }
 
   /** message_end: closes the stream and joins every segment with the final text. */

@@ -44,6 +44,7 @@ export class Metrics {
   readonly sessionsResumed = this.#counter('sessions_resumed_total', 'session_resume answered with session_restored.');
   readonly recordingsFinished = this.#counter('recordings_finished_total', 'Recordings ended into a stored message (message_recorded).');
   readonly audioBytes = this.#counter('stt_audio_bytes_total', 'Audio bytes accepted into recordings, as sent (32,000 bytes are one second of 16 kHz PCM16).');
+  readonly audioSeconds = this.#counter('stt_audio_seconds_total', 'Seconds of audio passed to the recognisers, each recording at its own sample rate.');
   readonly sttDecodeSeconds = this.#counter('stt_decode_seconds_total', 'Time Vosk worker threads spent decoding (busy time measured on each worker, carried with its results).');
   readonly sttWorkersStarted = this.#counter('stt_workers_started_total', 'Vosk worker threads that began serving (at start-up, and each replacement).');
   readonly sttWorkersLost = this.#counter('stt_workers_lost_total', 'Vosk worker threads lost (crash or exit); their streams failed with STT_SERVICE_ERROR and the thread was replaced.');

@@ -73,6 +73,7 @@ t.test('/metrics on the main port: parses, and moves by what one conversation di
   t.equal(moved('voxgate_sessions_created_total'), 1);
   t.equal(moved('voxgate_recordings_finished_total'), 1);
   t.equal(moved('voxgate_stt_audio_bytes_total'), 64_000);
+  t.equal(moved('voxgate_stt_audio_seconds_total'), 2, 'two seconds of 16 kHz PCM16');
   t.equal(moved('voxgate_stt_final_text_latency_seconds'), 1, 'one final-text latency observed');
   t.equal(moved('voxgate_llm_requests_total', { kind: 'generate', outcome: 'ok' }), 1);
   t.equal(moved('voxgate_llm_time_to_first_token_seconds'), 1);
