@@ -2,7 +2,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Quotas } from '../quotas/quotas.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { LogThrottle } from '../log-throttle.js';
+import { LogLimiter } from '../log-limiter.js';
 import { SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
 import type { ClientEvent, ClientEventOf } from '../protocol/client-events.js';
 import {
@@ -60,7 +60,7 @@ export class Dialogue {
   /** Recordings whose connection left, waiting out the grace period before their recogniser is released. */
   readonly #parkTimers = new Map<string, NodeJS.Timeout>();
   /** Per connection: refused events are logged at info at most once per interval (the rest at debug). */
-  readonly #rejectionLog = new WeakMap<ClientChannel, LogThrottle>();
+  readonly #rejectionLog = new WeakMap<ClientChannel, LogLimiter>();
 
   constructor(options: DialogueOptions) {
     this.#options = options;
@@ -480,20 +480,20 @@ export class Dialogue {
     } else {
       // The reply came out of the connection's event budget, the log line must not: a client sending
       // refused events (within its 50/s) would otherwise decide the log's size.
-      const { write, suppressed } = this.#rejectionLogOf(channel).take();
-      if (write) channel.log.info({ ...fields, suppressed }, 'event rejected');
+      const suppressed = this.#rejectionLogOf(channel).take();
+      if (suppressed !== null) channel.log.info({ ...fields, suppressed }, 'event rejected');
       else channel.log.debug(fields, 'event rejected');
     }
     channel.send(errorEvent(sessionId, error));
   }
 
-  #rejectionLogOf(channel: ClientChannel): LogThrottle {
-    let throttle = this.#rejectionLog.get(channel);
-    if (!throttle) {
-      throttle = new LogThrottle({ intervalMs: REJECTION_LOG_INTERVAL_MS });
-      this.#rejectionLog.set(channel, throttle);
+  #rejectionLogOf(channel: ClientChannel): LogLimiter {
+    let limiter = this.#rejectionLog.get(channel);
+    if (!limiter) {
+      limiter = new LogLimiter({ intervalMs: REJECTION_LOG_INTERVAL_MS, linesPerInterval: 1 });
+      this.#rejectionLog.set(channel, limiter);
     }
-    return throttle;
+    return limiter;
   }
 }
 

@@ -3,7 +3,7 @@ import type { Quotas } from '../quotas/quotas.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
-import { LogThrottle } from '../log-throttle.js';
+import { LogLimiter } from '../log-limiter.js';
 import type { ProfileJson, ServerEvent } from '../protocol/server-events.js';
 import { estimateSessionBytes } from '../store/record-size.js';
 import type { SessionRecord, SessionStore, StoredMessage, StoreHealth } from '../store/session-store.js';
@@ -76,7 +76,7 @@ export class SessionManager {
   /** Per connection, per attached session: uncounts it from the live-session quota. */
   readonly #liveSessionReleases = new Map<ClientChannel, Map<string, () => void>>();
   #cleanupTimer: NodeJS.Timeout | null = null;
-  readonly #adjustmentLog = new LogThrottle({ intervalMs: ADJUSTMENT_LOG_INTERVAL_MS });
+  readonly #adjustmentLog = new LogLimiter({ intervalMs: ADJUSTMENT_LOG_INTERVAL_MS, linesPerInterval: 1 });
 
   constructor(options: SessionManagerOptions) {
     this.#options = options;
@@ -380,9 +380,9 @@ export class SessionManager {
   }
 
   #logAdjustments(session: Session, channel: ClientChannel, adjustments: readonly string[]): void {
-    const { write, suppressed } = this.#adjustmentLog.take();
+    const suppressed = this.#adjustmentLog.take();
     const fields = { adjustments, connectionId: channel.id };
-    if (write) session.log.warn({ ...fields, suppressed }, 'conversation_start did not fit the limits: adjusted, not refused');
+    if (suppressed !== null) session.log.warn({ ...fields, suppressed }, 'conversation_start did not fit the limits: adjusted, not refused');
     else session.log.debug(fields, 'conversation_start did not fit the limits: adjusted, not refused');
   }
 

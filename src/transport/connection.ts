@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Grants, Principal } from '../auth/authenticator.js';
 import type { ClientChannel } from '../dialogue/channel.js';
 import type { ServerEvent } from '../protocol/server-events.js';
-import { LogLimiter } from './log-limiter.js';
+import { LogLimiter } from '../log-limiter.js';
 
 /** WebSocket close codes voxgate uses (RFC 6455 section 7.4.1). */
 export const CloseCode = {

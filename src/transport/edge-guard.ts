@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, WebSocket } from 'uWebSockets.js';
 import { CloseCode, type SocketUserData } from './connection.js';
 import { respondJson, responsePhase, trackResponse } from './http-response.js';
-import { LogLimiter } from './log-limiter.js';
+import { LogLimiter } from '../log-limiter.js';
 
 export type SocketCallbackName = 'open' | 'message' | 'drain' | 'close';
 

@@ -13,7 +13,7 @@ import { clientAddress, type ProxyTrust } from './client-address.js';
 import { CloseCode, Connection, type ConnectionLimits, type SocketUserData } from './connection.js';
 import type { EdgeGuard } from './edge-guard.js';
 import { respond, respondJson } from './http-response.js';
-import { LogLimiter } from './log-limiter.js';
+import { LogLimiter } from '../log-limiter.js';
 import { parseUpgradeRequest, type UpgradeRequest } from './upgrade-request.js';
 
 /** The app's path, a misspelling some app builds still use, and the deployment guide's forms. */
