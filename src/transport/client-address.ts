@@ -18,10 +18,10 @@ export interface ProxyTrust {
  */
 export function clientAddress(peerAddress: string, forwardedFor: string | null, trust: ProxyTrust): string {
   if (forwardedFor === null) return peerAddress;
-  if (!trust.trustAnyPeer && !isTrustedProxy(trust, unmapped(peerAddress))) return peerAddress;
+  if (!trust.trustAnyPeer && !isTrustedProxy(trust, peerAddress)) return peerAddress;
   const hops = forwardedFor.split(',');
   for (let index = hops.length - 1; index >= 0; index--) {
-    const hop = unmapped(hops[index]!.trim());
+    const hop = hops[index]!.trim();
     if (isIP(hop) === 0) return peerAddress;
     if (index > 0 && isTrustedProxy(trust, hop)) continue;
     return hop;
@@ -51,13 +51,9 @@ export function trustedProxyList(entries: readonly string[]): BlockList | null {
   return list;
 }
 
+/** BlockList matches an IPv4-mapped IPv6 address (a dual-stack socket's peer, in any spelling) against IPv4 rules. */
 function isTrustedProxy(trust: ProxyTrust, address: string): boolean {
   const family = isIP(address);
   if (trust.trustedProxies === null || family === 0) return false;
   return trust.trustedProxies.check(address, family === 6 ? 'ipv6' : 'ipv4');
-}
-
-/** `::ffff:203.0.113.9` (an IPv4 peer on a dual-stack socket) is `203.0.113.9`. */
-function unmapped(address: string): string {
-  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }

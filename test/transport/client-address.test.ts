@@ -21,6 +21,7 @@ t.test('TRUSTED_PROXIES: read only from a listed peer, skipping our own proxies 
   t.equal(clientAddress('10.1.2.3', '198.51.100.7', trust), '198.51.100.7', 'a listed peer: its entry');
   t.equal(clientAddress('10.1.2.3', '6.6.6.6, 198.51.100.7, 10.9.9.9, 192.0.2.1', trust), '198.51.100.7', 'two of our proxies in a row are skipped; the forged left entry is not reached');
   t.equal(clientAddress('::ffff:10.1.2.3', '198.51.100.7', trust), '198.51.100.7', 'an IPv4-mapped peer');
+  t.equal(clientAddress('0000:0000:0000:0000:0000:ffff:0a01:0203', '198.51.100.7', trust), '198.51.100.7', 'the same peer as uWS writes it when listening on ::');
   t.equal(clientAddress('2001:db8::1', '2001:db8::2, 2606:4700::1111', trust), '2606:4700::1111', 'IPv6 networks');
   t.equal(clientAddress('10.1.2.3', '10.4.4.4', trust), '10.4.4.4', 'only proxies of ours: the leftmost is the client');
   t.equal(clientAddress('10.1.2.3', '198.51.100.7, junk', trust), '10.1.2.3', 'garbage falls back to the peer');
