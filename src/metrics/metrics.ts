@@ -39,6 +39,7 @@ export class Metrics {
   readonly connectionsOpened = this.#counter('connections_opened_total', 'WebSocket connections opened.');
   readonly upgradesRefused = this.#counter('upgrades_refused_total', 'WebSocket upgrades refused, by reason.', ['reason']);
   readonly events = this.#counter('events_total', 'Client events received, by type (`malformed` for frames that did not decode).', ['type']);
+  readonly #eventsByType = new Map<string, Counter.Internal>();
   readonly errors = this.#counter('errors_total', 'error events sent to clients, by error code.', ['code']);
   readonly sessionsCreated = this.#counter('sessions_created_total', 'Sessions created (conversation_start).');
   readonly sessionsResumed = this.#counter('sessions_resumed_total', 'session_resume answered with session_restored.');
@@ -60,6 +61,20 @@ export class Metrics {
   readonly storeWrite = this.#histogram('store_write_seconds', 'Duration of one session store write (a committed transaction), any operation.', STORE_BUCKETS_SECONDS);
   readonly quotaRefusals = this.#counter('quota_refusals_total', 'Work refused by a per-owner or per-address quota, by quota.', ['quota']);
   readonly storeWriteFailures = this.#counter('store_write_failures_total', 'Session store writes that failed (nothing was written).', ['operation']);
+
+  /**
+   * The events_total series of one event type, looked up once: counting every audio frame through
+   * `events.inc({ type })` would build a label object and hash it per frame. The types are the protocol's
+   * (plus `malformed` and `binary_audio`), so the map stays small.
+   */
+  eventsOfType(type: string): Counter.Internal {
+    let series = this.#eventsByType.get(type);
+    if (series === undefined) {
+      series = this.events.labels({ type });
+      this.#eventsByType.set(type, series);
+    }
+    return series;
+  }
 
   /** Default Node.js process metrics (CPU, memory, event-loop lag, GC), prefixed voxgate_. */
   collectProcessMetrics(): void {

@@ -252,14 +252,14 @@ export class WsHandler {
       return;
     }
     if (isBinary) {
-      this.#options.metrics.events.inc({ type: 'binary_audio' });
+      this.#options.metrics.eventsOfType('binary_audio').inc();
       this.#options.dialogue.handleBinaryAudio(connection, new Uint8Array(message));
       return;
     }
     // uWS has already validated text frames as UTF-8 (it closes with 1007 otherwise).
     const decoded = decodeClientEvent(Buffer.from(message).toString('utf8'));
     if (!decoded.ok) {
-      this.#options.metrics.events.inc({ type: 'malformed' });
+      this.#options.metrics.eventsOfType('malformed').inc();
       // A reply to bad input costs budget like an event: a client cannot buy unlimited error events.
       const admission = connection.admitEvent();
       const skipped = connection.takeBadInputLogLine();
@@ -270,7 +270,7 @@ export class WsHandler {
       else if (admission === 'droppedNotify') connection.send(errorEvent(decoded.sessionId, this.#rateLimited('malformed event')));
       return;
     }
-    this.#options.metrics.events.inc({ type: decoded.event.type });
+    this.#options.metrics.eventsOfType(decoded.event.type).inc();
     // Audio is bounded per recording and by STT capacity; the rate budget is for control events.
     if (decoded.event.type !== 'audio_stream') {
       const admission = connection.admitEvent();
