@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { AsrEndpoint, asrPaths } from './asr/endpoint.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { Config } from './config/load.js';
 import { loadDemoFiles } from './demo/routes.js';
@@ -20,6 +21,7 @@ import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
 import { createSttEngine } from './stt/select.js';
 import { VoskEngine } from './stt/vosk/engine.js';
+import type { VoskStream } from './stt/vosk/stream.js';
 import { CloseCode } from './transport/connection.js';
 import { EdgeGuard } from './transport/edge-guard.js';
 import { assertNativeTransport } from './transport/native-check.js';
@@ -108,7 +110,9 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     orphanedRecordingGraceMs: config.dialogue.orphanedRecordingGraceMs,
   });
   const guard = new EdgeGuard(logger);
+  const asr = config.asr.enabled ? { endpoint: asrEndpoint(config, stt, quotas), paths: asrPaths(config.asr.rootPath) } : null;
   const ws = new WsHandler({
+    asr,
     dialogue,
     logger,
     guard,
@@ -208,6 +212,23 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
 }
 
 const ENGINE_CLOSE_TIMEOUT_MS = 15_000;
+
+/** The /asr endpoint over the configured engine: only the vosk engine has reply-per-frame streams. */
+function asrEndpoint(config: Config, stt: SttEngine, quotas: Quotas): AsrEndpoint {
+  const vosk = stt instanceof VoskEngine ? stt : null;
+  // A cheap admission check at the upgrade (503 + Retry-After), once the engine offers one; until then
+  // a refused stream is closed with 1013 before its first reply.
+  const probe = vosk as unknown as { canAdmit?: () => boolean } | null;
+  const canAdmit = probe !== null && typeof probe.canAdmit === 'function' ? () => probe.canAdmit!() : null;
+  return new AsrEndpoint({
+    defaults: { sampleRate: config.asr.sampleRate, words: config.asr.showWords, maxAlternatives: config.asr.maxAlternatives },
+    modelNames: config.asr.modelNames,
+    // VoskEngine.openStream returns a VoskStream, which is a ReplyPerFrameStream.
+    openStream: vosk === null ? null : (options) => vosk.openStream(options) as VoskStream,
+    canAdmit,
+    quotas,
+  });
+}
 
 /** Resolves when `work` settles or after `timeoutMs` (calling `onTimeout`), whichever is first. */
 async function settleWithin(work: Promise<void>, timeoutMs: number, onTimeout: () => void): Promise<void> {

@@ -89,7 +89,7 @@ t.test('reply-per-frame streams answer like libvosk itself', async (t) => {
     const expected = referenceReplies(modelPath, { sampleRate: 16000 }, messages);
     const recorder = openReplyStream(engine, 'burst');
     for (const message of messages) {
-      if (message === 'eof') break;
+      if (typeof message === 'string') break;
       recorder.stream.write(message);
       recorder.stream.endFrame();
     }
