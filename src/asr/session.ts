@@ -221,7 +221,9 @@ export class AsrSession {
   }
 
   #onReply(json: string): void {
-    if (this.#isEnded) return;
+    // Not #isEnded: eof's final result comes after input ended. A failed stream was aborted, and an
+    // aborted stream delivers nothing more.
+    if (this.#options.channel.isClosed) return;
     this.#options.channel.sendText(json);
     // A frame was answered: the stream may take more of what waits here.
     this.#pump();
