@@ -54,6 +54,8 @@ export interface RecognizerConfig {
   maxAlternatives: number;
   /** A JSON array of phrases: a grammar recogniser (vosk_recognizer_new_grm), or null. */
   grammarJson: string | null;
+  /** Address of the process's speaker model (src/stt/vosk/speaker-model.ts), or null: no `spk` in results. */
+  speakerModelAddress: bigint | null;
   /** Every client frame is decoded in one accept call and answered by one `reply` event (REPLY ops). */
   isReplyPerFrame: boolean;
 }

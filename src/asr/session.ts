@@ -39,6 +39,8 @@ export interface AsrDefaults {
   sampleRate: number;
   words: boolean;
   maxAlternatives: number;
+  /** The speaker model every stream's recogniser gets (VOSK_SPK_MODEL_PATH), or null. */
+  speakerModelAddress: bigint | null;
 }
 
 export interface AsrSessionOptions {
@@ -201,6 +203,7 @@ export class AsrSession {
           partialWords: config.words && config.isWordsSet,
           maxAlternatives: config.maxAlternatives,
           phraseList: config.phraseList,
+          speakerModelAddress: this.#options.defaults.speakerModelAddress,
           onReply: (json) => this.#onReply(json),
         },
       });

@@ -73,6 +73,8 @@ export interface Config {
     readonly maxAlternatives: number;
     /** Model names clients may use in the path or config; empty: any. */
     readonly modelNames: readonly string[];
+    /** A speaker model directory: /asr results carry speaker vectors (vosk-server's VOSK_SPK_MODEL_PATH). */
+    readonly speakerModelPath: string | null;
   };
   readonly websocket: {
     readonly maxMessageBytes: number;
@@ -230,6 +232,7 @@ function toConfig(env: Env): Config {
       showWords: env.ASR_SHOW_WORDS,
       maxAlternatives: env.ASR_MAX_ALTERNATIVES,
       modelNames: env.ASR_MODEL_NAMES,
+      speakerModelPath: env.VOSK_SPK_MODEL_PATH ?? null,
     },
     websocket: {
       maxMessageBytes: env.WEBSOCKET_MAX_MESSAGE_SIZE,

@@ -66,6 +66,11 @@ export interface ReplyPerFrameOptions {
   maxAlternatives: number;
   /** Phrases the recogniser may hear (a grammar recogniser), or null for the model's full vocabulary. */
   phraseList: readonly string[] | null;
+  /**
+   * The vosk engine's speaker model (`SpeakerModel.address`, loaded once per process) to add speaker
+   * vectors (`spk`, `spk_frames`) to results, or null.
+   */
+  speakerModelAddress: bigint | null;
   onReply(json: string): void;
 }
 

@@ -1,10 +1,11 @@
 // The /asr endpoint end to end: real WebSocket clients of each family vosk-server serves -> uWS ->
 // worker threads -> libvosk on the tone model. Replies are compared with libvosk driven directly
 // (frame by frame), transcripts must be exact.
+import { rm } from 'node:fs/promises';
 import t, { type Test } from 'tap';
 import { signToken } from '../../src/auth/sign-token.js';
 import { VoskEngine } from '../../src/stt/vosk/engine.js';
-import { writeToneModel } from '../../src/vosk-model/tone-model.js';
+import { writeSpeakerModel, writeToneModel } from '../../src/vosk-model/tone-model.js';
 import { AsrClient, runFireAndForget, runLockstep, transcriptOf, wavFile } from '../kit/asr-client.js';
 import { startTestServer, type TestServer } from '../kit/start-server.js';
 import { silentLogger, tones } from '../stt/vosk-fixture.js';
@@ -131,6 +132,26 @@ t.test('ASR_ROOT_PATH=true serves /asr on / and GET / stays health', async (t) =
   const client = await AsrClient.connect(server.wsUrl('/asr/en'));
   client.sendText(JSON.stringify({ config: { model: '/etc/passwd' } }));
   t.equal((await client.closed).code, 1008, 'a config model is a name, never a path');
+});
+
+t.test('VOSK_SPK_MODEL_PATH: results carry spk and spk_frames exactly as libvosk gives them', async (t) => {
+  // Beside the test's directory: asrServer() writes the tone model into t.testdir(), emptying it.
+  const speakerPath = `${t.testdirName}-spk`;
+  await writeSpeakerModel(speakerPath);
+  t.teardown(() => rm(speakerPath, { recursive: true, force: true }));
+  const { server, modelPath } = await asrServer(t, { VOSK_SPK_MODEL_PATH: speakerPath });
+  const chunks = frames(tones(WORDS), 8000);
+  const run = await runLockstep(server.wsUrl('/asr'), chunks, { config: { sample_rate: 16000 } });
+  t.same(run.replies, referenceReplies(modelPath, { sampleRate: 16000, speakerModelPath: speakerPath }, [...chunks, 'eof']));
+  const result = run.replies.map((reply) => JSON.parse(reply) as { spk?: number[]; spk_frames?: number }).find((reply) => reply.spk !== undefined);
+  t.equal(result?.spk?.length, 8);
+  t.ok((result?.spk_frames ?? 0) > 0);
+});
+
+t.test('a speaker model libvosk cannot load fails start-up with MODEL_INVALID', async (t) => {
+  const modelPath = t.testdir();
+  await writeToneModel(modelPath);
+  await t.rejects(startTestServer({ STT_ENGINE: 'vosk', VOSK_MODEL_PATH: modelPath, VOSK_SPK_MODEL_PATH: `${modelPath}/no-such-dir` }), { code: 'MODEL_INVALID' });
 });
 
 t.test('busy: a stream the engine refuses is closed 1013 before any reply', async (t) => {

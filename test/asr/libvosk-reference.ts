@@ -11,6 +11,8 @@ export interface ReferenceConfig {
   partialWords?: boolean;
   maxAlternatives?: number;
   phraseList?: readonly string[] | null;
+  /** A speaker model directory: results carry spk and spk_frames. */
+  speakerModelPath?: string;
 }
 
 export type ReferenceMessage = Uint8Array | 'eof' | 'reset';
@@ -24,7 +26,9 @@ export function referenceReplies(modelPath: string, config: ReferenceConfig, mes
     phraseList === null
       ? libvosk.vosk_recognizer_new(model, config.sampleRate)
       : libvosk.vosk_recognizer_new_grm(model, config.sampleRate, JSON.stringify(phraseList));
+  const speakerModel: unknown = config.speakerModelPath === undefined ? null : libvosk.vosk_spk_model_new(config.speakerModelPath);
   try {
+    if (speakerModel !== null) libvosk.vosk_recognizer_set_spk_model(recognizer, speakerModel);
     libvosk.vosk_recognizer_set_words(recognizer, config.words === false ? 0 : 1);
     if (config.partialWords === true) libvosk.vosk_recognizer_set_partial_words(recognizer, 1);
     if ((config.maxAlternatives ?? 0) > 0) libvosk.vosk_recognizer_set_max_alternatives(recognizer, config.maxAlternatives);
@@ -45,6 +49,7 @@ export function referenceReplies(modelPath: string, config: ReferenceConfig, mes
     return replies;
   } finally {
     libvosk.vosk_recognizer_free(recognizer);
+    if (speakerModel !== null) libvosk.vosk_spk_model_free(speakerModel);
     libvosk.vosk_model_free(model);
   }
 }

@@ -5,7 +5,8 @@ import type { VoxgateError } from '../../src/errors.js';
 import type { ReplyPerFrameOptions } from '../../src/stt/engine.js';
 import type { VoskEngine } from '../../src/stt/vosk/engine.js';
 import type { VoskStream } from '../../src/stt/vosk/stream.js';
-import { writeToneModel } from '../../src/vosk-model/tone-model.js';
+import { SpeakerModel } from '../../src/stt/vosk/speaker-model.js';
+import { writeSpeakerModel, writeToneModel } from '../../src/vosk-model/tone-model.js';
 import { startEngine, toneModel, tones } from '../stt/vosk-fixture.js';
 import { frames, referenceReplies, type ReferenceMessage } from './libvosk-reference.js';
 
@@ -34,6 +35,7 @@ function openReplyStream(engine: VoskEngine, streamId: string, options: Partial<
       partialWords: options.partialWords ?? false,
       maxAlternatives: options.maxAlternatives ?? 0,
       phraseList: options.phraseList ?? null,
+      speakerModelAddress: options.speakerModelAddress ?? null,
       onReply: (json) => {
         replies.push(json);
         if (waiter !== null && replies.length >= waiter.count) waiter.resolve();
@@ -119,6 +121,22 @@ t.test('reply-per-frame streams answer like libvosk itself', async (t) => {
     const alternatives = openReplyStream(engine, 'alternatives', { maxAlternatives: 3 });
     await lockstep(alternatives, messages);
     t.ok(alternatives.replies.some((json) => 'alternatives' in (JSON.parse(json) as object)), 'results carry alternatives');
+  });
+
+  t.test('a speaker model adds spk and spk_frames to results, as libvosk does', async (t) => {
+    const speakerPath = t.testdir();
+    await writeSpeakerModel(speakerPath);
+    const speakerModel = SpeakerModel.load(speakerPath);
+    const messages: ReferenceMessage[] = [...frames(audio, 8000), 'eof'];
+    const expected = referenceReplies(modelPath, { sampleRate: 16000, speakerModelPath: speakerPath }, messages);
+    const recorder = openReplyStream(engine, 'speaker', { speakerModelAddress: speakerModel.address });
+    await lockstep(recorder, messages);
+    // The stream's recogniser is freed with its final result: the speaker model may go now.
+    speakerModel.release();
+    t.same(recorder.replies, expected);
+    const result = recorder.replies.map((json) => JSON.parse(json) as { spk?: number[]; spk_frames?: number }).find((reply) => reply.spk !== undefined);
+    t.equal(result?.spk?.length, 8, 'an 8-dimensional speaker vector');
+    t.ok((result?.spk_frames ?? 0) > 0);
   });
 
   t.test('8 kHz audio into the 16 kHz model is raised first and decodes exactly', async (t) => {

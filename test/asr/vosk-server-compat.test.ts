@@ -3,7 +3,7 @@
 // differences (docs/asr.md) are asserted as such.
 import { join } from 'node:path';
 import t from 'tap';
-import { writeToneModel } from '../../src/vosk-model/tone-model.js';
+import { writeSpeakerModel, writeToneModel } from '../../src/vosk-model/tone-model.js';
 import { AsrClient, runFireAndForget, runLockstep, transcriptOf, type AsrRun } from '../kit/asr-client.js';
 import { startTestServer } from '../kit/start-server.js';
 import { tones } from '../stt/vosk-fixture.js';
@@ -77,4 +77,26 @@ t.test('voxgate /asr answers like vosk-server, frame by frame', { skip: typeof i
     t.equal(ours.protocol, 'ws');
     t.equal(transcriptOf(ours.replies), 'alpha charlie bravo');
   });
+});
+
+t.test('with VOSK_SPK_MODEL_PATH both servers give the same speaker vectors', { skip: typeof install === 'string' ? install : false }, async (t) => {
+  if (typeof install === 'string') return;
+  const modelPath = t.testdir();
+  await writeToneModel(join(modelPath, 'model'));
+  await writeSpeakerModel(join(modelPath, 'spk'));
+  const peer = await startVoskServer(install, join(modelPath, 'model'), join(modelPath, 'vosk-server.log'), { VOSK_SPK_MODEL_PATH: join(modelPath, 'spk') });
+  t.teardown(() => peer.stop());
+  const server = await startTestServer({
+    STT_ENGINE: 'vosk',
+    VOSK_MODEL_PATH: join(modelPath, 'model'),
+    VOSK_SPK_MODEL_PATH: join(modelPath, 'spk'),
+    MAX_WORKERS: '1',
+    ASR_SAMPLE_RATE: '16000',
+  });
+  t.teardown(() => server.close());
+  const chunks = frames(audio, 8000);
+  const theirs = await runLockstep(peer.url, chunks);
+  const ours = await runLockstep(server.wsUrl('/asr'), chunks);
+  t.same(ours.replies, theirs.replies);
+  t.ok(ours.replies.some((reply) => 'spk' in (JSON.parse(reply) as object)), 'results carry spk');
 });

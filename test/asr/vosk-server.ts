@@ -41,9 +41,9 @@ export interface RunningVoskServer {
 }
 
 /** Starts vosk-server on `modelDir` (VOSK_SAMPLE_RATE=16000, serve.sh's choice) and resolves once it listens. */
-export async function startVoskServer(install: VoskServerInstall, modelDir: string, logFile: string): Promise<RunningVoskServer> {
+export async function startVoskServer(install: VoskServerInstall, modelDir: string, logFile: string, env: Record<string, string> = {}): Promise<RunningVoskServer> {
   const port = await freePort();
-  const child = spawn(install.serveScript, [modelDir, String(port), logFile], { env: { ...process.env, WORK: install.workDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(install.serveScript, [modelDir, String(port), logFile], { env: { ...process.env, ...env, WORK: install.workDir }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -176,6 +176,7 @@ export class BatchDecoder {
       libvosk.vosk_recognizer_set_words(recognizer, config.words ? 1 : 0);
       if (config.partialWords) libvosk.vosk_recognizer_set_partial_words(recognizer, 1);
       if (config.maxAlternatives > 0) libvosk.vosk_recognizer_set_max_alternatives(recognizer, config.maxAlternatives);
+      if (config.speakerModelAddress !== null) libvosk.vosk_recognizer_set_spk_model(recognizer, config.speakerModelAddress);
       this.#isReplyPerFrame[handle] = config.isReplyPerFrame ? 1 : 0;
     }
     this.#recognizers[handle] = recognizer;

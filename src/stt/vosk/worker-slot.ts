@@ -469,6 +469,7 @@ function recognizerConfig(handle: number, stream: VoskStream): RecognizerConfig 
     partialWords: options.partialWords,
     maxAlternatives: options.maxAlternatives,
     grammarJson: options.phraseList === null ? null : JSON.stringify(options.phraseList),
+    speakerModelAddress: options.speakerModelAddress,
     isReplyPerFrame: true,
   };
 }
