@@ -63,6 +63,8 @@ export const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 export const MAX_QUEUED_MESSAGES = 4096;
 /** Frames handed to the stream but not yet answered, at most (the rest wait here, in order). */
 const MAX_FRAMES_IN_STREAM = 64;
+/** Taken entries at the queue's front after which it is compacted. */
+const COMPACT_AFTER = 1024;
 
 type Queued = Uint8Array | 'eof' | 'reset';
 
@@ -294,6 +296,12 @@ export class AsrSession {
     this.#queue[this.#queueHead] = 'reset'; // drop the reference to the frame's bytes
     this.#queueHead += 1;
     this.#queuedBytes -= bytes;
+    // A queue that never empties completely (a client always a frame ahead) is compacted now and then,
+    // so its array does not grow with the stream's length.
+    if (this.#queueHead >= COMPACT_AFTER && this.#queueHead * 2 >= this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
   }
 
   #finish(stream: ReplyPerFrameStream): void {

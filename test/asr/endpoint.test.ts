@@ -104,6 +104,23 @@ t.test('/asr with the vosk engine', async (t) => {
     t.equal(transcriptOf(reset.replies), 'alpha bravo');
   });
 
+  t.test('odd-sized frames: one reply each, the odd byte kept for the next frame, exact transcript', async (t) => {
+    const chunks = frames(audio, 3201);
+    const run = await runLockstep(server.wsUrl('/asr'), chunks, { config: { sample_rate: 16000 } });
+    t.equal(run.replies.length, chunks.length + 1);
+    t.equal(transcriptOf(run.replies), 'alpha charlie bravo');
+  });
+
+  t.test('a frame larger than the stream buffer closes 1009 with its code', async (t) => {
+    const client = await AsrClient.connect(server.wsUrl('/asr'));
+    client.sendText(JSON.stringify({ config: { sample_rate: 16000 } }));
+    client.sendAudio(new Uint8Array(200_000));
+    const close = await client.closed;
+    t.equal(close.code, 1009);
+    t.match(close.reason, /^AUDIO_LIMIT_EXCEEDED/);
+    t.same(client.replies, []);
+  });
+
   t.test('a text frame that is not config, eof or reset closes 1003 with its code', async (t) => {
     const client = await AsrClient.connect(server.wsUrl('/asr'));
     client.sendText('hello');
