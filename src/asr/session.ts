@@ -4,7 +4,7 @@
 // gets the final result and a 1000 close, reset the final result so far. Nothing here waits for more
 // audio than a client sent: lockstep clients (send, wait for the reply) are answered per frame.
 import type { Logger } from 'pino';
-import { AudioFormatError, AudioLimitExceededError, SttBusyError, VoxgateError } from '../errors.js';
+import { AudioFormatError, AudioLimitExceededError, InvalidEventDataError, SttBusyError, VoxgateError } from '../errors.js';
 import { parseWavHeader } from '../stt/audio-format.js';
 import type { ReplyPerFrameOptions, ReplyPerFrameStream, SttStreamOptions } from '../stt/engine.js';
 import { parseAsrText, type AsrConfig } from './client-messages.js';
@@ -172,7 +172,10 @@ export class AsrSession {
       return;
     }
     if (config.model !== undefined && !this.#options.isKnownModel(config.model)) {
-      return this.#fail(new AudioFormatError(`model ${JSON.stringify(config.model.slice(0, 64))} is not served here`, { details: 'config.model: expected one of ASR_MODEL_NAMES' }), AsrCloseCode.policyViolation);
+      return this.#fail(
+        new InvalidEventDataError(`model ${JSON.stringify(config.model.slice(0, 64))} is not served here`, { details: 'config.model: expected one of ASR_MODEL_NAMES' }),
+        AsrCloseCode.policyViolation,
+      );
     }
     if (config.sampleRate !== undefined) {
       this.#config.sampleRate = config.sampleRate;
