@@ -173,6 +173,15 @@ t.test('a speaker model libvosk cannot load fails start-up with MODEL_INVALID', 
   await t.rejects(startTestServer({ STT_ENGINE: 'vosk', VOSK_MODEL_PATH: modelPath, VOSK_SPK_MODEL_PATH: `${modelPath}/no-such-dir` }), { code: 'MODEL_INVALID' });
 });
 
+t.test('text frames over the event budget close 1008 (the protocol has no error reply)', async (t) => {
+  const { server } = await asrServer(t, { EVENT_RATE_PER_SECOND: '1', EVENT_RATE_BURST: '2' });
+  const client = await AsrClient.connect(server.wsUrl('/asr'));
+  for (let i = 0; i < 3; i++) client.sendText('{"config": {"sample_rate": 16000}}');
+  const close = await client.closed;
+  t.equal(close.code, 1008);
+  t.match(close.reason, /^RATE_LIMITED/);
+});
+
 t.test('busy: a stream the engine refuses is closed 1013 before any reply', async (t) => {
   const modelPath = t.testdir();
   await writeToneModel(modelPath);
