@@ -9,8 +9,8 @@ import { MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ } from '../stt/engine.js';
 export const MAX_PHRASES = 1024;
 /** Longest phrase, in characters. */
 export const MAX_PHRASE_CHARS = 256;
-/** Most alternatives a client may ask for (libvosk's n-best costs grow with it). */
-export const MAX_ALTERNATIVES = 16;
+/** Most alternatives a client may ask for (vosk-server's test_alternatives.py asks for 20; libvosk's n-best cost grows with it). */
+export const MAX_ALTERNATIVES = 100;
 /** Longest text frame worth parsing: a full phrase list fits many times. */
 export const MAX_TEXT_FRAME_CHARS = 512 * 1024;
 

@@ -103,7 +103,7 @@ export const EnvSchema = z.object({
   ASR_ROOT_PATH: boolean.default(false),
   ASR_SAMPLE_RATE: integer(8000, 48000).default(8000),
   ASR_SHOW_WORDS: boolean.default(true),
-  ASR_MAX_ALTERNATIVES: integer(0, 16).default(0),
+  ASR_MAX_ALTERNATIVES: integer(0, 100).default(0),
   VOSK_SPK_MODEL_PATH: z.string().trim().min(1).optional(),
   ASR_MODEL_NAMES: commaList.default([]).superRefine((names, ctx) => {
     for (const name of names) {
