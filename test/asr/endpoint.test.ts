@@ -207,6 +207,13 @@ t.test('the mock engine cannot serve /asr: 503 at the upgrade', async (t) => {
   t.equal((await upgradeFailure(server.wsUrl('/asr'))).statusCode, 503);
 });
 
+t.test('the origin check applies as on the conversation endpoint', async (t) => {
+  const { server } = await asrServer(t, { ALLOWED_ORIGINS: 'https://app.example' });
+  t.equal((await upgradeFailure(server.wsUrl('/asr'), { headers: { Origin: 'https://evil.example' } })).statusCode, 403);
+  const run = await runLockstep(server.wsUrl('/asr'), frames(tones(WORDS), 8000), { headers: { Origin: 'https://app.example' }, config: { sample_rate: 16000 } });
+  t.equal(transcriptOf(run.replies), 'alpha charlie bravo');
+});
+
 t.test('credentials apply as on the conversation endpoint', async (t) => {
   const { server } = await asrServer(t, { AUTH_JWT_SECRET: SECRET });
   t.equal((await upgradeFailure(server.wsUrl('/asr'))).statusCode, 401, 'none');
