@@ -207,6 +207,26 @@ t.test('the mock engine cannot serve /asr: 503 at the upgrade', async (t) => {
   t.equal((await upgradeFailure(server.wsUrl('/asr'))).statusCode, 503);
 });
 
+t.test('QUOTA_RECORDINGS counts /asr streams, and a closed connection gives its stream back', async (t) => {
+  const { server } = await asrServer(t, { QUOTA_RECORDINGS: '1' });
+  const first = await AsrClient.connect(server.wsUrl('/asr'));
+  first.sendText(JSON.stringify({ config: { sample_rate: 16000 } }));
+  first.sendAudio(tones(['alpha']).subarray(0, 3200));
+  await first.nextReply();
+  const second = await AsrClient.connect(server.wsUrl('/asr'));
+  second.sendAudio(tones(['alpha']).subarray(0, 3200));
+  const refused = await second.closed;
+  t.equal(refused.code, 1013);
+  t.match(refused.reason, /^QUOTA_EXCEEDED/);
+  t.same(second.replies, []);
+  // The client goes away mid-stream (no eof): its stream is dropped and no longer counted.
+  first.socket.terminate();
+  await first.closed;
+  await server.waitForLog((line) => line.msg === 'connection closed' && line.connections === 0);
+  const third = await runLockstep(server.wsUrl('/asr'), frames(tones(WORDS), 8000), { config: { sample_rate: 16000 } });
+  t.equal(transcriptOf(third.replies), 'alpha charlie bravo');
+});
+
 t.test('the origin check applies as on the conversation endpoint', async (t) => {
   const { server } = await asrServer(t, { ALLOWED_ORIGINS: 'https://app.example' });
   t.equal((await upgradeFailure(server.wsUrl('/asr'), { headers: { Origin: 'https://evil.example' } })).statusCode, 403);
