@@ -227,6 +227,17 @@ t.test('QUOTA_RECORDINGS counts /asr streams, and a closed connection gives its 
   t.equal(transcriptOf(third.replies), 'alpha charlie bravo');
 });
 
+t.test('shutdown closes an open /asr stream with 1001', async (t) => {
+  const { server } = await asrServer(t);
+  const client = await AsrClient.connect(server.wsUrl('/asr'));
+  client.sendText(JSON.stringify({ config: { sample_rate: 16000 } }));
+  client.sendAudio(tones(['alpha']).subarray(0, 3200));
+  await client.nextReply();
+  await server.close();
+  t.equal((await client.closed).code, 1001);
+  t.equal(server.voxgate.stt.health().activeStreams, 0, 'the stream was dropped before the engine closed');
+});
+
 t.test('the origin check applies as on the conversation endpoint', async (t) => {
   const { server } = await asrServer(t, { ALLOWED_ORIGINS: 'https://app.example' });
   t.equal((await upgradeFailure(server.wsUrl('/asr'), { headers: { Origin: 'https://evil.example' } })).statusCode, 403);
