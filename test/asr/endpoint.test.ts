@@ -227,6 +227,20 @@ t.test('QUOTA_RECORDINGS counts /asr streams, and a closed connection gives its 
   t.equal(transcriptOf(third.replies), 'alpha charlie bravo');
 });
 
+t.test('phrase_list over the WebSocket: a grammar recogniser, replies equal to libvosk\'s', async (t) => {
+  const modelPath = t.testdir();
+  await writeToneModel(modelPath, { grammar: true });
+  const server = await startTestServer({ STT_ENGINE: 'vosk', VOSK_MODEL_PATH: modelPath, MAX_WORKERS: '1', ASR_SAMPLE_RATE: '16000' });
+  t.teardown(() => server.close());
+  const chunks = frames(tones(WORDS), 8000);
+  for (const phraseList of [['alpha charlie bravo'], ['alpha', 'bravo', '[unk]']]) {
+    const run = await runLockstep(server.wsUrl('/asr'), chunks, { config: { phrase_list: phraseList } });
+    t.same(run.replies, referenceReplies(modelPath, { sampleRate: 16000, phraseList }, [...chunks, 'eof']), JSON.stringify(phraseList));
+  }
+  const unk = await runLockstep(server.wsUrl('/asr'), chunks, { config: { phrase_list: ['alpha', 'bravo', '[unk]'] } });
+  t.equal(transcriptOf(unk.replies), 'alpha [unk] bravo', 'words outside the grammar are [unk]');
+});
+
 t.test('shutdown closes an open /asr stream with 1001', async (t) => {
   const { server } = await asrServer(t);
   const client = await AsrClient.connect(server.wsUrl('/asr'));

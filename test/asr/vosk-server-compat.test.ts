@@ -100,3 +100,20 @@ t.test('with VOSK_SPK_MODEL_PATH both servers give the same speaker vectors', { 
   t.same(ours.replies, theirs.replies);
   t.ok(ours.replies.some((reply) => 'spk' in (JSON.parse(reply) as object)), 'results carry spk');
 });
+
+t.test('with a grammar (phrase_list) both servers give the same replies', { skip: typeof install === 'string' ? install : false }, async (t) => {
+  if (typeof install === 'string') return;
+  const modelPath = t.testdir();
+  await writeToneModel(join(modelPath, 'model'), { grammar: true });
+  const peer = await startVoskServer(install, join(modelPath, 'model'), join(modelPath, 'vosk-server.log'));
+  t.teardown(() => peer.stop());
+  const server = await startTestServer({ STT_ENGINE: 'vosk', VOSK_MODEL_PATH: join(modelPath, 'model'), MAX_WORKERS: '1', ASR_SAMPLE_RATE: '16000' });
+  t.teardown(() => server.close());
+  const chunks = frames(audio, 8000);
+  for (const phraseList of [['alpha', 'bravo'], ['alpha', 'bravo', '[unk]']]) {
+    const theirs = await runLockstep(peer.url, chunks, { config: { phrase_list: phraseList, words: false } });
+    const ours = await runLockstep(server.wsUrl('/asr'), chunks, { config: { phrase_list: phraseList, words: false } });
+    t.same(ours.replies, theirs.replies, JSON.stringify(phraseList));
+    t.not(transcriptOf(ours.replies), '');
+  }
+});
