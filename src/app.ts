@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { AsrEndpoint, asrPaths } from './asr/endpoint.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { Config } from './config/load.js';
 import { loadDemoFiles } from './demo/routes.js';
@@ -20,6 +21,8 @@ import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
 import { createSttEngine } from './stt/select.js';
 import { VoskEngine } from './stt/vosk/engine.js';
+import { SpeakerModel } from './stt/vosk/speaker-model.js';
+import type { VoskStream } from './stt/vosk/stream.js';
 import { CloseCode } from './transport/connection.js';
 import { EdgeGuard } from './transport/edge-guard.js';
 import { assertNativeTransport } from './transport/native-check.js';
@@ -60,6 +63,8 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   const auth = new Authenticator(config.auth, logger);
   // Read before anything is opened: a missing page file fails start-up with nothing to clean up.
   const demo = config.demoEnabled ? loadDemoFiles() : null;
+  // Loaded once, before anything else is opened: a path libvosk cannot load fails start-up with nothing to clean up.
+  const speakerModel = config.asr.enabled && config.asr.speakerModelPath !== null ? SpeakerModel.load(config.asr.speakerModelPath) : null;
   let lifecycle: Lifecycle = 'starting';
   const metrics = new Metrics();
   metrics.collectProcessMetrics();
@@ -70,6 +75,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     stt = parts.stt ?? (await createSttEngine(config.stt, logger));
   } catch (err) {
     store.close();
+    speakerModel?.release();
     throw err;
   }
   const llm = parts.llm ?? createLlmEngine(config.llm, logger, metrics);
@@ -108,7 +114,9 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     orphanedRecordingGraceMs: config.dialogue.orphanedRecordingGraceMs,
   });
   const guard = new EdgeGuard(logger);
+  const asr = config.asr.enabled ? { endpoint: asrEndpoint(config, stt, quotas, speakerModel), paths: asrPaths(config.asr.rootPath) } : null;
   const ws = new WsHandler({
+    asr,
     dialogue,
     logger,
     guard,
@@ -161,7 +169,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     }
   } catch (err) {
     server.stopListening();
-    await Promise.allSettled([stt.close(), llm.close()]);
+    await Promise.allSettled([stt.close().then(() => speakerModel?.release()), llm.close()]);
     store.close();
     throw err;
   }
@@ -194,7 +202,8 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       sessions.close();
       // A hung engine must not keep the process from exiting: the process exit ends its threads anyway.
       await Promise.allSettled([
-        settleWithin(stt.close(), ENGINE_CLOSE_TIMEOUT_MS, () => logger.error('speech engine did not close in time')),
+        // The speaker model only after every recogniser using it is gone (an engine that hangs keeps it).
+        settleWithin(stt.close().then(() => speakerModel?.release()), ENGINE_CLOSE_TIMEOUT_MS, () => logger.error('speech engine did not close in time')),
         settleWithin(llm.close(), ENGINE_CLOSE_TIMEOUT_MS, () => logger.error('LLM engine did not close in time')),
       ]);
       store.close();
@@ -208,6 +217,28 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
 }
 
 const ENGINE_CLOSE_TIMEOUT_MS = 15_000;
+
+/** The /asr endpoint over the configured engine: only the vosk engine has reply-per-frame streams. */
+function asrEndpoint(config: Config, stt: SttEngine, quotas: Quotas, speakerModel: SpeakerModel | null): AsrEndpoint {
+  const vosk = stt instanceof VoskEngine ? stt : null;
+  // A cheap admission check at the upgrade (503 + Retry-After), once the engine offers one; until then
+  // a refused stream is closed with 1013 before its first reply.
+  const probe = vosk as unknown as { canAdmit?: () => boolean } | null;
+  const canAdmit = probe !== null && typeof probe.canAdmit === 'function' ? () => probe.canAdmit!() : null;
+  return new AsrEndpoint({
+    defaults: {
+      sampleRate: config.asr.sampleRate,
+      words: config.asr.showWords,
+      maxAlternatives: config.asr.maxAlternatives,
+      speakerModelAddress: speakerModel?.address ?? null,
+    },
+    modelNames: config.asr.modelNames,
+    // VoskEngine.openStream returns a VoskStream, which is a ReplyPerFrameStream.
+    openStream: vosk === null ? null : (options) => vosk.openStream(options) as VoskStream,
+    canAdmit,
+    quotas,
+  });
+}
 
 /** Resolves when `work` settles or after `timeoutMs` (calling `onTimeout`), whichever is first. */
 async function settleWithin(work: Promise<void>, timeoutMs: number, onTimeout: () => void): Promise<void> {

@@ -29,9 +29,36 @@ export const BatchOp = {
   finish: 3,
   /** Free the recogniser without a final text. */
   abort: 4,
+  /**
+   * Reply-per-frame streams (src/asr/): feed the audio the stream's AUDIO ops gathered since its last
+   * reply in one accept call (one client frame), and report libvosk's JSON: [reply, handle, 0, 0].
+   */
+  reply: 5,
+  /** Reply-per-frame streams: report the final result so far, then reset the recogniser: [reset, handle, 0, 0]. */
+  reset: 6,
 } as const;
 export type BatchOpCode = (typeof BatchOp)[keyof typeof BatchOp];
 export const OP_WIDTH = 4;
+
+/**
+ * How a stream's recogniser is set up beyond its sample rate (vosk-server's per-connection config). Sent
+ * with the batch that carries the stream's OPEN op; streams without one get a plain recogniser.
+ */
+export interface RecognizerConfig {
+  handle: number;
+  /** Word list with times in results (vosk_recognizer_set_words). */
+  words: boolean;
+  /** Word list in partial results too (vosk_recognizer_set_partial_words). */
+  partialWords: boolean;
+  /** n-best list of this many alternatives in results (0: none). */
+  maxAlternatives: number;
+  /** A JSON array of phrases: a grammar recogniser (vosk_recognizer_new_grm), or null. */
+  grammarJson: string | null;
+  /** Address of the process's speaker model (src/stt/vosk/speaker-model.ts), or null: no `spk` in results. */
+  speakerModelAddress: bigint | null;
+  /** Every client frame is decoded in one accept call and answered by one `reply` event (REPLY ops). */
+  isReplyPerFrame: boolean;
+}
 
 /** All pending work of one slot's streams at one tick, in order. */
 export interface DecodeTask {
@@ -40,6 +67,8 @@ export interface DecodeTask {
   /** Batch sequence number within the slot (echoed back; results arrive in order). */
   seq: number;
   ops: Int32Array;
+  /** Set-up of the streams this batch opens that need more than a plain recogniser (absent: none). */
+  recognizers?: RecognizerConfig[];
 }
 
 /**
@@ -60,6 +89,8 @@ export type StreamEvent =
   | { type: 'segment'; handle: number; text: string }
   /** finish: the text after the last segment; the recogniser is freed. */
   | { type: 'final'; handle: number; text: string }
+  /** A reply-per-frame stream's answer to one frame, RESET or FINISH: libvosk's JSON exactly as it produced it. */
+  | { type: 'reply'; handle: number; json: string }
   /** abort acknowledged; the recogniser is freed. */
   | { type: 'released'; handle: number }
   /** The recogniser could not be created or rejected audio; it is freed and the handle is free. */

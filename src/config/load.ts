@@ -62,6 +62,20 @@ export interface Config {
     /** New recordings are refused while the main thread's sustained event-loop delay p99 is above this. */
     readonly maxEventLoopDelayMs: number;
   };
+  /** The vosk-server-compatible endpoint (docs/asr.md). */
+  readonly asr: {
+    readonly enabled: boolean;
+    /** Also answer WebSocket upgrades on `/` (a plain GET / stays the health answer). */
+    readonly rootPath: boolean;
+    /** A stream's rate without a config or WAV header (Hz). */
+    readonly sampleRate: number;
+    readonly showWords: boolean;
+    readonly maxAlternatives: number;
+    /** Model names clients may use in the path or config; empty: any. */
+    readonly modelNames: readonly string[];
+    /** A speaker model directory: /asr results carry speaker vectors (vosk-server's VOSK_SPK_MODEL_PATH). */
+    readonly speakerModelPath: string | null;
+  };
   readonly websocket: {
     readonly maxMessageBytes: number;
     readonly pingIntervalSeconds: number;
@@ -210,6 +224,15 @@ function toConfig(env: Env): Config {
       workers: env.MAX_WORKERS,
       targetFinishLatencyMs: env.STT_TARGET_FINISH_LATENCY_MS,
       maxEventLoopDelayMs: env.STT_MAX_EVENT_LOOP_DELAY_MS,
+    },
+    asr: {
+      enabled: env.ASR_ENABLED,
+      rootPath: env.ASR_ROOT_PATH,
+      sampleRate: env.ASR_SAMPLE_RATE,
+      showWords: env.ASR_SHOW_WORDS,
+      maxAlternatives: env.ASR_MAX_ALTERNATIVES,
+      modelNames: env.ASR_MODEL_NAMES,
+      speakerModelPath: env.VOSK_SPK_MODEL_PATH ?? null,
     },
     websocket: {
       maxMessageBytes: env.WEBSOCKET_MAX_MESSAGE_SIZE,

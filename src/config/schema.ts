@@ -98,6 +98,19 @@ export const EnvSchema = z.object({
   STT_TARGET_FINISH_LATENCY_MS: integer(1, 60_000).default(150),
   STT_MAX_EVENT_LOOP_DELAY_MS: integer(1, 60_000).default(100),
 
+  // The vosk-server-compatible endpoint (docs/asr.md). Defaults are vosk-server's.
+  ASR_ENABLED: boolean.default(true),
+  ASR_ROOT_PATH: boolean.default(false),
+  ASR_SAMPLE_RATE: integer(8000, 48000).default(8000),
+  ASR_SHOW_WORDS: boolean.default(true),
+  ASR_MAX_ALTERNATIVES: integer(0, 100).default(0),
+  VOSK_SPK_MODEL_PATH: z.string().trim().min(1).optional(),
+  ASR_MODEL_NAMES: commaList.default([]).superRefine((names, ctx) => {
+    for (const name of names) {
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(name)}: expected names of letters, digits, '.', '_' or '-', comma-separated` });
+    }
+  }),
+
   AUDIO_BUFFER_MAX_SIZE: integer(64 * 1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   WEBSOCKET_MAX_MESSAGE_SIZE: integer(1024, 64 * 1024 * 1024).default(16 * 1024 * 1024),
   WEBSOCKET_PING_INTERVAL: integer(4, 3600).default(20),

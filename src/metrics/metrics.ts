@@ -13,7 +13,11 @@ export type UpgradeRefusalReason =
   | 'credential_invalid'
   | 'credential_expired'
   | 'credential_forbidden'
-  | 'quota';
+  | 'quota'
+  /** /asr: the engine is at capacity, or cannot serve /asr at all (not vosk). */
+  | 'stt_busy'
+  /** /asr/<model>: a model name outside ASR_MODEL_NAMES. */
+  | 'unknown_model';
 
 /** What a scrape reads from the owners of gauge state, at scrape time only (never on a hot path). */
 export interface MetricSources {

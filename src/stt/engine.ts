@@ -47,6 +47,45 @@ export interface SttStreamOptions {
    * rejects with the same error and further write() calls are ignored.
    */
   onError(err: VoxgateError): void;
+  /**
+   * vosk-server's protocol (src/asr/): the recogniser is set up as given, and instead of onPartial /
+   * onSegment, every frame closed by `endFrame()` and every `reset()` is answered by exactly one
+   * `onReply` with libvosk's JSON as it produced it, in order; finish() first delivers the final result
+   * through `onReply`, then resolves with ''. Only the vosk engine offers it (ReplyPerFrameStream).
+   */
+  replyPerFrame?: ReplyPerFrameOptions;
+}
+
+/** How a reply-per-frame stream's recogniser is set up, and where its replies go. */
+export interface ReplyPerFrameOptions {
+  /** Word lists with times in results. */
+  words: boolean;
+  /** Word lists in partial results too. */
+  partialWords: boolean;
+  /** n-best results with this many alternatives (0: none). */
+  maxAlternatives: number;
+  /** Phrases the recogniser may hear (a grammar recogniser), or null for the model's full vocabulary. */
+  phraseList: readonly string[] | null;
+  /**
+   * The vosk engine's speaker model (`SpeakerModel.address`, loaded once per process) to add speaker
+   * vectors (`spk`, `spk_frames`) to results, or null.
+   */
+  speakerModelAddress: bigint | null;
+  onReply(json: string): void;
+}
+
+/** A stream opened with `replyPerFrame`. */
+export interface ReplyPerFrameStream extends SttStream {
+  /** Everything written since the last endFrame() is one frame: decode it in one piece and reply. */
+  endFrame(): void;
+  /** Reply with the final result of what came so far; the stream goes on with a fresh utterance. */
+  reset(): void;
+  /** Frames and resets not yet answered. */
+  readonly pendingReplies: number;
+  /** Bytes write() may take now. */
+  freeBytes(): number;
+  /** Resolves once write() may take `bytes` (at once if it can, or when the stream ends). */
+  whenWritable(bytes: number): Promise<void>;
 }
 
 export interface SttStream {

@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Grants, Principal } from '../auth/authenticator.js';
 import type { ClientChannel } from '../dialogue/channel.js';
 import type { ServerEvent } from '../protocol/server-events.js';
+import type { AsrSession } from '../asr/session.js';
 import { LogLimiter } from '../log-limiter.js';
 
 /** WebSocket close codes voxgate uses (RFC 6455 section 7.4.1). */
@@ -44,6 +45,10 @@ export interface SocketUserData {
   connection: Connection | null;
   /** Set first thing in the close handler: the socket must not be touched after it. */
   isClosed: boolean;
+  /** The /asr endpoint's session for this socket (set at open), or null on the conversation endpoint. */
+  asrSession: AsrSession | null;
+  /** Whether the upgrade was for the /asr endpoint. */
+  isAsr: boolean;
 }
 
 export interface ConnectionOptions {
@@ -133,6 +138,12 @@ export class Connection implements ClientChannel {
     if (this.#withheldEvents.has(event.type)) return true;
     if (event.type === 'error') this.#metrics.errors.inc({ code: event.data.error_code });
     return this.#write(JSON.stringify(event));
+  }
+
+  /** One text frame as is (the /asr endpoint's replies are libvosk's JSON, not server events). */
+  sendText(text: string): boolean {
+    if (this.#isClosed) return false;
+    return this.#write(text);
   }
 
   sendAll(events: readonly ServerEvent[]): void {

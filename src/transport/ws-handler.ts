@@ -15,6 +15,8 @@ import type { EdgeGuard } from './edge-guard.js';
 import { respond, respondJson } from './http-response.js';
 import { LogLimiter } from '../log-limiter.js';
 import { parseUpgradeRequest, type UpgradeRequest } from './upgrade-request.js';
+import type { AsrEndpoint } from '../asr/endpoint.js';
+import type { AsrSession } from '../asr/session.js';
 
 /** The app's path, a misspelling some app builds still use, and the deployment guide's forms. */
 export const WEBSOCKET_PATHS = ['/conversation', '/conservation', '/ws', '/ws/:clientId'] as const;
@@ -37,7 +39,11 @@ export interface WsHandlerOptions {
   /** Per-owner and per-address quotas: connections are checked at the upgrade (429). */
   quotas: Quotas;
   isAcceptingConnections(): boolean;
+  /** The vosk-server-compatible endpoint and its paths (src/asr/), or null when ASR_ENABLED=false. */
+  asr?: { endpoint: AsrEndpoint; paths: readonly string[] } | null;
 }
+
+type Endpoint = 'conversation' | 'asr';
 
 /** How many refused upgrades are logged per interval (a scan or a flood must not decide the log's size). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -79,6 +85,12 @@ export class WsHandler {
         : (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => this.#upgrade(res, req, context, null);
       app.ws<SocketUserData>(path, { ...behavior, upgrade: this.#options.guard.http(`upgrade ${path}`, upgrade) });
     }
+    // Registered before the HTTP routes: a plain GET / (no Sec-WebSocket-Key) is passed on by uWS to
+    // the health route, only an upgrade is taken here.
+    for (const path of this.#options.asr?.paths ?? []) {
+      const upgrade = (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => this.#upgrade(res, req, context, null, 'asr');
+      app.ws<SocketUserData>(path, { ...behavior, upgrade: this.#options.guard.http(`upgrade ${path}`, upgrade) });
+    }
   }
 
   /** Sends a close frame to every connection (shutdown). */
@@ -105,7 +117,7 @@ export class WsHandler {
     };
   }
 
-  #upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, clientIdRaw: string | null): void {
+  #upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, clientIdRaw: string | null, endpoint: Endpoint = 'conversation'): void {
     // Malformed input (bad percent-escapes, an over-long client id, a bad key) is refused before anything else.
     const parsed = parseUpgradeRequest(req, clientIdRaw);
     if (!parsed.ok) {
@@ -126,14 +138,14 @@ export class WsHandler {
     const peerAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     const remoteAddress = clientAddress(peerAddress, request.forwardedFor, this.#options.proxyTrust);
     const auth = this.#options.auth;
-    if (!auth.enabled) return this.#accept(res, context, request, peerAddress, remoteAddress, null);
-    const result = auth.authenticate(request.credential, 'conversation');
-    if (!(result instanceof Promise)) return this.#authenticated(res, context, request, peerAddress, remoteAddress, result);
+    if (!auth.enabled) return this.#accept(res, context, request, peerAddress, remoteAddress, null, endpoint);
+    const result = auth.authenticate(request.credential, endpoint);
+    if (!(result instanceof Promise)) return this.#authenticated(res, context, request, peerAddress, remoteAddress, result, endpoint);
     // A JWT's signature is checked asynchronously: uWS's HttpRequest is invalid after this callback, so
     // everything needed was copied into `request` above; the edge guard's onAborted marks a client that
     // left meanwhile, and respond() then writes nothing.
     result
-      .then((checked) => this.#authenticated(res, context, request, peerAddress, remoteAddress, checked))
+      .then((checked) => this.#authenticated(res, context, request, peerAddress, remoteAddress, checked, endpoint))
       .catch((err: unknown) => this.#options.guard.asyncFailed('upgrade', res, err));
   }
 
@@ -144,9 +156,10 @@ export class WsHandler {
     peerAddress: string,
     remoteAddress: string,
     result: AuthResult,
+    endpoint: Endpoint,
   ): void {
     if (!result.ok) return this.#refuseCredential(res, request, remoteAddress, result.reason);
-    this.#accept(res, context, request, peerAddress, remoteAddress, result.principal);
+    this.#accept(res, context, request, peerAddress, remoteAddress, result.principal, endpoint);
   }
 
   #accept(
@@ -156,6 +169,7 @@ export class WsHandler {
     peerAddress: string,
     remoteAddress: string,
     principal: Principal | null,
+    endpoint: Endpoint,
   ): void {
     // After an async credential check the drain may have begun meanwhile.
     if (!this.#options.isAcceptingConnections()) return this.#refuse(res, 'shutting_down', request.url, '503 Service Unavailable', 'server is shutting down');
@@ -169,6 +183,15 @@ export class WsHandler {
         owner: principal?.owner ?? null,
       }, { quota: refusal.quota, limit: refusal.limit, retry_after_seconds: refusal.retryAfterSeconds });
     }
+    const asr = this.#options.asr?.endpoint ?? null;
+    if (endpoint === 'asr' && asr !== null) {
+      // Last: refusing for capacity only once the client may use /asr at all.
+      const asrRefusal = asr.refusal(request.url);
+      if (asrRefusal !== null) {
+        const headers: Array<[string, string]> = asrRefusal.retryAfterSeconds === null ? [] : [['Retry-After', String(asrRefusal.retryAfterSeconds)]];
+        return this.#refuse(res, asrRefusal.status === '404 Not Found' ? 'unknown_model' : 'stt_busy', request.url, asrRefusal.status, asrRefusal.reason, headers, { remoteAddress });
+      }
+    }
     const userData: SocketUserData = {
       clientId: request.clientId,
       path: request.url,
@@ -179,6 +202,8 @@ export class WsHandler {
       principal,
       connection: null,
       isClosed: false,
+      asrSession: null,
+      isAsr: endpoint === 'asr',
     };
     respond(res, () => res.upgrade(userData, request.key, request.protocol, request.extensionsHeader, context));
   }
@@ -223,6 +248,10 @@ export class WsHandler {
       metrics: this.#options.metrics,
     });
     userData.connection = connection;
+    const asr = this.#options.asr?.endpoint;
+    if (userData.isAsr && asr !== undefined) {
+      userData.asrSession = asr.open(connection, { owner: userData.principal?.owner ?? null, remoteAddress: userData.remoteAddress, grants: userData.principal?.grants ?? null }, id);
+    }
     this.#connections.add(connection);
     this.#quotaReleases.set(connection, this.#options.quotas.countConnection(connection));
     this.#options.metrics.connectionsOpened.inc();
@@ -251,6 +280,8 @@ export class WsHandler {
       );
       return;
     }
+    const asrSession = ws.getUserData().asrSession;
+    if (asrSession !== null) return this.#asrMessage(connection, asrSession, message, isBinary);
     if (isBinary) {
       this.#options.metrics.eventsOfType('binary_audio').inc();
       this.#options.dialogue.handleBinaryAudio(connection, new Uint8Array(message));
@@ -287,6 +318,24 @@ export class WsHandler {
     this.#options.dialogue.handleEvent(connection, decoded.event);
   }
 
+  /** An /asr frame: audio is bounded by the session's queue and the engine; text frames by the rate budget. */
+  #asrMessage(connection: Connection, session: AsrSession, message: ArrayBuffer, isBinary: boolean): void {
+    if (isBinary) {
+      this.#options.metrics.eventsOfType('asr_audio').inc();
+      session.onBinary(new Uint8Array(message));
+      return;
+    }
+    this.#options.metrics.eventsOfType('asr_text').inc();
+    const admission = connection.admitEvent();
+    if (admission === 'closed') return;
+    if (admission !== 'admitted') {
+      // vosk-server's protocol has no error message: the frame's reply would be missing, so close.
+      connection.close(CloseCode.policyViolation, `RATE_LIMITED: more than ${this.#options.limits.eventRatePerSecond} text frames per second`);
+      return;
+    }
+    session.onText(Buffer.from(message).toString('utf8'));
+  }
+
   #rateLimited(what: string): RateLimitedError {
     const rate = this.#options.limits.eventRatePerSecond;
     return new RateLimitedError(`more than ${rate} events per second; ${what} dropped, and further ones are dropped without a reply`, {
@@ -300,6 +349,7 @@ export class WsHandler {
     const connection = userData.connection;
     if (!connection) return;
     connection.onClosed();
+    userData.asrSession?.onClosed();
     this.#connections.delete(connection);
     this.#quotaReleases.get(connection)?.();
     this.#quotaReleases.delete(connection);

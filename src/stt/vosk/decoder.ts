@@ -2,9 +2,15 @@
 // exactly one thread (a worker, or the main thread in in-process mode). It reads audio straight from the
 // slot's ring (no copy) and turns recogniser output into stream events. Each stream has its own sample
 // rate (named by its open op); a rate below the model's is raised first (upsampler.ts).
+//
+// Reply-per-frame streams (vosk-server's protocol, src/asr/) work differently: their AUDIO ops only
+// gather one client frame, and the REPLY op after them feeds that frame in one accept call and reports
+// libvosk's JSON string as libvosk produced it (the result at an endpoint, else the partial), as
+// vosk-server does per message. Feeding a frame in several calls could end an utterance at a different
+// point than vosk-server does.
 import { performance } from 'node:perf_hooks';
 import vosk from 'vosk-koffi';
-import { BatchOp, OP_WIDTH, type DecodeResult, type DecodeTask, type StreamEvent } from '../../../workers/messages.js';
+import { BatchOp, OP_WIDTH, type DecodeResult, type DecodeTask, type RecognizerConfig, type StreamEvent } from '../../../workers/messages.js';
 import { AudioRingReader } from './audio-ring.js';
 import { Upsampler } from './upsampler.js';
 
@@ -52,6 +58,11 @@ export class BatchDecoder {
   readonly #upsamplers: (Upsampler | null)[];
   /** Output of the upsamplers (reused; grown to the largest piece seen). */
   #upsampled = new Int16Array(0);
+  /** Per handle: 1 when the stream is reply-per-frame (its audio is gathered until its REPLY op). */
+  readonly #isReplyPerFrame: Uint8Array;
+  /** Per handle: the frame gathered so far (reply-per-frame streams; grown to the largest frame). */
+  readonly #frames: (Uint8Array | null)[];
+  readonly #frameBytes: Float64Array;
 
   constructor(options: BatchDecoderOptions) {
     this.#modelAddress = options.modelAddress;
@@ -65,6 +76,9 @@ export class BatchDecoder {
     this.#partialIntervalBytes = new Float64Array(options.streams);
     this.#partialIntervalMs = options.partialIntervalMs;
     this.#upsamplers = new Array<Upsampler | null>(options.streams).fill(null);
+    this.#isReplyPerFrame = new Uint8Array(options.streams);
+    this.#frames = new Array<Uint8Array | null>(options.streams).fill(null);
+    this.#frameBytes = new Float64Array(options.streams);
   }
 
   decode(task: DecodeTask): DecodeResult {
@@ -81,6 +95,10 @@ export class BatchDecoder {
       }
       switch (code) {
         case BatchOp.audio: {
+          if (this.#isReplyPerFrame[handle] === 1) {
+            this.#gather(handle, ops[i + 2]!, ops[i + 3]!);
+            break;
+          }
           const isSteady = this.#fedBytes[handle]! >= this.#warmUpBytes[handle]!;
           const opStarted = isSteady ? performance.now() : 0;
           const fedLength = this.#accept(handle, ops[i + 2]!, ops[i + 3]!, events);
@@ -91,7 +109,20 @@ export class BatchDecoder {
           break;
         }
         case BatchOp.open:
-          this.#open(handle, ops[i + 2]!, ops[i + 3]!, events);
+          this.#open(handle, ops[i + 2]!, ops[i + 3]!, configFor(task, handle), events);
+          break;
+        case BatchOp.reply: {
+          const isSteady = this.#fedBytes[handle]! >= this.#warmUpBytes[handle]!;
+          const opStarted = isSteady ? performance.now() : 0;
+          const fedLength = this.#replyToFrame(handle, events);
+          if (isSteady) {
+            steadyBusyMs += performance.now() - opStarted;
+            steadyAudioBytes += fedLength;
+          }
+          break;
+        }
+        case BatchOp.reset:
+          this.#reset(handle, events);
           break;
         case BatchOp.finish:
           this.#finish(handle, events);
@@ -121,20 +152,90 @@ export class BatchDecoder {
     for (let handle = 0; handle < this.#recognizers.length; handle++) this.#free(handle);
   }
 
-  /** Creates the stream's recogniser for PCM at `sampleRate`, raised by `factor` first when above 1. */
-  #open(handle: number, sampleRate: number, factor: number, events: StreamEvent[]): void {
+  /**
+   * Creates the stream's recogniser for PCM at `sampleRate`, raised by `factor` first when above 1, set
+   * up as `config` says (null: a plain recogniser, as the conversation endpoint uses).
+   */
+  #open(handle: number, sampleRate: number, factor: number, config: RecognizerConfig | null, events: StreamEvent[]): void {
     // A handle is reused only after its previous stream was released, so this frees nothing in practice.
     this.#free(handle);
     const bytesPerSecond = sampleRate * 2;
     this.#warmUpBytes[handle] = WARM_UP_SECONDS * bytesPerSecond;
     this.#partialIntervalBytes[handle] = Math.round((this.#partialIntervalMs * bytesPerSecond) / 1000);
-    const recognizer: unknown = libvosk.vosk_recognizer_new(this.#modelAddress, sampleRate * factor);
+    const modelRate = sampleRate * factor;
+    const grammar = config?.grammarJson ?? null;
+    const recognizer: unknown =
+      grammar === null
+        ? libvosk.vosk_recognizer_new(this.#modelAddress, modelRate)
+        : libvosk.vosk_recognizer_new_grm(this.#modelAddress, modelRate, grammar);
     if (recognizer === null || recognizer === undefined) {
-      events.push({ type: 'error', handle, message: `libvosk could not create a recogniser for ${sampleRate * factor} Hz` });
+      events.push({ type: 'error', handle, message: `libvosk could not create a recogniser for ${modelRate} Hz${grammar === null ? '' : ' with a grammar'}` });
       return;
+    }
+    if (config !== null) {
+      libvosk.vosk_recognizer_set_words(recognizer, config.words ? 1 : 0);
+      if (config.partialWords) libvosk.vosk_recognizer_set_partial_words(recognizer, 1);
+      if (config.maxAlternatives > 0) libvosk.vosk_recognizer_set_max_alternatives(recognizer, config.maxAlternatives);
+      if (config.speakerModelAddress !== null) libvosk.vosk_recognizer_set_spk_model(recognizer, config.speakerModelAddress);
+      this.#isReplyPerFrame[handle] = config.isReplyPerFrame ? 1 : 0;
     }
     this.#recognizers[handle] = recognizer;
     this.#upsamplers[handle] = factor > 1 ? new Upsampler(factor) : null;
+  }
+
+  /** Appends one ring piece to the stream's frame (reply-per-frame streams). */
+  #gather(handle: number, offset: number, length: number): void {
+    if (this.#recognizers[handle] === null) return;
+    const have = this.#frameBytes[handle]!;
+    let frame = this.#frames[handle] ?? null;
+    if (frame === null || frame.byteLength < have + length) {
+      const grown = new Uint8Array(Math.max(have + length, 2 * (frame?.byteLength ?? 0)));
+      if (frame !== null) grown.set(frame.subarray(0, have));
+      frame = grown;
+      this.#frames[handle] = frame;
+    }
+    frame.set(this.#reader.piece(offset, length), have);
+    this.#frameBytes[handle] = have + length;
+  }
+
+  /** Feeds the gathered frame in one accept call and reports libvosk's answer; returns the bytes fed. */
+  #replyToFrame(handle: number, events: StreamEvent[]): number {
+    const recognizer = this.#recognizers[handle];
+    if (recognizer === null) return 0;
+    const length = this.#frameBytes[handle]!;
+    this.#frameBytes[handle] = 0;
+    this.#fedBytes[handle] = this.#fedBytes[handle]! + length;
+    const audio = this.#upsample(handle, this.#frames[handle] ?? new Uint8Array(0), length);
+    const status = libvosk.vosk_recognizer_accept_waveform(recognizer, audio, audio.byteLength) as number;
+    if (status < 0) {
+      this.#free(handle);
+      events.push({ type: 'error', handle, message: 'libvosk rejected the audio' });
+      return audio.byteLength;
+    }
+    const json = (status === 1 ? libvosk.vosk_recognizer_result(recognizer) : libvosk.vosk_recognizer_partial_result(recognizer)) as string;
+    events.push({ type: 'reply', handle, json });
+    return audio.byteLength;
+  }
+
+  /** Reports the final result so far and starts a new utterance on the same recogniser. */
+  #reset(handle: number, events: StreamEvent[]): void {
+    const recognizer = this.#recognizers[handle];
+    if (recognizer === null) return;
+    const json = libvosk.vosk_recognizer_final_result(recognizer) as string;
+    libvosk.vosk_recognizer_reset(recognizer);
+    events.push({ type: 'reply', handle, json });
+  }
+
+  /** `length` bytes of `audio` as libvosk takes them: raised to the model's rate when the stream is below it. */
+  #upsample(handle: number, audio: Uint8Array, length: number): Uint8Array {
+    const upsampler = this.#upsamplers[handle];
+    if (upsampler === null || upsampler === undefined) return audio.subarray(0, length);
+    // Frames and ring pieces start at even offsets, so the samples can be read in place.
+    const samples = new Int16Array(audio.buffer, audio.byteOffset, length >> 1);
+    const outputSamples = samples.length * upsampler.factor;
+    if (this.#upsampled.length < outputSamples) this.#upsampled = new Int16Array(outputSamples);
+    upsampler.process(samples, this.#upsampled);
+    return new Uint8Array(this.#upsampled.buffer, 0, outputSamples * 2);
   }
 
   /** Feeds one piece to the stream's recogniser; returns the bytes libvosk decoded (after upsampling). */
@@ -143,16 +244,7 @@ export class BatchDecoder {
     // Audio queued behind a failed open is dropped; the main thread already failed the stream.
     if (recognizer === null) return 0;
     this.#fedBytes[handle] = this.#fedBytes[handle]! + length;
-    let audio = this.#reader.piece(offset, length);
-    const upsampler = this.#upsamplers[handle];
-    if (upsampler !== null && upsampler !== undefined) {
-      // Ring pieces start at even offsets, so the samples can be read in place.
-      const samples = new Int16Array(audio.buffer, audio.byteOffset, length / 2);
-      const outputSamples = samples.length * upsampler.factor;
-      if (this.#upsampled.length < outputSamples) this.#upsampled = new Int16Array(outputSamples);
-      upsampler.process(samples, this.#upsampled);
-      audio = new Uint8Array(this.#upsampled.buffer, 0, outputSamples * 2);
-    }
+    const audio = this.#upsample(handle, this.#reader.piece(offset, length), length);
     const fedLength = audio.byteLength;
     const status = libvosk.vosk_recognizer_accept_waveform(recognizer, audio, fedLength) as number;
     if (status < 0) {
@@ -187,6 +279,13 @@ export class BatchDecoder {
   #finish(handle: number, events: StreamEvent[]): void {
     const recognizer = this.#recognizers[handle];
     if (recognizer === null) return;
+    if (this.#isReplyPerFrame[handle] === 1) {
+      // vosk-server answers eof with the final result as libvosk produced it.
+      events.push({ type: 'reply', handle, json: libvosk.vosk_recognizer_final_result(recognizer) as string });
+      this.#free(handle);
+      events.push({ type: 'final', handle, text: '' });
+      return;
+    }
     const text = (JSON.parse(libvosk.vosk_recognizer_final_result(recognizer) as string) as TextJson).text ?? '';
     this.#free(handle);
     events.push({ type: 'final', handle, text });
@@ -200,6 +299,17 @@ export class BatchDecoder {
     this.#partials[handle] = '';
     this.#fedBytes[handle] = 0;
     this.#unreadBytes[handle] = 0;
+    this.#isReplyPerFrame[handle] = 0;
+    this.#frameBytes[handle] = 0;
+    // A large frame's buffer is not kept for the next stream on this handle.
+    this.#frames[handle] = null;
     libvosk.vosk_recognizer_free(recognizer);
   }
+}
+
+function configFor(task: DecodeTask, handle: number): RecognizerConfig | null {
+  const configs = task.recognizers;
+  if (configs === undefined) return null;
+  for (const config of configs) if (config.handle === handle) return config;
+  return null;
 }

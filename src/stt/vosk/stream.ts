@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { SttBusyError, SttServiceError, type VoxgateError } from '../../errors.js';
-import type { SttStream, SttStreamOptions } from '../engine.js';
+import type { ReplyPerFrameStream, SttStreamOptions } from '../engine.js';
 
 /**
  * open       accepting audio
@@ -40,7 +40,12 @@ export interface StreamHost {
   scheduleNow(): void;
 }
 
-export class VoskStream implements SttStream {
+/** Most frames and resets a reply-per-frame stream may have unanswered (its caller waits below this). */
+export const MAX_PENDING_REPLIES = 256;
+/** A reply marker that stands for a reset, not for the end of a frame. */
+export const RESET_MARKER = -1;
+
+export class VoskStream implements ReplyPerFrameStream {
   readonly streamId: string;
   readonly slot: number;
   readonly handle: number;
@@ -62,6 +67,16 @@ export class VoskStream implements SttStream {
   #writableBytes = 0;
   /** performance.now() when finish() was called (0 before). */
   finishRequestedAt = 0;
+  /**
+   * Reply-per-frame streams: the stream byte position at which each unanswered-and-undispatched frame
+   * ends, or RESET_MARKER, oldest first (a fixed ring: MAX_PENDING_REPLIES). The slot takes them.
+   */
+  readonly #markers: Float64Array | null;
+  #markerHead = 0;
+  #markerCount = 0;
+  #pendingReplies = 0;
+  /** Stream bytes the slot has dispatched to the worker (reply-per-frame streams). */
+  dispatchedBytes = 0;
   readonly #host: StreamHost;
   readonly #options: SttStreamOptions;
   readonly #logger: Logger;
@@ -76,6 +91,58 @@ export class VoskStream implements SttStream {
     this.streamId = options.streamId;
     this.#options = options;
     this.#logger = logger;
+    this.#markers = options.replyPerFrame === undefined ? null : new Float64Array(MAX_PENDING_REPLIES);
+  }
+
+  get isReplyPerFrame(): boolean {
+    return this.#markers !== null;
+  }
+
+  get pendingReplies(): number {
+    return this.#pendingReplies;
+  }
+
+  get replyPerFrame(): SttStreamOptions['replyPerFrame'] {
+    return this.#options.replyPerFrame;
+  }
+
+  freeBytes(): number {
+    return this.#phase === 'open' ? this.#host.freeBytes(this.handle) : 0;
+  }
+
+  endFrame(): void {
+    this.#pushMarker(this.#receivedBytes);
+  }
+
+  reset(): void {
+    this.#pushMarker(RESET_MARKER);
+  }
+
+  #pushMarker(marker: number): void {
+    const markers = this.#markers;
+    if (markers === null) throw new TypeError('endFrame() and reset() need a stream opened with replyPerFrame');
+    if (this.#phase !== 'open') return;
+    if (this.#markerCount === markers.length) {
+      this.fail(new SttBusyError(`more than ${MAX_PENDING_REPLIES} frames wait for their replies`), { isRecogniserGone: false });
+      return;
+    }
+    markers[(this.#markerHead + this.#markerCount) % markers.length] = marker;
+    this.#markerCount += 1;
+    this.#pendingReplies += 1;
+    // A lockstep client waits for this reply before it sends more: no waiting for a fuller piece.
+    this.#host.schedule();
+  }
+
+  /** The oldest marker the slot has not dispatched yet, or null. */
+  peekMarker(): number | null {
+    if (this.#markers === null || this.#markerCount === 0) return null;
+    return this.#markers[this.#markerHead]!;
+  }
+
+  takeMarker(): void {
+    if (this.#markers === null || this.#markerCount === 0) return;
+    this.#markerHead = (this.#markerHead + 1) % this.#markers.length;
+    this.#markerCount -= 1;
   }
 
   get receivedBytes(): number {
@@ -160,6 +227,16 @@ export class VoskStream implements SttStream {
       this.#options.onPartial(text);
     } catch (err) {
       this.#logger.error({ err, streamId: this.streamId }, 'stt onPartial callback threw');
+    }
+  }
+
+  deliverReply(json: string): void {
+    if (this.#phase !== 'open' && this.#phase !== 'finishing') return;
+    if (this.#pendingReplies > 0) this.#pendingReplies -= 1;
+    try {
+      this.#options.replyPerFrame?.onReply(json);
+    } catch (err) {
+      this.#logger.error({ err, streamId: this.streamId }, 'stt onReply callback threw');
     }
   }
 

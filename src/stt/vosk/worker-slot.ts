@@ -16,12 +16,12 @@ import { setImmediate } from 'node:timers';
 import type { Logger } from 'pino';
 import type { SttStreamOptions } from '../engine.js';
 import { SttServiceError } from '../../errors.js';
-import { assertNever, BatchOp, OP_WIDTH, type BatchOpCode, type DecodeResult, type StreamEvent } from '../../../workers/messages.js';
+import { assertNever, BatchOp, OP_WIDTH, type BatchOpCode, type DecodeResult, type RecognizerConfig, type StreamEvent } from '../../../workers/messages.js';
 import type { AudioRing } from './audio-ring.js';
 import { realClock, type Clock } from './clock.js';
 import type { DecodeExecutor } from './executor.js';
 import { LoadMeter } from './load-meter.js';
-import { VoskStream, workerLostError, type StreamHost, type StreamRate } from './stream.js';
+import { RESET_MARKER, VoskStream, workerLostError, type StreamHost, type StreamRate } from './stream.js';
 
 export interface WorkerSlotOptions {
   index: number;
@@ -224,6 +224,7 @@ export class WorkerSlot implements StreamHost {
   /** Builds and posts one batch (only the finishing and aborting streams' work, or all due work); false if there was none. */
   #postBatch(onlyClosing: boolean): boolean {
     let count = 0;
+    let recognizers: RecognizerConfig[] | undefined;
     for (let handle = 0; handle < this.#streams.length; handle++) {
       const stream = this.#streams[handle];
       if (stream === null || stream === undefined || this.#isCloseSent[handle] === 1) continue;
@@ -238,8 +239,16 @@ export class WorkerSlot implements StreamHost {
         }
         count = this.#pushOp(count, BatchOp.open, handle, stream.sampleRate, stream.upsampleFactor);
         this.#isOpenSent[handle] = 1;
+        const config = recognizerConfig(handle, stream);
+        if (config !== null) (recognizers ??= []).push(config);
       }
-      if (phase === 'aborting') {
+      if (stream.isReplyPerFrame && phase !== 'aborting') {
+        count = this.#pushFrames(count, handle, stream);
+        if (phase === 'finishing') {
+          count = this.#pushOp(count, BatchOp.finish, handle, 0, 0);
+          this.#isCloseSent[handle] = 1;
+        }
+      } else if (phase === 'aborting') {
         count = this.#pushOp(count, BatchOp.abort, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
       } else if (phase === 'finishing') {
@@ -251,8 +260,31 @@ export class WorkerSlot implements StreamHost {
       }
     }
     if (count === 0) return false;
-    this.#post(this.#ops.slice(0, count));
+    this.#post(this.#ops.slice(0, count), recognizers);
     return true;
+  }
+
+  /**
+   * A reply-per-frame stream's due work: for each frame it closed, the frame's audio then a REPLY op
+   * (the worker decodes the frame in one piece and answers it); a RESET op for each reset, in order.
+   */
+  #pushFrames(count: number, handle: number, stream: VoskStream): number {
+    for (let marker = stream.peekMarker(); marker !== null; marker = stream.peekMarker()) {
+      if (marker === RESET_MARKER) {
+        count = this.#pushOp(count, BatchOp.reset, handle, 0, 0);
+      } else {
+        // Whole samples only: an odd trailing byte goes with the next frame.
+        let remaining = marker - (marker % 2) - stream.dispatchedBytes;
+        for (let length = remaining > 0 ? this.#ring.takePiece(handle, remaining) : 0; length > 0; length = remaining > 0 ? this.#ring.takePiece(handle, remaining) : 0) {
+          count = this.#pushOp(count, BatchOp.audio, handle, this.#ring.pieceOffset, length);
+          stream.dispatchedBytes += length;
+          remaining -= length;
+        }
+        count = this.#pushOp(count, BatchOp.reply, handle, 0, 0);
+      }
+      stream.takeMarker();
+    }
+    return count;
   }
 
   /** The slot's thread is serving (again). */
@@ -325,13 +357,13 @@ export class WorkerSlot implements StreamHost {
     return count + OP_WIDTH;
   }
 
-  #post(ops: Int32Array): void {
+  #post(ops: Int32Array, recognizers?: RecognizerConfig[]): void {
     const seq = this.#nextSeq++;
     const generation = this.#generation;
     this.#inFlightOps[seq % this.#maxBatchesInFlight] = ops;
     this.#inFlightPostedAt[seq % this.#maxBatchesInFlight] = this.#clock.now();
     this.#inFlight += 1;
-    this.#executor.run({ type: 'decode', slot: this.index, seq, ops }).then(
+    this.#executor.run(recognizers === undefined ? { type: 'decode', slot: this.index, seq, ops } : { type: 'decode', slot: this.index, seq, ops, recognizers }).then(
       (result) => this.#onResult(generation, result),
       (err: unknown) => this.#onBatchFailed(generation, err),
     );
@@ -371,6 +403,9 @@ export class WorkerSlot implements StreamHost {
         break;
       case 'segment':
         stream.deliverSegment(event.text);
+        break;
+      case 'reply':
+        stream.deliverReply(event.json);
         break;
       case 'final':
         // finishRequestedAt is stream.ts's performance.now() time: the latency is real time, whatever the clock.
@@ -422,4 +457,19 @@ export class WorkerSlot implements StreamHost {
     this.#freeHandles[this.#freeCount++] = handle;
     this.#onHandleFreed();
   }
+}
+
+/** The recogniser set-up a stream's OPEN op needs beyond its rate, or null for a plain recogniser. */
+function recognizerConfig(handle: number, stream: VoskStream): RecognizerConfig | null {
+  const options = stream.replyPerFrame;
+  if (options === undefined) return null;
+  return {
+    handle,
+    words: options.words,
+    partialWords: options.partialWords,
+    maxAlternatives: options.maxAlternatives,
+    grammarJson: options.phraseList === null ? null : JSON.stringify(options.phraseList),
+    speakerModelAddress: options.speakerModelAddress,
+    isReplyPerFrame: true,
+  };
 }
