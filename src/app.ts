@@ -16,6 +16,8 @@ import { MetricsServer } from './metrics/metrics-route.js';
 import { Metrics } from './metrics/metrics.js';
 import { Quotas } from './quotas/quotas.js';
 import { createSessionStore } from './store/select.js';
+import { RedisSessionStore } from './store/redis-store.js';
+import { SessionMovedError } from './errors.js';
 import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
 import { createSttEngine } from './stt/select.js';
@@ -64,7 +66,10 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   const metrics = new Metrics();
   metrics.collectProcessMetrics();
   const quotas = new Quotas(config.quotas, metrics);
-  const store = new InstrumentedStore(parts.store ?? createSessionStore(config.sessions, logger), metrics);
+  const baseStore = parts.store ?? createSessionStore(config, logger);
+  const store = new InstrumentedStore(baseStore, metrics);
+  // Shared sessions: the Redis store also decides which node serves a session (docs/scaling.md).
+  const ownership = baseStore instanceof RedisSessionStore ? baseStore : null;
   let stt: SttEngine;
   try {
     stt = parts.stt ?? (await createSttEngine(config.stt, logger));
@@ -95,6 +100,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     maxStoreBytes: config.sessions.maxStoreBytes,
     metrics,
     quotas,
+    ...(ownership ? { ownership } : {}),
   });
   const dialogue = new Dialogue({
     sessions,
@@ -106,6 +112,13 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     logger,
     autoSuggest: config.dialogue.autoSuggest,
     orphanedRecordingGraceMs: config.dialogue.orphanedRecordingGraceMs,
+    ...(ownership ? { ownership } : {}),
+  });
+  ownership?.setEvents({
+    onReleaseRequested: (sessionId) =>
+      dialogue.handOver(sessionId, new SessionMovedError(`session ${sessionId} was handed over to another node`, { details: `session_id: ${sessionId}` }), { park: true }),
+    onLeaseLost: (sessionId) =>
+      dialogue.handOver(sessionId, new SessionMovedError(`another node took session ${sessionId}`, { details: `session_id: ${sessionId}` }), { park: false }),
   });
   const guard = new EdgeGuard(logger);
   const ws = new WsHandler({

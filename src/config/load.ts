@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
@@ -91,6 +93,20 @@ export interface Config {
     readonly maxMemoryBytes: number;
     /** What the store's sessions take (disk for SQLite, memory for the memory store). */
     readonly maxStoreBytes: number;
+    /** SESSION_STORE, or from SESSION_PERSISTENCE_ENABLED when unset. */
+    readonly store: 'memory' | 'sqlite' | 'redis';
+  };
+  /** Shared sessions and the node registry in Redis (SESSION_STORE=redis; docs/scaling.md). */
+  readonly cluster: {
+    readonly redisUrl: string;
+    readonly keyPrefix: string;
+    readonly nodeId: string;
+    /** What the registry advertises to proxies and peers: NODE_ADDRESS, or null. */
+    readonly nodeAddress: string | null;
+    readonly leaseMs: number;
+    readonly commandTimeoutMs: number;
+    readonly handoverTimeoutMs: number;
+    readonly registryIntervalMs: number;
   };
 }
 
@@ -142,7 +158,7 @@ function readEnvFile(path: string | null): Record<string, string> {
 }
 
 /** Settings whose values an error message must not repeat. */
-const SECRET_KEYS = new Set(['OPENROUTER_API_KEY', 'AUTH_API_KEYS', 'AUTH_JWT_SECRET']);
+const SECRET_KEYS = new Set(['OPENROUTER_API_KEY', 'AUTH_API_KEYS', 'AUTH_JWT_SECRET', 'REDIS_URL']);
 
 function configErrorFrom(error: z.ZodError, input: Record<string, string>): ConfigError {
   const problems = error.issues.map((issue) => {
@@ -236,6 +252,18 @@ function toConfig(env: Env): Config {
       maxStored: env.MAX_SESSIONS,
       maxMemoryBytes: env.SESSION_MEMORY_MAX_MB * 1024 * 1024,
       maxStoreBytes: env.SESSION_STORE_MAX_MB * 1024 * 1024,
+      store: env.SESSION_STORE ?? (env.SESSION_PERSISTENCE_ENABLED ? 'sqlite' : 'memory'),
+    },
+    cluster: {
+      redisUrl: env.REDIS_URL,
+      keyPrefix: env.REDIS_KEY_PREFIX,
+      // A fresh id per process unless set: a restarted node must not inherit a lease of its previous life.
+      nodeId: env.NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${randomBytes(4).toString('hex')}`,
+      nodeAddress: env.NODE_ADDRESS ?? null,
+      leaseMs: env.REDIS_LEASE_MS,
+      commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+      handoverTimeoutMs: env.REDIS_HANDOVER_TIMEOUT_MS,
+      registryIntervalMs: env.NODE_REGISTRY_INTERVAL_MS,
     },
   };
 }
