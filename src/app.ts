@@ -17,6 +17,7 @@ import { Metrics } from './metrics/metrics.js';
 import { Quotas } from './quotas/quotas.js';
 import { createSessionStore } from './store/select.js';
 import { RedisSessionStore } from './store/redis-store.js';
+import { NodeRegistry } from './cluster/node-registry.js';
 import { SessionMovedError } from './errors.js';
 import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
@@ -142,6 +143,20 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     allowedOrigins: config.allowedOrigins,
     isAcceptingConnections: () => lifecycle === 'ready',
   });
+  const registry = ownership
+    ? new NodeRegistry({
+        url: config.cluster.redisUrl,
+        prefix: config.cluster.keyPrefix,
+        nodeId: config.cluster.nodeId,
+        address: config.cluster.nodeAddress,
+        intervalMs: config.cluster.registryIntervalMs,
+        facts: () => {
+          const sttHealth = stt.health();
+          return { liveStreams: sttHealth.activeStreams, streamLimit: sttHealth.streamLimit, draining: lifecycle !== 'ready' };
+        },
+        logger,
+      })
+    : null;
   const server = new HttpServer({
     ws,
     demo,
@@ -156,6 +171,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       sessions: () => sessions.health(),
       requestsInFlight: () => requests.inFlight,
       transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections, handlerFailures: guard.failureCount }),
+      ...(registry ? { cluster: () => registry.readiness() } : {}),
     },
   });
   metrics.bindSources({
@@ -174,6 +190,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     }
   } catch (err) {
     server.stopListening();
+    await registry?.close();
     await Promise.allSettled([stt.close(), llm.close()]);
     store.close();
     throw err;
@@ -193,6 +210,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       // readyz turns 503 and new WebSocket upgrades are refused, but HTTP keeps being served during the
       // drain so that orchestrators can see the state; open connections may finish their work.
       lifecycle = 'draining';
+      void registry?.refresh();
       // The drain is for work in flight (recordings, LLM requests), not for idle connections: it ends as
       // soon as nothing is in flight, and idle connections get their 1001 then.
       const inFlight = (): number => requests.inFlight + stt.health().activeStreams;
@@ -203,6 +221,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       server.stopListening();
       metricsServer?.close();
       requests.cancelAll();
+      await registry?.close();
       dialogue.close();
       sessions.close();
       // A hung engine must not keep the process from exiting: the process exit ends its threads anyway.

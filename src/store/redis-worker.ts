@@ -389,6 +389,10 @@ async function close(): Promise<null> {
   clearInterval(statsTimer);
   // Leases are released so that other nodes may take these sessions at once, not after expiry.
   await Promise.allSettled([...owned.keys()].map((sessionId) => release(sessionId)));
-  await Promise.allSettled([redis.quit(), subscriber.quit()]);
+  // quit() waits for a reconnect that may never come when Redis is down: disconnect then.
+  for (const client of [redis, subscriber]) {
+    if (client.status === 'ready') await client.quit().catch(() => 'OK');
+    else client.disconnect();
+  }
   return null;
 }
