@@ -18,6 +18,7 @@ import { Quotas } from './quotas/quotas.js';
 import { createSessionStore } from './store/select.js';
 import { RedisSessionStore } from './store/redis-store.js';
 import { NodeRegistry } from './cluster/node-registry.js';
+import { RedisQuotaPeers } from './cluster/shared-quotas.js';
 import { SessionMovedError } from './errors.js';
 import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
@@ -66,7 +67,11 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   let lifecycle: Lifecycle = 'starting';
   const metrics = new Metrics();
   metrics.collectProcessMetrics();
-  const quotas = new Quotas(config.quotas, metrics);
+  // Shared sessions: quotas count across nodes (each node's counts synced through Redis).
+  const quotaPeers = config.sessions.store === 'redis'
+    ? new RedisQuotaPeers({ url: config.cluster.redisUrl, prefix: config.cluster.keyPrefix, nodeId: config.cluster.nodeId, intervalMs: config.cluster.registryIntervalMs, logger })
+    : null;
+  const quotas = new Quotas(config.quotas, metrics, quotaPeers);
   const baseStore = parts.store ?? createSessionStore(config, logger);
   const store = new InstrumentedStore(baseStore, metrics);
   // Shared sessions: the Redis store also decides which node serves a session (docs/scaling.md).
@@ -76,6 +81,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     stt = parts.stt ?? (await createSttEngine(config.stt, logger));
   } catch (err) {
     store.close();
+    await quotaPeers?.close();
     throw err;
   }
   const llm = parts.llm ?? createLlmEngine(config.llm, logger, metrics);
@@ -190,7 +196,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     }
   } catch (err) {
     server.stopListening();
-    await registry?.close();
+    await Promise.all([registry?.close(), quotaPeers?.close()]);
     await Promise.allSettled([stt.close(), llm.close()]);
     store.close();
     throw err;
@@ -221,7 +227,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       server.stopListening();
       metricsServer?.close();
       requests.cancelAll();
-      await registry?.close();
+      await Promise.all([registry?.close(), quotaPeers?.close()]);
       dialogue.close();
       sessions.close();
       // A hung engine must not keep the process from exiting: the process exit ends its threads anyway.
