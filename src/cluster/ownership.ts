@@ -10,10 +10,11 @@ export type { AcquireOutcome };
  */
 export interface SessionOwnership {
   /**
-   * Takes the session for this node without blocking the event loop: at once when no node holds it,
-   * after a handover when another live node does, after its lease expired when that node died.
+   * Takes the session for this node without blocking the event loop: at once when no node holds it.
+   * When another node does: with `handover` (session_resume), after that node handed it over, or after
+   * its lease expired when it died; without, `busy` at once (the client must resume it here first).
    */
-  acquire(sessionId: string): Promise<AcquireOutcome>;
+  acquire(sessionId: string, options: { handover: boolean }): Promise<AcquireOutcome>;
   /** The session left this node's memory: its lease is given up so another node may take it at once. */
   release(sessionId: string): void;
 }

@@ -118,10 +118,19 @@ export class SessionRouter {
    * (its connection left, or it is another credential owner's) is given back at once.
    */
   async #takeThenRun(ownership: SessionOwnership, sessionId: string, job: ConnectionJob): Promise<void> {
-    const outcome = await ownership.acquire(sessionId);
+    // Only session_resume asks the other node to hand the session over, as on one node only a
+    // session_resume takes a session another connection is attached to: two live connections on two
+    // nodes would otherwise take it from each other at every event.
+    const isResume = job.kind === 'event' && job.event.type === 'session_resume';
+    const outcome = await ownership.acquire(sessionId, { handover: isResume });
     if (outcome === 'busy' || outcome === 'unavailable') {
       const error = outcome === 'busy'
-        ? new SessionBusyElsewhereError(`session ${sessionId} is served by another node that did not hand it over in time`, { details: `session_id: ${sessionId}` })
+        ? new SessionBusyElsewhereError(
+          isResume
+            ? `session ${sessionId} is served by another node that did not hand it over in time`
+            : `session ${sessionId} is served by another node; send session_resume to continue it here`,
+          { details: `session_id: ${sessionId}` },
+        )
         : new StoreUnavailableError(`the shared session store cannot be reached to take session ${sessionId}`, { details: `session_id: ${sessionId}` });
       this.#options.reply(job.channel, sessionId, error, jobType(job));
       return;

@@ -46,7 +46,8 @@ export type SyncReply =
   | { id: number; ok: false; failure: SyncFailure; message: string };
 
 export type AsyncRequest =
-  | { id: number; op: 'acquire'; sessionId: string }
+  /** handover: ask the holding node to release (session_resume); otherwise `busy` at once. */
+  | { id: number; op: 'acquire'; sessionId: string; handover: boolean }
   | { op: 'release'; sessionId: string };
 
 /** acquire: `owned` (this node holds the lease now), `missing` (no such session), `busy` (another node kept it). */

@@ -80,6 +80,7 @@ export class RedisSessionStore implements SessionStore {
   #sessions = 0;
   #usedBytes = 0;
   #closed = false;
+  #workerGone = false;
 
   constructor(options: RedisSessionStoreOptions) {
     this.#options = options;
@@ -106,6 +107,14 @@ export class RedisSessionStore implements SessionStore {
     this.#worker = startWorker({ workerData, transferList: [sync.port2, notices.port2] });
     this.#worker.unref();
     this.#worker.on('error', (err) => this.#log.error({ err }, 'redis store thread failed'));
+    // Without its thread the store cannot work: report it (readyz 503) and fail calls at once.
+    this.#worker.on('exit', (code) => {
+      if (this.#closed) return;
+      this.#workerGone = true;
+      this.#connected = false;
+      this.#connectionError = `the Redis store thread exited (code ${code})`;
+      this.#log.error({ code }, 'redis store thread exited; the session store is unavailable');
+    });
     this.#asyncPort.on('message', (notice: WorkerNotice) => this.#onNotice(notice));
     this.#asyncPort.unref();
     const waitMs = options.connectWaitMs ?? DEFAULT_CONNECT_WAIT_MS;
@@ -169,15 +178,16 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * Takes the session for this node without blocking this thread: at once when no node holds it;
-   * otherwise after the holder handed it over, or its lease expired (it died). `busy` after
-   * REDIS_HANDOVER_TIMEOUT_MS; `unavailable` when Redis cannot be reached.
+   * with `handover`, otherwise after the holder handed it over, or its lease expired (it died), and
+   * `busy` after REDIS_HANDOVER_TIMEOUT_MS; without, `busy` at once. `unavailable` when Redis cannot be
+   * reached.
    */
-  acquire(sessionId: string): Promise<AcquireOutcome> {
+  acquire(sessionId: string, options: { handover: boolean }): Promise<AcquireOutcome> {
     if (this.#closed) return Promise.resolve('unavailable');
     const id = this.#nextId++;
     return new Promise((resolve) => {
       this.#waitingAcquires.set(id, resolve);
-      this.#post({ id, op: 'acquire', sessionId });
+      this.#post({ id, op: 'acquire', sessionId, handover: options.handover });
     });
   }
 
@@ -218,6 +228,7 @@ export class RedisSessionStore implements SessionStore {
   /** One store call: sent to the worker, this thread waits (Atomics) for its reply. */
   #call(request: SyncRequest, timeoutMs = this.#options.commandTimeoutMs * 2 + 100): unknown {
     if (this.#closed && request.op !== 'close') throw new StoreError('the session store is closed');
+    if (this.#workerGone) throw new StoreUnavailableError('the Redis store thread is gone', { details: 'redis: no store thread' });
     const id = this.#nextId++;
     this.#syncPort.postMessage({ ...request, id });
     const deadline = Date.now() + timeoutMs;

@@ -305,7 +305,7 @@ async function tryAcquire(sessionId: string): Promise<TryAcquire> {
  * recording, detaches and releases) and takes the lease once it is free, which is at the latest when a
  * dead owner's lease expires (leaseMs). Gives up after handoverTimeoutMs with `busy`.
  */
-async function acquire(sessionId: string): Promise<AcquireOutcome> {
+async function acquire(sessionId: string, handover: boolean): Promise<AcquireOutcome> {
   const deadline = Date.now() + data.handoverTimeoutMs;
   let asked = false;
   for (;;) {
@@ -316,6 +316,7 @@ async function acquire(sessionId: string): Promise<AcquireOutcome> {
       return 'unavailable';
     }
     if (outcome.kind !== 'busy') return outcome.kind;
+    if (!handover) return 'busy';
     if (!asked) {
       asked = true;
       await redis.publish(`${data.prefix}node:${outcome.owner}`, JSON.stringify({ sessionId, by: data.nodeId })).catch(() => 0);
@@ -375,7 +376,7 @@ void stats();
 data.asyncPort.on('message', (request: AsyncRequest) => {
   switch (request.op) {
     case 'acquire':
-      void acquire(request.sessionId).then((outcome) => notify({ type: 'reply', id: request.id, outcome }));
+      void acquire(request.sessionId, request.handover).then((outcome) => notify({ type: 'reply', id: request.id, outcome }));
       return;
     case 'release':
       void release(request.sessionId);

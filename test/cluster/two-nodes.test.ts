@@ -77,6 +77,19 @@ t.test('node A alive: a session_resume on node B gets the session handed over', 
   await a.logLine((line) => line.msg === 'recording parked: no connection; its recogniser was released' && line.sessionId === id);
 });
 
+t.test('only session_resume moves a session: another event on node B is refused, node A keeps it', async (t) => {
+  const redis = await startRedis(t, { appendfsync: 'always' });
+  const [a, b] = await Promise.all([node(t, redis, 'node-a'), node(t, redis, 'node-b')]);
+  const onA = await a.connect();
+  const id = await onA.startConversation({ response_count: 2 });
+  const onB = await b.connect();
+  onB.send('user_selected_response', { session_id: id, selected_content: 'from B without resume', sender: 'user' });
+  t.match((await onB.next('error')).data, { session_id: id, error_code: 'SESSION_BUSY_ELSEWHERE' });
+  onA.send('user_selected_response', { session_id: id, selected_content: 'still on A', sender: 'user' });
+  await onA.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
+  t.same((await settled(onA, id)).map((m) => m.content), ['still on A'], 'A kept the session; B wrote nothing');
+});
+
 t.test('a stale owner (SIGSTOP past its lease, then SIGCONT) cannot write over the new owner', async (t) => {
   const redis = await startRedis(t, { appendfsync: 'always' });
   const [a, b] = await Promise.all([node(t, redis, 'node-a'), node(t, redis, 'node-b')]);
