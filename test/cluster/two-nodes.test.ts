@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { TestClient } from '../kit/ws-client.js';
 import { crash, settled, startOn, type RunningServer } from '../store/persistence-kit.js';
@@ -11,7 +14,8 @@ const pcm = (ms: number) => Buffer.alloc(ms * 32).toString('base64');
 const LEASE_MS = 1_000;
 
 async function node(t: Test, redis: RedisProcess, name: string): Promise<RunningServer> {
-  return startOn(t, t.testdir(), {
+  // The data directory goes unused (sessions are in Redis); each node gets its own all the same.
+  return startOn(t, mkdtempSync(join(tmpdir(), 'voxgate-node-')), {
     SESSION_STORE: 'redis',
     REDIS_URL: redis.url,
     REDIS_KEY_PREFIX: `two-nodes-${t.name.length}:`,
