@@ -143,3 +143,25 @@ t.test('Redis restarted mid-conversation (AOF appendfsync always): nothing ackno
   await client.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
   t.same((await settled(client, id)).map((m) => m.content), ['before the restart', 'after the restart'], 'the AOF kept every acknowledged write');
 });
+
+t.test('Redis down mid-recording: the recording goes on, and is stored when Redis is back', async (t) => {
+  const redis = await startRedis(t, { appendfsync: 'always' });
+  const a = await node(t, redis, 'node-a');
+  const client = await a.connect();
+  const id = await client.startConversation({ response_count: 2 });
+  client.send('message_start', { session_id: id, sender: 'other' });
+  await client.waitFor((e) => e.type === 'status_update' && e.data.session_id === id && e.data.status === 'recording_message');
+  client.send('audio_stream', { session_id: id, audio_chunk: pcm(200) });
+
+  await redis.stop('SIGKILL');
+  await a.logLine((line) => line.msg === 'Redis connection lost: new sessions are refused until it is back');
+  client.send('audio_stream', { session_id: id, audio_chunk: pcm(300) });
+  const before = client.received.length;
+  await redis.restart();
+  await a.logLine((line) => line.msg === 'Redis reachable again: the session store works');
+  t.equal(client.received.slice(before).filter((e) => e.type === 'error').length, 0, 'audio while Redis was down was taken without an error');
+  client.send('message_end', { session_id: id });
+  const recorded = await client.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
+  t.same(recorded.data, { session_id: id, message_id: 'msg_001', message_content: '[mock transcript: 0.50 s of audio, 16000 bytes]', sender: 'other' }, 'all the audio, before and during the outage, is in the stored message');
+  t.same((await settled(client, id)).map((m) => m.message_id), ['msg_001'], 'and it is stored');
+});
