@@ -18,6 +18,7 @@ import { Quotas } from './quotas/quotas.js';
 import { createSessionStore } from './store/select.js';
 import { RedisSessionStore } from './store/redis-store.js';
 import { NodeRegistry } from './cluster/node-registry.js';
+import { AgentCheckServer, agentLine } from './cluster/agent-check.js';
 import { RedisQuotaPeers } from './cluster/shared-quotas.js';
 import { SessionMovedError } from './errors.js';
 import type { SessionStore } from './store/session-store.js';
@@ -163,6 +164,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
         logger,
       })
     : null;
+  const agent = registry && config.cluster.agentPort !== null ? new AgentCheckServer(() => agentLine(registry.entry(), registry.readiness())) : null;
   const server = new HttpServer({
     ws,
     demo,
@@ -191,11 +193,13 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   let metricsPort: number | null = null;
   try {
     port = await server.listen(config.host, config.port);
+    if (agent !== null && config.cluster.agentPort !== null) await agent.listen(config.host, config.cluster.agentPort);
     if (metricsServer !== null && config.metrics.listener !== null) {
       metricsPort = await metricsServer.listen(config.metrics.listener.host, config.metrics.listener.port);
     }
   } catch (err) {
     server.stopListening();
+    agent?.close();
     await Promise.all([registry?.close(), quotaPeers?.close()]);
     await Promise.allSettled([stt.close(), llm.close()]);
     store.close();
@@ -227,6 +231,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       server.stopListening();
       metricsServer?.close();
       requests.cancelAll();
+      agent?.close();
       await Promise.all([registry?.close(), quotaPeers?.close()]);
       dialogue.close();
       sessions.close();

@@ -107,6 +107,8 @@ export interface Config {
     readonly commandTimeoutMs: number;
     readonly handoverTimeoutMs: number;
     readonly registryIntervalMs: number;
+    /** NODE_AGENT_PORT: HAProxy agent-check port on HOST, or null (off). */
+    readonly agentPort: number | null;
   };
 }
 
@@ -264,6 +266,7 @@ function toConfig(env: Env): Config {
       commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
       handoverTimeoutMs: env.REDIS_HANDOVER_TIMEOUT_MS,
       registryIntervalMs: env.NODE_REGISTRY_INTERVAL_MS,
+      agentPort: env.NODE_AGENT_PORT ?? null,
     },
   };
 }

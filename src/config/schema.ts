@@ -131,6 +131,7 @@ export const EnvSchema = z.object({
   NODE_ID: z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'expected 1..64 letters, digits, dots, dashes or underscores' }).optional(),
   NODE_ADDRESS: z.string().trim().min(1).optional(),
   NODE_REGISTRY_INTERVAL_MS: integer(500, 60_000).default(2_000),
+  NODE_AGENT_PORT: integer(0, 65535).optional(),
 });
 
 export type Env = z.output<typeof EnvSchema>;
