@@ -119,18 +119,19 @@ export class SessionRouter {
    */
   async #takeThenRun(ownership: SessionOwnership, sessionId: string, job: ConnectionJob): Promise<void> {
     // Only session_resume asks the other node to hand the session over, as on one node only a
-    // session_resume takes a session another connection is attached to: two live connections on two
-    // nodes would otherwise take it from each other at every event.
+    // session_resume takes a session another connection is attached to (two live connections on two
+    // nodes would otherwise take it from each other at every event). Any other event is held for this
+    // connection's session_resume, exactly as on one node: the app's reconnect sends its queued audio
+    // before the resume, and that audio must be neither lost nor answered with an error.
     const isResume = job.kind === 'event' && job.event.type === 'session_resume';
     const outcome = await ownership.acquire(sessionId, { handover: isResume });
+    if (outcome === 'busy' && !isResume) {
+      this.#hold(job.channel, sessionId, job);
+      return;
+    }
     if (outcome === 'busy' || outcome === 'unavailable') {
       const error = outcome === 'busy'
-        ? new SessionBusyElsewhereError(
-          isResume
-            ? `session ${sessionId} is served by another node that did not hand it over in time`
-            : `session ${sessionId} is served by another node; send session_resume to continue it here`,
-          { details: `session_id: ${sessionId}` },
-        )
+        ? new SessionBusyElsewhereError(`session ${sessionId} is served by another node that did not hand it over in time`, { details: `session_id: ${sessionId}` })
         : new StoreUnavailableError(`the shared session store cannot be reached to take session ${sessionId}`, { details: `session_id: ${sessionId}` });
       this.#options.reply(job.channel, sessionId, error, jobType(job));
       return;

@@ -81,17 +81,24 @@ t.test('node A alive: a session_resume on node B gets the session handed over', 
   await a.logLine((line) => line.msg === 'recording parked: no connection; its recogniser was released' && line.sessionId === id);
 });
 
-t.test('only session_resume moves a session: another event on node B is refused, node A keeps it', async (t) => {
+t.test('the app\'s reconnect on node B: events sent before session_resume are held, then run after it', async (t) => {
   const redis = await startRedis(t, { appendfsync: 'always' });
   const [a, b] = await Promise.all([node(t, redis, 'node-a'), node(t, redis, 'node-b')]);
   const onA = await a.connect();
   const id = await onA.startConversation({ response_count: 2 });
   const onB = await b.connect();
-  onB.send('user_selected_response', { session_id: id, selected_content: 'from B without resume', sender: 'user' });
-  t.match((await onB.next('error')).data, { session_id: id, error_code: 'SESSION_BUSY_ELSEWHERE' });
+  onB.send('user_selected_response', { session_id: id, selected_content: 'queued before the resume', sender: 'user' });
+  await b.logLine((line) => line.msg === 'events held: the session is attached to another connection; waiting for session_resume' && line.sessionId === id);
   onA.send('user_selected_response', { session_id: id, selected_content: 'still on A', sender: 'user' });
   await onA.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
-  t.same((await settled(onA, id)).map((m) => m.content), ['still on A'], 'A kept the session; B wrote nothing');
+
+  onB.send('session_resume', { session_id: id });
+  await onB.waitFor((e) => e.type === 'session_restored' && e.data.session_id === id, 20_000);
+  const held = await onB.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
+  t.equal(held.data.message_id, 'usr_002', 'the held event ran after the resume, on B');
+  t.equal(onB.received.filter((e) => e.type === 'error').length, 0, 'no error on B');
+  t.same((await settled(onB, id)).map((m) => m.content), ['still on A', 'queued before the resume']);
+  t.match((await onA.waitFor((e) => e.type === 'error' && e.data.session_id === id)).data, { error_code: 'SESSION_MOVED' });
 });
 
 t.test('a stale owner (SIGSTOP past its lease, then SIGCONT) cannot write over the new owner', async (t) => {
