@@ -38,7 +38,7 @@ async function conversationRecording(client: TestClient): Promise<string> {
 }
 
 /** On `client` (connected to the surviving node): the session is back, recording, and goes on. */
-async function resumesAndContinues(t: Test, client: TestClient, id: string, before: Array<Record<string, unknown>>): Promise<void> {
+async function resumesAndContinues(t: Test, client: TestClient, id: string, before: Array<Record<string, unknown>>, content?: string): Promise<void> {
   client.send('session_resume', { session_id: id });
   const restored = await client.waitFor((e) => e.type === 'session_restored' && e.data.session_id === id, 20_000);
   t.match(restored.data, { status: 'recording_message', message_count: 1, response_count: 2, has_modifications: true });
@@ -47,6 +47,8 @@ async function resumesAndContinues(t: Test, client: TestClient, id: string, befo
   client.send('message_end', { session_id: id });
   const recorded = await client.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
   t.match(recorded.data, { session_id: id, message_id: 'msg_002', sender: 'other' }, 'the open recording is finished on the new node with its message id');
+  if (content !== undefined) t.equal(recorded.data.message_content, content, 'audio sent before the resume is in the message');
+  t.equal(client.received.filter((e) => e.type === 'error').length, 0, 'the reconnecting client saw no error');
   client.send('user_selected_response', { session_id: id, selected_content: 'after the move', sender: 'user' });
   const next = await client.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
   t.equal(next.data.message_id, 'usr_003', 'the conversation goes on');
@@ -63,7 +65,9 @@ t.test('node A is SIGKILLed mid-recording: node B serves the session once A\'s l
   await crash(a);
 
   const onB = await b.connect();
-  await resumesAndContinues(t, onB, id, before);
+  // The app's reconnect sends its queued audio before session_resume: held until the resume, then recorded.
+  onB.send('audio_stream', { session_id: id, audio_chunk: pcm(100) });
+  await resumesAndContinues(t, onB, id, before, '[mock transcript: 0.20 s of audio, 6400 bytes]');
 });
 
 t.test('node A alive: a session_resume on node B gets the session handed over', async (t) => {
