@@ -141,6 +141,11 @@ const STREAMING_HEADROOM_BYTES = 64 * 1024;
 
 /** Rules that involve more than one key. */
 function assertConsistent(env: Env): void {
+  // A session_resume must outwait a dead node's lease, or a node death could never be recovered from.
+  if (env.REDIS_HANDOVER_TIMEOUT_MS <= env.REDIS_LEASE_MS) {
+    const problem = `REDIS_HANDOVER_TIMEOUT_MS="${env.REDIS_HANDOVER_TIMEOUT_MS}": expected more than REDIS_LEASE_MS (${env.REDIS_LEASE_MS}), or a dead node's sessions could not be resumed`;
+    throw new ConfigError(`invalid configuration: ${problem}`, { details: problem });
+  }
   const minBuffered = env.WEBSOCKET_HIGH_WATER_BYTES + STREAMING_HEADROOM_BYTES;
   if (env.WEBSOCKET_MAX_BUFFERED_BYTES < minBuffered) {
     const problem =

@@ -13,15 +13,14 @@ import { startRedis, type RedisProcess } from './redis-kit.js';
 const pcm = (ms: number) => Buffer.alloc(ms * 32).toString('base64');
 const LEASE_MS = 1_000;
 
-async function node(t: Test, redis: RedisProcess, name: string): Promise<RunningServer> {
+async function node(t: Test, redis: RedisProcess, name: string, settings: Record<string, string> = { REDIS_LEASE_MS: String(LEASE_MS), REDIS_HANDOVER_TIMEOUT_MS: '8000' }): Promise<RunningServer> {
   // The data directory goes unused (sessions are in Redis); each node gets its own all the same.
   return startOn(t, mkdtempSync(join(tmpdir(), 'voxgate-node-')), {
     SESSION_STORE: 'redis',
     REDIS_URL: redis.url,
     REDIS_KEY_PREFIX: `two-nodes-${t.name.length}:`,
     NODE_ID: name,
-    REDIS_LEASE_MS: String(LEASE_MS),
-    REDIS_HANDOVER_TIMEOUT_MS: '8000',
+    ...settings,
   });
 }
 
@@ -68,6 +67,18 @@ t.test('node A is SIGKILLed mid-recording: node B serves the session once A\'s l
   // The app's reconnect sends its queued audio before session_resume: held until the resume, then recorded.
   onB.send('audio_stream', { session_id: id, audio_chunk: pcm(100) });
   await resumesAndContinues(t, onB, id, before, '[mock transcript: 0.20 s of audio, 6400 bytes]');
+});
+
+t.test('default settings: the first session_resume after node A\'s SIGKILL succeeds (the app retries 5 times over ~31 s)', async (t) => {
+  // REDIS_LEASE_MS 5000 < REDIS_HANDOVER_TIMEOUT_MS 8000: the resume waits out the dead node's lease.
+  const redis = await startRedis(t, { appendfsync: 'always' });
+  const [a, b] = await Promise.all([node(t, redis, 'node-a', {}), node(t, redis, 'node-b', {})]);
+  const onA = await a.connect();
+  const id = await conversationRecording(onA);
+  const before = await settled(onA, id);
+  await crash(a);
+  const onB = await b.connect();
+  await resumesAndContinues(t, onB, id, before);
 });
 
 t.test('node A alive: a session_resume on node B gets the session handed over', async (t) => {
