@@ -187,3 +187,20 @@ t.test('Redis down mid-recording: the recording goes on, and is stored when Redi
   t.same(recorded.data, { session_id: id, message_id: 'msg_001', message_content: '[mock transcript: 0.50 s of audio, 16000 bytes]', sender: 'other' }, 'all the audio, before and during the outage, is in the stored message');
   t.same((await settled(client, id)).map((m) => m.message_id), ['msg_001'], 'and it is stored');
 });
+
+t.test('node A shut down (SIGTERM): it releases its leases, so node B serves the session without waiting for expiry', async (t) => {
+  const redis = await startRedis(t, { appendfsync: 'always' });
+  // A lease far longer than the wait below: only a released lease lets B in.
+  const settings = { REDIS_LEASE_MS: '300000', REDIS_HANDOVER_TIMEOUT_MS: '600000', SHUTDOWN_DRAIN_MS: '0' };
+  const [a, b] = await Promise.all([node(t, redis, 'node-a', settings), node(t, redis, 'node-b', settings)]);
+  const onA = await a.connect();
+  const id = await onA.startConversation({ response_count: 2 });
+  onA.send('user_selected_response', { session_id: id, selected_content: 'before the shutdown', sender: 'user' });
+  await onA.waitFor((e) => e.type === 'message_recorded' && e.data.session_id === id);
+  a.server.kill('SIGTERM');
+  t.match(await a.server.exited, { code: 0 });
+  const onB = await b.connect();
+  onB.send('session_resume', { session_id: id });
+  await onB.waitFor((e) => e.type === 'session_restored' && e.data.session_id === id);
+  t.same((await settled(onB, id)).map((m) => m.content), ['before the shutdown']);
+});
