@@ -21,7 +21,8 @@ import {
   WRITE_SCRIPT,
   sessionKeys,
 } from './redis-scripts.js';
-import type { RecordingState, SessionRecord, SessionSettingsPatch, StoredMessage } from './session-store.js';
+import { decodeRecord, metaPairs, messageJson, updateArgs } from './redis-codec.js';
+import type { SessionRecord } from './session-store.js';
 
 type Scripted = Redis & {
   vgCreate(...args: Array<string | number>): Promise<number>;
@@ -205,23 +206,7 @@ async function load(sessionId: string): Promise<SessionRecord | null> {
   const [meta, history, messages, modifications, segments] = results.map(([, value]) => value) as [
     Record<string, string>, string[], string[], string[], string[],
   ];
-  if (meta.id === undefined) return null;
-  const recording = JSON.parse(meta.recording ?? 'null') as Omit<RecordingState, 'segments'> | null;
-  return {
-    id: meta.id,
-    owner: JSON.parse(meta.owner ?? 'null') as string | null,
-    createdAt: meta.createdAt!,
-    updatedAt: meta.updatedAt!,
-    scenarioDescription: JSON.parse(meta.scenario ?? 'null') as string | null,
-    responseCount: Number(meta.responseCount),
-    userProfile: JSON.parse(meta.userProfile ?? 'null') as SessionRecord['userProfile'],
-    targetProfile: JSON.parse(meta.targetProfile ?? 'null') as SessionRecord['targetProfile'],
-    historyMessages: history.map(parseMessage),
-    messages: messages.map(parseMessage),
-    focusedMessageIds: JSON.parse(meta.focused ?? '[]') as string[],
-    modifications,
-    recording: recording === null ? null : { messageId: recording.messageId, sender: recording.sender, segments, startedAt: recording.startedAt },
-  };
+  return decodeRecord(meta, { history, messages, modifications, segments });
 }
 
 async function write(sessionId: string, updatedAt: string, op: string, args: string[]): Promise<null> {
@@ -246,43 +231,6 @@ async function write(sessionId: string, updatedAt: string, op: string, args: str
     throw err;
   }
   return null;
-}
-
-function updateArgs(patch: SessionSettingsPatch): string[] {
-  const pairs: string[] = [];
-  if (patch.scenarioDescription !== undefined) pairs.push('scenario', JSON.stringify(patch.scenarioDescription));
-  if (patch.responseCount !== undefined) pairs.push('responseCount', String(patch.responseCount));
-  if (patch.focusedMessageIds !== undefined) pairs.push('focused', JSON.stringify(patch.focusedMessageIds));
-  if (patch.recording !== undefined) pairs.push('recording', recordingJson(patch.recording));
-  const segments = patch.recording === undefined ? ['0'] : ['1', ...(patch.recording?.segments ?? [])];
-  return [String(pairs.length / 2), ...pairs, ...segments];
-}
-
-function metaPairs(record: SessionRecord): string[] {
-  return [
-    'id', record.id,
-    'owner', JSON.stringify(record.owner ?? null),
-    'createdAt', record.createdAt,
-    'updatedAt', record.updatedAt,
-    'scenario', JSON.stringify(record.scenarioDescription),
-    'responseCount', String(record.responseCount),
-    'userProfile', JSON.stringify(record.userProfile),
-    'targetProfile', JSON.stringify(record.targetProfile),
-    'focused', JSON.stringify(record.focusedMessageIds),
-    'recording', recordingJson(record.recording),
-  ];
-}
-
-function recordingJson(recording: RecordingState | null): string {
-  return recording === null ? 'null' : JSON.stringify({ messageId: recording.messageId, sender: recording.sender, startedAt: recording.startedAt });
-}
-
-function messageJson(message: StoredMessage): string {
-  return JSON.stringify({ messageId: message.messageId, sender: message.sender, content: message.content, createdAt: message.createdAt, type: message.type });
-}
-
-function parseMessage(text: string): StoredMessage {
-  return JSON.parse(text) as StoredMessage;
 }
 
 // --- leases ----------------------------------------------------------------------------------------
