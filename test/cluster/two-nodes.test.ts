@@ -158,6 +158,9 @@ t.test('Redis restarted mid-conversation (AOF appendfsync always): nothing ackno
   const other = await a.connect();
   other.send('conversation_start', { response_count: 1 });
   t.match((await other.next('error')).data, { error_code: 'STORE_UNAVAILABLE' }, 'new sessions are refused with a clear error');
+  await a.logLine((line) => line.msg === 'Redis connection lost: new sessions are refused until it is back');
+  const readyz = await fetch(`http://127.0.0.1:${a.port}/readyz`);
+  t.equal(readyz.status, 503, '/readyz says 503 while Redis is down: the proxy sends new connections elsewhere');
 
   await redis.restart();
   await a.logLine((line) => line.msg === 'Redis reachable again: the session store works');
