@@ -5,7 +5,9 @@
 // store's effect on throughput and queueing) and "paced" (each session waits BENCH_PACE_MS between rounds,
 // about 1,200 events/s in all, below every variant's capacity: measures the latency an event gains).
 // Options (environment): BENCH_SESSIONS (default 200), BENCH_ROUNDS (saturated, default 50),
-// BENCH_PACED_ROUNDS (default 20), BENCH_PACE_MS (default 500), BENCH_REPEAT (default 2).
+// BENCH_PACED_ROUNDS (default 20), BENCH_PACE_MS (default 500), BENCH_REPEAT (default 2),
+// BENCH_REDIS (default 1: also the Redis store on a local redis-server, AOF appendfsync always and
+// everysec; 0: SQLite and memory only).
 //
 // Each session has its own connection and loops, strictly one request in flight:
 //   chosen:  user_selected_response -> message_recorded        (one appendMessage write)
@@ -20,9 +22,11 @@ import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { MemorySessionStore } from '../src/store/memory-store.js';
+import { RedisSessionStore } from '../src/store/redis-store.js';
 import type { SessionRecord, SessionStore } from '../src/store/session-store.js';
 import { SqliteSessionStore } from '../src/store/sqlite-store.js';
 import { startTestServer, type TestServer } from '../test/kit/start-server.js';
+import { startBenchRedis, type BenchRedis } from './lib/redis-server.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 200);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 50);
@@ -47,6 +51,30 @@ const VARIANTS: Variant[] = [
   { name: 'sqlite NORMAL', open: (dir) => new SqliteSessionStore({ dir, logger: silent, synchronous: 'NORMAL' }) },
   { name: 'sqlite FULL', open: (dir) => new SqliteSessionStore({ dir, logger: silent, synchronous: 'FULL' }) },
 ];
+
+// The Redis store, on its own local redis-server per AOF setting (each open gets its own key prefix).
+const redisServers: BenchRedis[] = [];
+if (process.env.BENCH_REDIS !== '0') {
+  let opened = 0;
+  for (const appendfsync of ['always', 'everysec'] as const) {
+    const redis = await startBenchRedis(appendfsync);
+    redisServers.push(redis);
+    VARIANTS.push({
+      name: `redis ${appendfsync}`,
+      open: () =>
+        new RedisSessionStore({
+          url: redis.url,
+          prefix: `bench${++opened}:`,
+          nodeId: 'bench',
+          leaseMs: 30_000,
+          ttlMs: 3_600_000,
+          commandTimeoutMs: 5_000,
+          handoverTimeoutMs: 5_000,
+          logger: silent,
+        }),
+    });
+  }
+}
 
 type Samples = { chosen: number[]; setting: number[] };
 
@@ -229,4 +257,8 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+try {
+  await main();
+} finally {
+  await Promise.all(redisServers.map((redis) => redis.stop()));
+}

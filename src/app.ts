@@ -17,6 +17,11 @@ import { MetricsServer } from './metrics/metrics-route.js';
 import { Metrics } from './metrics/metrics.js';
 import { Quotas } from './quotas/quotas.js';
 import { createSessionStore } from './store/select.js';
+import { RedisSessionStore } from './store/redis-store.js';
+import { NodeRegistry } from './cluster/node-registry.js';
+import { AgentCheckServer, agentLine } from './cluster/agent-check.js';
+import { RedisQuotaPeers } from './cluster/shared-quotas.js';
+import { SessionMovedError } from './errors.js';
 import type { SessionStore } from './store/session-store.js';
 import type { SttEngine } from './stt/engine.js';
 import { createSttEngine } from './stt/select.js';
@@ -68,14 +73,22 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   let lifecycle: Lifecycle = 'starting';
   const metrics = new Metrics();
   metrics.collectProcessMetrics();
-  const quotas = new Quotas(config.quotas, metrics);
-  const store = new InstrumentedStore(parts.store ?? createSessionStore(config.sessions, logger), metrics);
+  // Shared sessions: quotas count across nodes (each node's counts synced through Redis).
+  const quotaPeers = config.sessions.store === 'redis'
+    ? new RedisQuotaPeers({ url: config.cluster.redisUrl, prefix: config.cluster.keyPrefix, nodeId: config.cluster.nodeId, intervalMs: config.cluster.registryIntervalMs, logger })
+    : null;
+  const quotas = new Quotas(config.quotas, metrics, quotaPeers);
+  const baseStore = parts.store ?? createSessionStore(config, logger);
+  const store = new InstrumentedStore(baseStore, metrics);
+  // Shared sessions: the Redis store also decides which node serves a session (docs/scaling.md).
+  const ownership = baseStore instanceof RedisSessionStore ? baseStore : null;
   let stt: SttEngine;
   try {
     stt = parts.stt ?? (await createSttEngine(config.stt, logger));
   } catch (err) {
     store.close();
     speakerModel?.release();
+    await quotaPeers?.close();
     throw err;
   }
   const llm = parts.llm ?? createLlmEngine(config.llm, logger, metrics);
@@ -101,6 +114,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     maxStoreBytes: config.sessions.maxStoreBytes,
     metrics,
     quotas,
+    ...(ownership ? { ownership } : {}),
   });
   const dialogue = new Dialogue({
     sessions,
@@ -112,6 +126,13 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     logger,
     autoSuggest: config.dialogue.autoSuggest,
     orphanedRecordingGraceMs: config.dialogue.orphanedRecordingGraceMs,
+    ...(ownership ? { ownership } : {}),
+  });
+  ownership?.setEvents({
+    onReleaseRequested: (sessionId) =>
+      dialogue.handOver(sessionId, new SessionMovedError(`session ${sessionId} was handed over to another node`, { details: `session_id: ${sessionId}` }), { park: true }),
+    onLeaseLost: (sessionId) =>
+      dialogue.handOver(sessionId, new SessionMovedError(`another node took session ${sessionId}`, { details: `session_id: ${sessionId}` }), { park: false }),
   });
   const guard = new EdgeGuard(logger);
   const asr = config.asr.enabled ? { endpoint: asrEndpoint(config, stt, quotas, speakerModel), paths: asrPaths(config.asr.rootPath) } : null;
@@ -137,6 +158,21 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
     allowedOrigins: config.allowedOrigins,
     isAcceptingConnections: () => lifecycle === 'ready',
   });
+  const registry = ownership
+    ? new NodeRegistry({
+        url: config.cluster.redisUrl,
+        prefix: config.cluster.keyPrefix,
+        nodeId: config.cluster.nodeId,
+        address: config.cluster.nodeAddress,
+        intervalMs: config.cluster.registryIntervalMs,
+        facts: () => {
+          const sttHealth = stt.health();
+          return { liveStreams: sttHealth.activeStreams, streamLimit: sttHealth.streamLimit, draining: lifecycle !== 'ready' };
+        },
+        logger,
+      })
+    : null;
+  const agent = registry && config.cluster.agentPort !== null ? new AgentCheckServer(() => agentLine(registry.entry(), registry.readiness())) : null;
   const server = new HttpServer({
     ws,
     demo,
@@ -151,6 +187,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       sessions: () => sessions.health(),
       requestsInFlight: () => requests.inFlight,
       transport: () => ({ implementation: transport, connections: ws.connectionCount, maxConnections, handlerFailures: guard.failureCount }),
+      ...(registry ? { cluster: () => registry.readiness() } : {}),
     },
   });
   metrics.bindSources({
@@ -164,11 +201,14 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
   let metricsPort: number | null = null;
   try {
     port = await server.listen(config.host, config.port);
+    if (agent !== null && config.cluster.agentPort !== null) await agent.listen(config.host, config.cluster.agentPort);
     if (metricsServer !== null && config.metrics.listener !== null) {
       metricsPort = await metricsServer.listen(config.metrics.listener.host, config.metrics.listener.port);
     }
   } catch (err) {
     server.stopListening();
+    agent?.close();
+    await Promise.all([registry?.close(), quotaPeers?.close()]);
     await Promise.allSettled([stt.close().then(() => speakerModel?.release()), llm.close()]);
     store.close();
     throw err;
@@ -188,6 +228,7 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       // readyz turns 503 and new WebSocket upgrades are refused, but HTTP keeps being served during the
       // drain so that orchestrators can see the state; open connections may finish their work.
       lifecycle = 'draining';
+      void registry?.refresh();
       // The drain is for work in flight (recordings, LLM requests), not for idle connections: it ends as
       // soon as nothing is in flight, and idle connections get their 1001 then.
       const inFlight = (): number => requests.inFlight + stt.health().activeStreams;
@@ -198,6 +239,8 @@ export async function startVoxgate(config: Config, logger: Logger, parts: Voxgat
       server.stopListening();
       metricsServer?.close();
       requests.cancelAll();
+      agent?.close();
+      await Promise.all([registry?.close(), quotaPeers?.close()]);
       dialogue.close();
       sessions.close();
       // A hung engine must not keep the process from exiting: the process exit ends its threads anyway.

@@ -183,6 +183,34 @@ export class StoreError extends VoxgateError {
   readonly userMessage = '保存失败，请重试';
 }
 
+/**
+ * The shared session store (Redis) cannot be reached: nothing was stored. New sessions are refused with
+ * it; a live recording keeps its text in memory and its next write tries again (docs/scaling.md).
+ */
+export class StoreUnavailableError extends VoxgateError {
+  readonly code = 'STORE_UNAVAILABLE';
+  readonly userMessage = '会话存储暂不可用，请稍后再试';
+  override readonly retryable = true;
+}
+
+/**
+ * Another node now serves this session (it took the lease: a handover, or this node was paused past its
+ * lease). This node's write was refused by the fencing epoch and its connections are detached; the
+ * client resumes the session where its reconnect lands (docs/scaling.md).
+ */
+export class SessionMovedError extends VoxgateError {
+  readonly code = 'SESSION_MOVED';
+  readonly userMessage = '会话已转到其他服务器，正在重连';
+  override readonly retryable = true;
+}
+
+/** Another live node holds the session and did not hand it over in time; retrying may succeed. */
+export class SessionBusyElsewhereError extends VoxgateError {
+  readonly code = 'SESSION_BUSY_ELSEWHERE';
+  readonly userMessage = '会话正在其他服务器上使用';
+  override readonly retryable = true;
+}
+
 // --- Capacity --------------------------------------------------------------------------------------
 
 /** MAX_SESSIONS_PER_ADDRESS: one client address has this many sessions already. */

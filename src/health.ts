@@ -14,6 +14,8 @@ export interface HealthSources {
   sessions(): SessionManagerHealth;
   requestsInFlight(): number;
   transport(): { implementation: TransportImplementation; connections: number; maxConnections: number; handlerFailures: number };
+  /** SESSION_STORE=redis: the node registry's view (full, draining, unregistered: not ready). */
+  cluster?(): { ready: boolean; reason: string | null };
 }
 
 export interface HealthReport {
@@ -129,5 +131,16 @@ export function readiness(sources: HealthSources): HealthReport {
   const lifecycle = sources.lifecycle();
   if (lifecycle !== 'ready') return { httpStatus: 503, body: { status: lifecycle } };
   const api = apiHealth(sources);
-  return { httpStatus: api.httpStatus, body: { status: api.httpStatus === 200 ? 'ready' : 'unavailable' } };
+  if (api.httpStatus !== 200) return { httpStatus: api.httpStatus, body: { status: 'unavailable' } };
+  return clusterReadiness(sources) ?? { httpStatus: 200, body: { status: 'ready' } };
+}
+
+/**
+ * The cluster's part of /readyz (SESSION_STORE=redis): a full or draining node, or one missing from the
+ * node registry, answers 503 so that the proxy's health check sends new connections to other nodes.
+ */
+function clusterReadiness(sources: HealthSources): HealthReport | null {
+  const cluster = sources.cluster?.();
+  if (cluster === undefined || cluster.ready) return null;
+  return { httpStatus: 503, body: { status: 'unavailable', reason: cluster.reason } };
 }

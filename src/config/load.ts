@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
@@ -105,6 +107,22 @@ export interface Config {
     readonly maxMemoryBytes: number;
     /** What the store's sessions take (disk for SQLite, memory for the memory store). */
     readonly maxStoreBytes: number;
+    /** SESSION_STORE, or from SESSION_PERSISTENCE_ENABLED when unset. */
+    readonly store: 'memory' | 'sqlite' | 'redis';
+  };
+  /** Shared sessions and the node registry in Redis (SESSION_STORE=redis; docs/scaling.md). */
+  readonly cluster: {
+    readonly redisUrl: string;
+    readonly keyPrefix: string;
+    readonly nodeId: string;
+    /** What the registry advertises to proxies and peers: NODE_ADDRESS, or null. */
+    readonly nodeAddress: string | null;
+    readonly leaseMs: number;
+    readonly commandTimeoutMs: number;
+    readonly handoverTimeoutMs: number;
+    readonly registryIntervalMs: number;
+    /** NODE_AGENT_PORT: HAProxy agent-check port on HOST, or null (off). */
+    readonly agentPort: number | null;
   };
 }
 
@@ -137,6 +155,11 @@ const STREAMING_HEADROOM_BYTES = 64 * 1024;
 
 /** Rules that involve more than one key. */
 function assertConsistent(env: Env): void {
+  // A session_resume must outwait a dead node's lease, or a node death could never be recovered from.
+  if (env.REDIS_HANDOVER_TIMEOUT_MS <= env.REDIS_LEASE_MS) {
+    const problem = `REDIS_HANDOVER_TIMEOUT_MS="${env.REDIS_HANDOVER_TIMEOUT_MS}": expected more than REDIS_LEASE_MS (${env.REDIS_LEASE_MS}), or a dead node's sessions could not be resumed`;
+    throw new ConfigError(`invalid configuration: ${problem}`, { details: problem });
+  }
   const minBuffered = env.WEBSOCKET_HIGH_WATER_BYTES + STREAMING_HEADROOM_BYTES;
   if (env.WEBSOCKET_MAX_BUFFERED_BYTES < minBuffered) {
     const problem =
@@ -156,7 +179,7 @@ function readEnvFile(path: string | null): Record<string, string> {
 }
 
 /** Settings whose values an error message must not repeat. */
-const SECRET_KEYS = new Set(['OPENROUTER_API_KEY', 'AUTH_API_KEYS', 'AUTH_JWT_SECRET']);
+const SECRET_KEYS = new Set(['OPENROUTER_API_KEY', 'AUTH_API_KEYS', 'AUTH_JWT_SECRET', 'REDIS_URL']);
 
 function configErrorFrom(error: z.ZodError, input: Record<string, string>): ConfigError {
   const problems = error.issues.map((issue) => {
@@ -259,6 +282,19 @@ function toConfig(env: Env): Config {
       maxStored: env.MAX_SESSIONS,
       maxMemoryBytes: env.SESSION_MEMORY_MAX_MB * 1024 * 1024,
       maxStoreBytes: env.SESSION_STORE_MAX_MB * 1024 * 1024,
+      store: env.SESSION_STORE ?? (env.SESSION_PERSISTENCE_ENABLED ? 'sqlite' : 'memory'),
+    },
+    cluster: {
+      redisUrl: env.REDIS_URL,
+      keyPrefix: env.REDIS_KEY_PREFIX,
+      // A fresh id per process unless set: a restarted node must not inherit a lease of its previous life.
+      nodeId: env.NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${randomBytes(4).toString('hex')}`,
+      nodeAddress: env.NODE_ADDRESS ?? null,
+      leaseMs: env.REDIS_LEASE_MS,
+      commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+      handoverTimeoutMs: env.REDIS_HANDOVER_TIMEOUT_MS,
+      registryIntervalMs: env.NODE_REGISTRY_INTERVAL_MS,
+      agentPort: env.NODE_AGENT_PORT ?? null,
     },
   };
 }

@@ -133,6 +133,18 @@ export const EnvSchema = z.object({
   MAX_SESSIONS: integer(1, 10_000_000).default(20_000),
   SESSION_MEMORY_MAX_MB: integer(16, 1024 * 1024).default(1024),
   SESSION_STORE_MAX_MB: integer(16, 1024 * 1024 * 1024).default(4096),
+
+  // Scaling out (docs/scaling.md). Unset SESSION_STORE: SESSION_PERSISTENCE_ENABLED picks sqlite or memory.
+  SESSION_STORE: z.enum(['memory', 'sqlite', 'redis'], { error: 'expected memory, sqlite or redis' }).optional(),
+  REDIS_URL: z.string().trim().pipe(z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' })).default('redis://127.0.0.1:6379'),
+  REDIS_KEY_PREFIX: z.string().trim().min(1).default('voxgate:'),
+  REDIS_LEASE_MS: integer(1000, 600_000).default(5_000),
+  REDIS_COMMAND_TIMEOUT_MS: integer(50, 60_000).default(1_000),
+  REDIS_HANDOVER_TIMEOUT_MS: integer(1000, 600_000).default(8_000),
+  NODE_ID: z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'expected 1..64 letters, digits, dots, dashes or underscores' }).optional(),
+  NODE_ADDRESS: z.string().trim().min(1).optional(),
+  NODE_REGISTRY_INTERVAL_MS: integer(500, 60_000).default(2_000),
+  NODE_AGENT_PORT: integer(0, 65535).optional(),
 });
 
 export type Env = z.output<typeof EnvSchema>;

@@ -1,3 +1,4 @@
+import type { SessionOwnership } from '../cluster/ownership.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Quotas } from '../quotas/quotas.js';
 import { randomUUID } from 'node:crypto';
@@ -43,6 +44,8 @@ export interface DialogueOptions {
   metrics?: Metrics;
   /** Suggestion generations per minute, per owner and per address. */
   quotas?: Quotas;
+  /** Shared sessions (SESSION_STORE=redis): which node serves a session (docs/scaling.md). */
+  ownership?: SessionOwnership;
 }
 
 /**
@@ -71,6 +74,33 @@ export class Dialogue {
       run: (sessionId, job) => this.#runJob(sessionId, job),
       reply: (channel, sessionId, error, eventType) => this.#reply(channel, sessionId, error, eventType),
       onTaken: (channel, session) => this.#onTaken(channel, session),
+      ...(options.ownership ? { ownership: options.ownership } : {}),
+    });
+  }
+
+  /**
+   * Another node takes the session (a handover request, or this node lost its lease): in the session's
+   * lane, after the event being handled, the open recording is parked when `park` (what the recogniser
+   * still held is stored, as after a restart), then the session is evicted (its connections told `reason`).
+   */
+  handOver(sessionId: string, reason: VoxgateError, options: { park: boolean }): void {
+    this.#cancelPark(sessionId);
+    this.#router.submitTask(sessionId, async () => {
+      const session = this.#options.sessions.held(sessionId);
+      if (session === null) {
+        this.#options.ownership?.release(sessionId);
+        return;
+      }
+      // A lost lease cannot park: its writes would be refused (the new owner has what was acknowledged).
+      if (!options.park || session.liveRecording === null) {
+        this.#options.sessions.evict(session, reason);
+        return;
+      }
+      try {
+        await this.#options.recordings.park(session);
+      } finally {
+        this.#options.sessions.evict(session, reason);
+      }
     });
   }
 

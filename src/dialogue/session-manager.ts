@@ -1,10 +1,11 @@
+import type { SessionOwnership } from '../cluster/ownership.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Quotas } from '../quotas/quotas.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError } from '../errors.js';
+import { SessionLimitExceededError, SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
 import { LogLimiter } from '../log-limiter.js';
-import type { ProfileJson, ServerEvent } from '../protocol/server-events.js';
+import { errorEvent, type ProfileJson, type ServerEvent } from '../protocol/server-events.js';
 import { estimateSessionBytes } from '../store/record-size.js';
 import type { SessionRecord, SessionStore, StoredMessage, StoreHealth } from '../store/session-store.js';
 import type { ServiceState } from '../stt/engine.js';
@@ -24,6 +25,8 @@ export interface SessionManagerOptions extends SessionBoundsOptions {
   metrics?: Metrics;
   /** Live sessions per owner and per address (conversation_start is refused past it). */
   quotas?: Quotas;
+  /** Shared sessions (SESSION_STORE=redis): a session leaving memory gives its lease up. */
+  ownership?: SessionOwnership;
 }
 
 export interface NewSessionInput {
@@ -126,6 +129,36 @@ export class SessionManager {
     this.#options.metrics?.sessionsCreated.inc();
     if (input.adjustments && input.adjustments.length > 0) this.#logAdjustments(session, channel, input.adjustments);
     return session;
+  }
+
+  /** Whether this process holds the session in memory (with shared sessions: whether it serves it). */
+  holds(sessionId: string): boolean {
+    return this.#sessions.has(sessionId);
+  }
+
+  /** The session held in memory, whoever is attached, or null. */
+  held(sessionId: string): Session | null {
+    return this.#sessions.get(sessionId) ?? null;
+  }
+
+  /**
+   * Another node serves the session now (a handover, or this node lost its lease): its work here stops,
+   * every attached connection is told with `reason` (SESSION_MOVED) and detached from it, and it leaves
+   * memory. Unlike end(), the store keeps it: the other node carries on from what was written.
+   */
+  evict(session: Session, reason: VoxgateError): void {
+    if (this.#sessions.get(session.id) !== session) return;
+    this.#options.requests.cancel(session.id);
+    session.detachRecording()?.stream.abort();
+    for (const channel of [...session.channels]) {
+      channel.send(errorEvent(session.id, reason));
+      session.detachChannel(channel);
+      this.#byChannel.get(channel)?.delete(session.id);
+      this.#releaseLive(channel, session.id);
+    }
+    this.#drop(session);
+    this.#bounds.forget(session.id);
+    session.log.info({ code: reason.code }, 'session left this node: another node serves it now');
   }
 
   /** The session if `channel` is attached to it; SESSION_NOT_FOUND otherwise. */
@@ -318,6 +351,7 @@ export class SessionManager {
     this.#lastPersistedTouch.delete(session.id);
     this.#detachedHeld.delete(session);
     this.#bounds.release(session.id);
+    this.#options.ownership?.release(session.id);
   }
 
   /**

@@ -1,5 +1,14 @@
 import type { Logger } from 'pino';
-import { AudioLimitExceededError, RateLimitedError, SessionNotFoundError, toVoxgateError, type VoxgateError } from '../errors.js';
+import type { SessionOwnership } from '../cluster/ownership.js';
+import {
+  AudioLimitExceededError,
+  RateLimitedError,
+  SessionBusyElsewhereError,
+  SessionNotFoundError,
+  StoreUnavailableError,
+  toVoxgateError,
+  type VoxgateError,
+} from '../errors.js';
 import type { ClientEvent } from '../protocol/client-events.js';
 import type { ClientChannel } from './channel.js';
 import type { DroppedAudio } from './dropped-audio.js';
@@ -32,6 +41,11 @@ export interface SessionRouterOptions {
   reply(channel: ClientChannel, sessionId: string | null, error: VoxgateError, eventType: string): void;
   /** The session had no live connection and `channel` named it first: it is now this connection's. */
   onTaken(channel: ClientChannel, session: Session): void;
+  /**
+   * Shared sessions (SESSION_STORE=redis): a job for a session this node does not hold waits, in the
+   * session's lane, until the node has taken it (handover from a live node, or a dead node's lease expired).
+   */
+  ownership?: SessionOwnership;
 }
 
 /**
@@ -91,6 +105,45 @@ export class SessionRouter {
 
   #runJob(sessionId: string, job: Job): Promise<void> | void {
     if (job.kind === 'task') return this.#runTask(sessionId, job.run);
+    const { channel } = job;
+    if (channel.isClosed) return undefined;
+    const { ownership } = this.#options;
+    if (ownership && !this.#options.sessions.holds(sessionId)) return this.#takeThenRun(ownership, sessionId, job);
+    return this.#runConnectionJob(sessionId, job);
+  }
+
+  /**
+   * Takes the session for this node first (the lane waits: later jobs of the session stay in order
+   * behind this one, and other sessions are not held up). A session taken but not loaded in the end
+   * (its connection left, or it is another credential owner's) is given back at once.
+   */
+  async #takeThenRun(ownership: SessionOwnership, sessionId: string, job: ConnectionJob): Promise<void> {
+    // Only session_resume asks the other node to hand the session over, as on one node only a
+    // session_resume takes a session another connection is attached to (two live connections on two
+    // nodes would otherwise take it from each other at every event). Any other event is held for this
+    // connection's session_resume, exactly as on one node: the app's reconnect sends its queued audio
+    // before the resume, and that audio must be neither lost nor answered with an error.
+    const isResume = job.kind === 'event' && job.event.type === 'session_resume';
+    const outcome = await ownership.acquire(sessionId, { handover: isResume });
+    if (outcome === 'busy' && !isResume) {
+      this.#hold(job.channel, sessionId, job);
+      return;
+    }
+    if (outcome === 'busy' || outcome === 'unavailable') {
+      const error = outcome === 'busy'
+        ? new SessionBusyElsewhereError(`session ${sessionId} is served by another node that did not hand it over in time`, { details: `session_id: ${sessionId}` })
+        : new StoreUnavailableError(`the shared session store cannot be reached to take session ${sessionId}`, { details: `session_id: ${sessionId}` });
+      this.#options.reply(job.channel, sessionId, error, jobType(job));
+      return;
+    }
+    try {
+      await this.#runConnectionJob(sessionId, job);
+    } finally {
+      if (outcome === 'owned' && !this.#options.sessions.holds(sessionId)) ownership.release(sessionId);
+    }
+  }
+
+  #runConnectionJob(sessionId: string, job: ConnectionJob): Promise<void> | void {
     const { channel } = job;
     if (channel.isClosed) return undefined;
     if (job.kind === 'event' && job.event.type === 'session_resume') return this.#options.run(sessionId, job);

@@ -2,6 +2,7 @@ import { QuotaExceededError } from '../errors.js';
 import { addressKey } from '../dialogue/session-bounds.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Grants } from '../auth/authenticator.js';
+import type { QuotaPeers } from '../cluster/shared-quotas.js';
 
 export type QuotaName = 'connections' | 'live_sessions' | 'recordings' | 'generations_per_minute';
 
@@ -50,10 +51,13 @@ export class Quotas {
   /** Start times (ms, oldest first) of the generations in the last window, per key. */
   readonly #generations = new Map<string, number[]>();
   #lastSweepAt = -Infinity;
+  /** The other nodes' counts (SESSION_STORE=redis), or null: this process counts alone. */
+  readonly #peers: QuotaPeers | null;
 
-  constructor(limits: QuotaLimits, metrics: Metrics | null = null) {
+  constructor(limits: QuotaLimits, metrics: Metrics | null = null, peers: QuotaPeers | null = null) {
     this.#limits = limits;
     this.#metrics = metrics;
+    this.#peers = peers;
   }
 
   /** Null when one more connection fits; the refusal otherwise (answered 429 at the upgrade). */
@@ -64,7 +68,7 @@ export class Quotas {
   /** Counts an open connection; the returned function uncounts it (once). */
   countConnection(subject: QuotaSubject): () => void {
     if (this.#limits.connections === 0) return noop;
-    return this.#count(this.#connections, subject);
+    return this.#count('connections', this.#connections, subject);
   }
 
   /** Throws QUOTA_EXCEEDED when one more live session does not fit (conversation_start). */
@@ -78,7 +82,7 @@ export class Quotas {
   /** Counts a session attached to a subject's connection; the returned function uncounts it (once). */
   countLiveSession(subject: QuotaSubject): () => void {
     if (this.#limits.liveSessions === 0 && subject.grants?.maxSessions == null) return noop;
-    return this.#count(this.#liveSessions, subject);
+    return this.#count('live_sessions', this.#liveSessions, subject);
   }
 
   /** Throws QUOTA_EXCEEDED when one more recording does not fit (message_start). */
@@ -90,7 +94,7 @@ export class Quotas {
   /** Counts an open recording; the returned function uncounts it (once). */
   countRecording(subject: QuotaSubject): () => void {
     if (this.#limits.recordings === 0) return noop;
-    return this.#count(this.#recordings, subject);
+    return this.#count('recordings', this.#recordings, subject);
   }
 
   /** Takes one generation from the subject's per-minute allowance, or throws QUOTA_EXCEEDED with when to retry. */
@@ -100,9 +104,12 @@ export class Quotas {
     for (const key of keys) {
       const limit = this.#limitOfGenerations(key, subject);
       const starts = this.#window(key, now);
-      if (limit !== 0 && starts.length >= limit) {
-        // The start `limit` places from the newest leaves the window first, and frees the slot.
-        const retryAfterMs = starts[starts.length - limit]! + WINDOW_MS - now;
+      const elsewhere = this.#peers?.others('generations_per_minute', key) ?? 0;
+      if (limit !== 0 && starts.length + elsewhere >= limit) {
+        // The start `limit` places from the newest leaves the window first, and frees the slot. With
+        // other nodes' starts counted too, only this node's are known: its oldest, or a whole window.
+        const freedAt = starts.length >= limit ? starts[starts.length - limit]! : (starts[0] ?? now);
+        const retryAfterMs = freedAt + WINDOW_MS - now;
         throw quotaError(this.#refused({ quota: 'generations_per_minute', limit, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) }));
       }
     }
@@ -114,6 +121,7 @@ export class Quotas {
         this.#generations.set(key, starts);
       }
       starts.push(now);
+      this.#peers?.report('generations_per_minute', key, starts.length);
     }
   }
 
@@ -140,7 +148,10 @@ export class Quotas {
     if (!starts) return [];
     let expired = 0;
     while (expired < starts.length && starts[expired]! <= now - WINDOW_MS) expired++;
-    if (expired > 0) starts.splice(0, expired);
+    if (expired > 0) {
+      starts.splice(0, expired);
+      this.#peers?.report('generations_per_minute', key, starts.length);
+    }
     if (starts.length === 0) this.#generations.delete(key);
     return starts;
   }
@@ -148,14 +159,18 @@ export class Quotas {
   #checkConcurrent(quota: QuotaName, counts: Map<string, number>, subject: QuotaSubject, limitFor: (isOwnerKey: boolean) => number): QuotaRefusal | null {
     for (const key of keysOf(subject)) {
       const limit = limitFor(key.startsWith('owner:'));
-      if (limit !== 0 && (counts.get(key) ?? 0) >= limit) return this.#refused({ quota, limit, retryAfterSeconds: CONCURRENCY_RETRY_AFTER_SECONDS });
+      if (limit !== 0 && (counts.get(key) ?? 0) + (this.#peers?.others(quota, key) ?? 0) >= limit) return this.#refused({ quota, limit, retryAfterSeconds: CONCURRENCY_RETRY_AFTER_SECONDS });
     }
     return null;
   }
 
-  #count(counts: Map<string, number>, subject: QuotaSubject): () => void {
+  #count(quota: QuotaName, counts: Map<string, number>, subject: QuotaSubject): () => void {
     const keys = keysOf(subject);
-    for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1);
+    for (const key of keys) {
+      const count = (counts.get(key) ?? 0) + 1;
+      counts.set(key, count);
+      this.#peers?.report(quota, key, count);
+    }
     let released = false;
     return () => {
       if (released) return;
@@ -164,6 +179,7 @@ export class Quotas {
         const left = (counts.get(key) ?? 1) - 1;
         if (left <= 0) counts.delete(key);
         else counts.set(key, left);
+        this.#peers?.report(quota, key, Math.max(0, left));
       }
     };
   }

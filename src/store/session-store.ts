@@ -52,7 +52,7 @@ export interface SessionSettingsPatch {
 }
 
 export interface StoreHealth {
-  kind: 'memory' | 'sqlite';
+  kind: 'memory' | 'sqlite' | 'redis';
   status: ServiceState;
   path: string | null;
   sessions: number;
@@ -60,7 +60,7 @@ export interface StoreHealth {
 }
 
 export interface SessionStore {
-  readonly kind: 'memory' | 'sqlite';
+  readonly kind: 'memory' | 'sqlite' | 'redis';
   create(record: SessionRecord): void;
   /** A copy of the stored session, or null. */
   load(sessionId: string): SessionRecord | null;

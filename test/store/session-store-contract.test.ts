@@ -1,15 +1,36 @@
 import t, { type Test } from 'tap';
 import { MemorySessionStore } from '../../src/store/memory-store.js';
 import type { SessionStore } from '../../src/store/session-store.js';
+import { RedisSessionStore } from '../../src/store/redis-store.js';
 import { SqliteSessionStore } from '../../src/store/sqlite-store.js';
+import { startRedis } from '../cluster/redis-kit.js';
 import { capturedLogger, fullRecord } from './store-fixtures.js';
 
-// The same script against both stores: whatever the memory store returns, the SQLite store returns too
-// (sqlite-store.test.ts then checks that the file gives it all back after a reopen and a crash).
+// The same script against every store: whatever the memory store returns, the SQLite and Redis stores
+// return too (sqlite-store.test.ts then checks that the file gives it all back after a reopen and a
+// crash; test/cluster/ does the same for Redis across nodes).
+
+// One real redis-server for the file; each test gets its own key prefix.
+const redis = await startRedis(t);
+let redisRuns = 0;
 
 const stores: Array<[string, (t: Test) => SessionStore]> = [
   ['memory', () => new MemorySessionStore()],
   ['sqlite', (t) => new SqliteSessionStore({ dir: t.testdir(), logger: capturedLogger().logger })],
+  [
+    'redis',
+    () =>
+      new RedisSessionStore({
+        url: redis.url,
+        prefix: `contract${++redisRuns}:`,
+        nodeId: 'node-a',
+        leaseMs: 5_000,
+        ttlMs: 3_600_000,
+        commandTimeoutMs: 2_000,
+        handoverTimeoutMs: 1_000,
+        logger: capturedLogger().logger,
+      }),
+  ],
 ];
 
 for (const [kind, open] of stores) {

@@ -1,0 +1,50 @@
+// A redis-server (Debian's /usr/bin/redis-server, or REDIS_SERVER) for a benchmark: loopback, a free
+// port, its own temporary directory, AOF as asked; stop() kills it and removes the directory.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface BenchRedis {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** appendfsync: `always` (every write on disk before the reply), `everysec`, or null (no persistence). */
+export async function startBenchRedis(appendfsync: 'always' | 'everysec' | null): Promise<BenchRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'voxgate-bench-redis-'));
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
+  if (appendfsync) args.push('--appendonly', 'yes', '--appendfsync', appendfsync);
+  const child: ChildProcess = spawn(process.env.REDIS_SERVER ?? '/usr/bin/redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('Ready to accept connections')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)));
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = once(child, 'exit');
+        child.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
