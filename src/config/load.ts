@@ -59,8 +59,6 @@ export interface Config {
     readonly workers: number;
     /** Final-text latency the learned stream limit keeps (ms). */
     readonly targetFinishLatencyMs: number;
-    /** New recordings are refused while the main thread's sustained event-loop delay p99 is above this. */
-    readonly maxEventLoopDelayMs: number;
   };
   readonly websocket: {
     readonly maxMessageBytes: number;
@@ -209,7 +207,6 @@ function toConfig(env: Env): Config {
       sampleRate: env.VOSK_SAMPLE_RATE,
       workers: env.MAX_WORKERS,
       targetFinishLatencyMs: env.STT_TARGET_FINISH_LATENCY_MS,
-      maxEventLoopDelayMs: env.STT_MAX_EVENT_LOOP_DELAY_MS,
     },
     websocket: {
       maxMessageBytes: env.WEBSOCKET_MAX_MESSAGE_SIZE,

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { SttStreamOptions } from '../engine.js';
 import { SttServiceError } from '../../errors.js';
 import { assertNever, BatchOp, OP_WIDTH, type BatchOpCode, type DecodeResult, type StreamEvent } from '../../../workers/messages.js';
+import type { AdmissionWorker } from './admission.js';
 import type { AudioRing } from './audio-ring.js';
 import { realClock, type Clock } from './clock.js';
 import type { DecodeExecutor } from './executor.js';
@@ -53,13 +54,9 @@ export interface SlotStreamSnapshot {
   receivedBytes: number;
 }
 
-export class WorkerSlot implements StreamHost {
+export class WorkerSlot implements StreamHost, AdmissionWorker {
   readonly index: number;
   readonly load: LoadMeter;
-  /** Audio bytes written into this slot's ring so far (a running total, for the main-thread meter). */
-  audioBytesWritten = 0;
-  /** Streams opened on this slot so far (a running total, for the main-thread meter). */
-  streamsOpened = 0;
   /** Set when the slot's thread is serving; streams are only admitted then. */
   threadId: number | null = null;
   /** Sum of the costWeight of the streams holding a handle: the load admission predicts with. */
@@ -138,6 +135,11 @@ export class WorkerSlot implements StreamHost {
     return this.#streams.length - this.#freeCount;
   }
 
+  /** Worker seconds per second of default-rate audio, as admission predicts with (load-meter.ts). */
+  get costPerAudioSecond(): number {
+    return this.load.costPerAudioSecond;
+  }
+
   get freeHandles(): number {
     return this.#freeCount;
   }
@@ -163,7 +165,6 @@ export class WorkerSlot implements StreamHost {
     const stream = new VoskStream(this, this.index, handle, options, rate, logger);
     this.#streams[handle] = stream;
     this.admittedWeight += rate.costWeight;
-    this.streamsOpened += 1;
     this.schedule();
     return stream;
   }
@@ -174,7 +175,6 @@ export class WorkerSlot implements StreamHost {
 
   writeAudio(handle: number, pcm: Uint8Array): boolean {
     if (!this.#ring.write(handle, pcm)) return false;
-    this.audioBytesWritten += pcm.byteLength;
     if (this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) this.schedule();
     return true;
   }
