@@ -74,6 +74,6 @@ export interface SttHealth {
   workers: number;
   activeStreams: number;
   queueDepth: number;
-  /** Streams admitted at most, as learned from final-text latency; null while none was learned. */
+  /** Streams admitted at most (capacity by measured cost, or the lower learned latency limit); null without admission (mock). */
   streamLimit: number | null;
 }
