@@ -42,9 +42,19 @@ function fill(admission: Admission<Worker>, now: number, weight = 1): number {
   return admitted;
 }
 
-/** `count` final texts within the 1 s window starting at `start`, `slow` of them late. */
-function finals(admission: Admission<Worker>, start: number, count: number, slow: number, openStreams: number): void {
-  for (let i = 0; i < count; i++) admission.recordFinal(i < slow ? 400 : 50, openStreams, start + (i * 900) / count);
+/** Sets the streams open: `open` default-rate streams spread over the workers. */
+function occupy(workers: Worker[], open: number): void {
+  workers.forEach((worker, i) => {
+    const share = Math.floor(open / workers.length) + (i < open % workers.length ? 1 : 0);
+    worker.usedHandles = share;
+    worker.admittedWeight = share;
+  });
+}
+
+/** `count` final texts within the 1 s window starting at `start`, `slow` of them late, with `open` streams open. */
+function finals(admission: Admission<Worker>, workers: Worker[], start: number, count: number, slow: number, open: number): void {
+  occupy(workers, open);
+  for (let i = 0; i < count; i++) admission.recordFinal(i < slow ? 400 : 50, start + (i * 900) / count);
 }
 
 t.test('admits under capacity, on the least-loaded worker', async (t) => {
@@ -117,8 +127,7 @@ t.test('late final texts lower the limit to 90 % of the streams open then, judge
   const changes: [LimitChange, string][] = [];
   const { workers, admission } = setup([0.002, 0.002], { onLimitChange: (change, direction) => changes.push([change, direction]) });
   t.equal(admission.limitAt(0), 900);
-  for (let i = 0; i < 300; i++) workers[i % 2]!.take();
-  finals(admission, 0, 100, 10, 300);
+  finals(admission, workers, 0, 100, 10, 300);
   t.equal(admission.limitAt(999), 900, 'not judged while the window is open');
   t.equal(admission.limitAt(1001), 270, 'judged without waiting for another final text');
   t.same(changes, [[{ limit: 270, openStreams: 300, finishes: 100, slow: 10 }, 'decrease']]);
@@ -129,24 +138,24 @@ t.test('late final texts lower the limit to 90 % of the streams open then, judge
 });
 
 t.test('5 % late, or too few final texts, leave the limit alone', async (t) => {
-  const { admission } = setup([0.002, 0.002]);
-  finals(admission, 0, 100, 5, 300);
+  const { workers, admission } = setup([0.002, 0.002]);
+  finals(admission, workers, 0, 100, 5, 300);
   t.equal(admission.limitAt(2000), 900, '5 % late is within the target');
-  finals(admission, 3000, 9, 9, 300);
+  finals(admission, workers, 3000, 9, 9, 300);
   t.equal(admission.limitAt(5000), 900, 'nine final texts are too few to judge');
   t.equal(admission.lastDecrease, null);
 });
 
 t.test('the limit rises by 2 % only after a window served on time at the limit itself', async (t) => {
   const changes: [LimitChange, string][] = [];
-  const { admission } = setup([0.002, 0.002], { onLimitChange: (change, direction) => changes.push([change, direction]) });
-  finals(admission, 0, 100, 50, 500);
+  const { workers, admission } = setup([0.002, 0.002], { onLimitChange: (change, direction) => changes.push([change, direction]) });
+  finals(admission, workers, 0, 100, 50, 500);
   t.equal(admission.limitAt(1000), 450);
-  finals(admission, 2000, 100, 0, 400);
+  finals(admission, workers, 2000, 100, 0, 400);
   t.equal(admission.limitAt(3000), 450, 'on time but with 400 of 450 open: the limit was not tested');
-  finals(admission, 4000, 100, 0, 445);
+  finals(admission, workers, 4000, 100, 0, 445);
   t.equal(admission.limitAt(5000), 459, 'on time with 445 open (98 %): +2 %');
-  finals(admission, 6000, 100, 1, 459);
+  finals(admission, workers, 6000, 100, 1, 459);
   t.equal(admission.limitAt(7000), 459, 'one late final text is not a good window');
   t.same(
     changes.map(([change, direction]) => [change.limit, direction]),
@@ -163,6 +172,19 @@ t.test('the limit never passes the capacity the workers measure, nor drops below
   workers[0]!.costPerAudioSecond = 0.02;
   workers[1]!.costPerAudioSecond = 0.02;
   t.equal(admission.limitAt(0), 90, 'the workers measured a dearer cost: the capacity follows');
-  finals(admission, 0, 20, 20, 1);
+  finals(admission, workers, 0, 20, 20, 1);
   t.equal(admission.limitAt(1000), 2, 'floor: one stream per worker');
+});
+
+t.test('streams are counted by cost weight: the limit and the capacity share one unit whatever the rates', async (t) => {
+  // An engine whose default rate is 48 kHz: a 16 kHz stream weighs a third.
+  const { workers, admission } = setup([0.1, 0.1]);
+  t.equal(admission.capacity(), 18);
+  t.equal(fill(admission, 0, 1 / 3), 54, 'three times as many light streams as default-rate ones');
+  t.same(
+    workers.map((w) => w.usedHandles),
+    [27, 27],
+  );
+  t.equal(admission.refusal(0, 1 / 3)?.reason, 'capacity');
+  t.match(admission.refusal(0)?.details, /^capacity: 18 of 18 streams/);
 });

@@ -3,7 +3,8 @@
 // Guarantee: a stream is admitted only if a running worker has a free handle and, with the stream, that
 // worker's predicted decode load (the cost weights of its streams times its cost per audio-second) stays
 // within `maxUtilisation` of a core, and fewer streams are open than the latency limit; the stream goes
-// to the least-loaded such worker.
+// to the least-loaded such worker. Streams are counted in default-rate streams (cost weights: a 48 kHz
+// stream is 3), so the limit and the capacity share one unit whatever the rates.
 //
 // * Cost per audio-second: seeded by the start-up calibration (calibrate.ts: many recognisers through
 //   the real decoder), then what the worker itself measures (load-meter.ts: wall time on its thread, so
@@ -39,7 +40,7 @@ export interface AdmissionOptions {
 
 export interface LimitChange {
   limit: number;
-  /** Most streams open while the window's final texts were measured. */
+  /** Most streams open (default-rate streams) while the window's final texts were measured. */
   openStreams: number;
   /** Final texts in the window, and how many missed the target. */
   finishes: number;
@@ -49,6 +50,8 @@ export interface LimitChange {
 /** Why a stream would be refused now (`details` of STT_SERVICE_BUSY, and /api/health's reason). */
 export type RefusalReason = 'no-worker' | 'capacity' | 'latency-limit';
 
+/** Sums of weights (1/3 + 1/3 + 1/3) must not refuse by a rounding error. */
+const EPSILON = 1e-9;
 const WINDOW_MS = 1000;
 const MIN_FINISHES = 10;
 const SLOW_SHARE = 0.05;
@@ -75,7 +78,7 @@ export class Admission<W extends AdmissionWorker> {
 
   /** The least-loaded worker that can take a stream of `costWeight` now, or null (see refusal()). */
   choose(costWeight: number, now: number): W | null {
-    if (this.#openStreams() >= this.limitAt(now)) return null;
+    if (this.#openWeight() + costWeight > this.limitAt(now) + EPSILON) return null;
     let best: W | null = null;
     for (const worker of this.#workers) {
       if (!this.#fits(worker, costWeight)) continue;
@@ -95,7 +98,7 @@ export class Admission<W extends AdmissionWorker> {
     for (const worker of this.#workers) {
       if (worker.threadId === null) continue;
       const handles = worker.usedHandles + worker.freeHandles;
-      const byCost = worker.costPerAudioSecond > 0 ? Math.floor(this.#options.maxUtilisation / worker.costPerAudioSecond + 1e-9) : handles;
+      const byCost = worker.costPerAudioSecond > 0 ? Math.floor(this.#options.maxUtilisation / worker.costPerAudioSecond + EPSILON) : handles;
       total += Math.min(handles, byCost);
     }
     return total;
@@ -108,13 +111,14 @@ export class Admission<W extends AdmissionWorker> {
     return this.#learned === null ? capacity : Math.min(this.#learned, capacity);
   }
 
-  /** A stream got its final text `latencyMs` after finish() while `openStreams` were open (itself included). */
-  recordFinal(latencyMs: number, openStreams: number, now: number): void {
+  /** A stream got its final text `latencyMs` after finish() (call it while the stream still holds its handle). */
+  recordFinal(latencyMs: number, now: number): void {
     this.#closeWindowIfDue(now);
     if (this.#finishes === 0) this.#windowStart = now;
     this.#finishes += 1;
     if (latencyMs > this.#options.targetFinishLatencyMs) this.#slow += 1;
-    if (openStreams > this.#maxOpen) this.#maxOpen = openStreams;
+    const open = this.#openWeight();
+    if (open > this.#maxOpen) this.#maxOpen = open;
   }
 
   /** Why a default-rate stream would be refused now, or null if it would be admitted. */
@@ -124,7 +128,7 @@ export class Admission<W extends AdmissionWorker> {
       .map((w) => (w.threadId === null ? `worker ${w.index}: restarting` : `worker ${w.index}: ${w.usedHandles} streams, predicted load ${this.#load(w).toFixed(2)} (cost ${w.costPerAudioSecond.toFixed(4)} s per audio-s)`))
       .join('; ');
     const limit = this.limitAt(now);
-    const open = this.#openStreams();
+    const open = Number(this.#openWeight().toFixed(2));
     if (this.#workers.every((w) => w.threadId === null)) return { reason: 'no-worker', details: `no-worker: ${workers}` };
     if (open >= limit && this.#learned !== null && this.#learned < this.capacity()) {
       const d = this.#lastDecrease;
@@ -141,7 +145,7 @@ export class Admission<W extends AdmissionWorker> {
 
   #fits(worker: W, costWeight: number): boolean {
     if (worker.threadId === null || worker.freeHandles === 0) return false;
-    return (worker.admittedWeight + costWeight) * worker.costPerAudioSecond <= this.#options.maxUtilisation + 1e-9;
+    return (worker.admittedWeight + costWeight) * worker.costPerAudioSecond <= this.#options.maxUtilisation + EPSILON;
   }
 
   /** Predicted load of a worker (share of a core); with an unknown cost, its weight orders it. */
@@ -149,9 +153,10 @@ export class Admission<W extends AdmissionWorker> {
     return worker.costPerAudioSecond > 0 ? worker.admittedWeight * worker.costPerAudioSecond : worker.admittedWeight;
   }
 
-  #openStreams(): number {
+  /** Open streams in default-rate streams (the sum of their cost weights). */
+  #openWeight(): number {
     let open = 0;
-    for (const worker of this.#workers) open += worker.usedHandles;
+    for (const worker of this.#workers) open += worker.admittedWeight;
     return open;
   }
 
