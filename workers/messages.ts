@@ -29,6 +29,11 @@ export const BatchOp = {
   finish: 3,
   /** Free the recogniser without a final text. */
   abort: 4,
+  /**
+   * Read partial results or not: [partials, handle, 1 | 0, 0]. A new recogniser reads them; the main
+   * thread sends this when nobody listens for the stream's partials (and again when someone does).
+   */
+  partials: 5,
 } as const;
 export type BatchOpCode = (typeof BatchOp)[keyof typeof BatchOp];
 export const OP_WIDTH = 4;

@@ -40,6 +40,13 @@ export interface SttStreamOptions {
   sampleRate?: number;
   /** Text recognised so far in the current segment changed (empty string allowed). */
   onPartial(text: string): void;
+  /**
+   * Does anyone listen for partial texts now? Asked before each piece of audio is decoded; while it
+   * answers false the recogniser's partial result is not read (a JSON rendering of its best path: with
+   * small models a third of the decoding time) and onPartial is not called. Segments and the final text
+   * are unaffected. Default: always.
+   */
+  wantsPartials?(): boolean;
   /** An endpoint closed a segment; `text` is final and will not be repeated by finish(). */
   onSegment(text: string): void;
   /**

@@ -48,6 +48,8 @@ export class BatchDecoder {
   /** Per handle, from its stream's rate: bytes between two reads of the partial text. */
   readonly #partialIntervalBytes: Float64Array;
   readonly #partialIntervalMs: number;
+  /** Per handle: 1 while its partial text is read (BatchOp.partials turns it off and on). */
+  readonly #readsPartials: Uint8Array;
   /** Per handle: the interpolator of a stream below the model's rate, or null. */
   readonly #upsamplers: (Upsampler | null)[];
   /** Output of the upsamplers (reused; grown to the largest piece seen). */
@@ -65,6 +67,7 @@ export class BatchDecoder {
     this.#partialIntervalBytes = new Float64Array(options.streams);
     this.#partialIntervalMs = options.partialIntervalMs;
     this.#upsamplers = new Array<Upsampler | null>(options.streams).fill(null);
+    this.#readsPartials = new Uint8Array(options.streams);
   }
 
   decode(task: DecodeTask): DecodeResult {
@@ -99,6 +102,9 @@ export class BatchDecoder {
         case BatchOp.abort:
           this.#free(handle);
           events.push({ type: 'released', handle });
+          break;
+        case BatchOp.partials:
+          this.#setReadsPartials(handle, ops[i + 2] === 1);
           break;
         default:
           throw new RangeError(`unknown batch op ${code}`);
@@ -135,6 +141,16 @@ export class BatchDecoder {
     }
     this.#recognizers[handle] = recognizer;
     this.#upsamplers[handle] = factor > 1 ? new Upsampler(factor) : null;
+    this.#readsPartials[handle] = 1;
+  }
+
+  #setReadsPartials(handle: number, reads: boolean): void {
+    if (reads && this.#readsPartials[handle] === 0) {
+      // Someone listens again: read at the next piece, and report the text even if it did not change.
+      this.#unreadBytes[handle] = this.#partialIntervalBytes[handle]!;
+      this.#partials[handle] = '\u0000';
+    }
+    this.#readsPartials[handle] = reads ? 1 : 0;
   }
 
   /** Feeds one piece to the stream's recogniser; returns the bytes libvosk decoded (after upsampling). */
@@ -169,7 +185,8 @@ export class BatchDecoder {
       return fedLength;
     }
     // Reading the partial text costs libvosk a JSON rendering of the best path: with small models that
-    // was 40 % of the decoding time when read after every 100 ms piece.
+    // was 40 % of the decoding time when read after every 100 ms piece. Nobody listening: not at all.
+    if (this.#readsPartials[handle] === 0) return fedLength;
     const unread = this.#unreadBytes[handle]! + length;
     if (unread < this.#partialIntervalBytes[handle]!) {
       this.#unreadBytes[handle] = unread;

@@ -82,6 +82,18 @@ export class VoskStream implements SttStream {
     return this.#receivedBytes;
   }
 
+  /** Does the stream's owner listen for partial texts now (SttStreamOptions.wantsPartials; default yes)? */
+  wantsPartials(): boolean {
+    const wants = this.#options.wantsPartials;
+    if (wants === undefined) return true;
+    try {
+      return wants();
+    } catch (err) {
+      this.#logger.error({ err, streamId: this.streamId }, 'stt wantsPartials callback threw');
+      return true;
+    }
+  }
+
   get phase(): StreamPhase {
     return this.#phase;
   }

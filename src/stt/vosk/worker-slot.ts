@@ -76,6 +76,8 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
   /** Per handle: 1 once the open op was sent / once the finish or abort op was sent. */
   readonly #isOpenSent: Uint8Array;
   readonly #isCloseSent: Uint8Array;
+  /** Per handle: 1 while the worker was told not to read the stream's partial texts (nobody listens). */
+  readonly #isPartialsOff: Uint8Array;
   /** Stack of free handles. */
   readonly #freeHandles: Int32Array;
   #freeCount: number;
@@ -122,6 +124,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     this.#streams = new Array<VoskStream | null>(streams).fill(null);
     this.#isOpenSent = new Uint8Array(streams);
     this.#isCloseSent = new Uint8Array(streams);
+    this.#isPartialsOff = new Uint8Array(streams);
     this.#freeHandles = new Int32Array(streams);
     for (let i = 0; i < streams; i++) this.#freeHandles[i] = streams - 1 - i;
     this.#freeCount = streams;
@@ -162,6 +165,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     this.#ring.reset(handle);
     this.#isOpenSent[handle] = 0;
     this.#isCloseSent[handle] = 0;
+    this.#isPartialsOff[handle] = 0;
     const stream = new VoskStream(this, this.index, handle, options, rate, logger);
     this.#streams[handle] = stream;
     this.admittedWeight += rate.costWeight;
@@ -243,10 +247,12 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
         count = this.#pushOp(count, BatchOp.abort, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
       } else if (phase === 'finishing') {
+        count = this.#pushPartialsSwitch(count, handle, stream);
         count = this.#pushPieces(count, handle);
         count = this.#pushOp(count, BatchOp.finish, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
       } else if (phase === 'open' && this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) {
+        count = this.#pushPartialsSwitch(count, handle, stream);
         count = this.#pushPieces(count, handle);
       }
     }
@@ -310,6 +316,14 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
       count = this.#pushOp(count, BatchOp.audio, handle, this.#ring.pieceOffset, length);
     }
     return count;
+  }
+
+  /** Tells the worker to stop (or resume) reading the stream's partial texts when that changed, before its audio. */
+  #pushPartialsSwitch(count: number, handle: number, stream: VoskStream): number {
+    const off = stream.wantsPartials() ? 0 : 1;
+    if (off === this.#isPartialsOff[handle]) return count;
+    this.#isPartialsOff[handle] = off;
+    return this.#pushOp(count, BatchOp.partials, handle, 1 - off, 0);
   }
 
   #pushOp(count: number, code: BatchOpCode, handle: number, offset: number, length: number): number {
