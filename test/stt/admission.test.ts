@@ -51,10 +51,13 @@ function occupy(workers: Worker[], open: number): void {
   });
 }
 
-/** `count` final texts within the 1 s window starting at `start`, `slow` of them late, with `open` streams open. */
-function finals(admission: Admission<Worker>, workers: Worker[], start: number, count: number, slow: number, open: number): void {
+/**
+ * `count` final texts within the 1 s window starting at `start`, `slow` of them late, with `open` streams
+ * open; the streams were admitted at `openedAt` (default: 8 s before the window).
+ */
+function finals(admission: Admission<Worker>, workers: Worker[], start: number, count: number, slow: number, open: number, openedAt?: number): void {
   occupy(workers, open);
-  for (let i = 0; i < count; i++) admission.recordFinal(i < slow ? 400 : 50, start + (i * 900) / count);
+  for (let i = 0; i < count; i++) admission.recordFinal(i < slow ? 400 : 50, openedAt ?? start - 8000, start + (i * 900) / count);
 }
 
 t.test('admits under capacity, on the least-loaded worker', async (t) => {
@@ -151,11 +154,11 @@ t.test('the limit rises by 2 % only after a window served on time at the limit i
   const { workers, admission } = setup([0.002, 0.002], { onLimitChange: (change, direction) => changes.push([change, direction]) });
   finals(admission, workers, 0, 100, 50, 500);
   t.equal(admission.limitAt(1000), 450);
-  finals(admission, workers, 2000, 100, 0, 400);
+  finals(admission, workers, 2000, 100, 0, 400, 1500);
   t.equal(admission.limitAt(3000), 450, 'on time but with 400 of 450 open: the limit was not tested');
-  finals(admission, workers, 4000, 100, 0, 445);
+  finals(admission, workers, 4000, 100, 0, 445, 3500);
   t.equal(admission.limitAt(5000), 459, 'on time with 445 open (98 %): +2 %');
-  finals(admission, workers, 6000, 100, 1, 459);
+  finals(admission, workers, 6000, 100, 1, 459, 5500);
   t.equal(admission.limitAt(7000), 459, 'one late final text is not a good window');
   t.same(
     changes.map(([change, direction]) => [change.limit, direction]),
@@ -187,4 +190,21 @@ t.test('streams are counted by cost weight: the limit and the capacity share one
   );
   t.equal(admission.refusal(0, 1 / 3)?.reason, 'capacity');
   t.match(admission.refusal(0)?.details, /^capacity: 18 of 18 streams/);
+});
+
+t.test('one late burst lowers the limit once: its later final texts (fewer streams open) do not cut again', async (t) => {
+  const changes: [LimitChange, string][] = [];
+  const { workers, admission } = setup([0.01, 0.01], { onLimitChange: (change, direction) => changes.push([change, direction]) });
+  // A burst of 180 streams admitted at 0 ends over two seconds, every final text late.
+  finals(admission, workers, 8000, 90, 90, 180, 0);
+  t.equal(admission.limitAt(9000), 162, '90 % of the 180 open');
+  finals(admission, workers, 9000, 90, 90, 90, 0);
+  t.equal(admission.limitAt(10_000), 162, "the same burst's second half: not 81");
+  // Streams admitted under the new limit that are late again do lower it.
+  finals(admission, workers, 20_000, 50, 50, 160, 10_500);
+  t.equal(admission.limitAt(21_000), 144);
+  t.same(
+    changes.map(([change]) => change.limit),
+    [162, 144],
+  );
 });

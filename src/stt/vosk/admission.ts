@@ -13,7 +13,9 @@
 //   text (the adaptive concurrency limits of Netflix's concurrency-limits and Envoy). It starts at the
 //   capacity the cost model computes, so a fresh server's first burst is bounded; a second in which over
 //   5 % of ten or more final texts missed `targetFinishLatencyMs` sets it to 90 % of the streams open then;
-//   a second served on time with the limit itself tested (98 % of it open) raises it by 2 %.
+//   a second served on time with the limit itself tested (98 % of it open) raises it by 2 %. Only streams
+//   admitted since the last decrease count: one late burst lowers the limit once, not once per second of
+//   its finishes (the later seconds see fewer streams open and would cut far below what was tested).
 
 /** What admission reads of a worker slot (worker-slot.ts implements it). */
 export interface AdmissionWorker {
@@ -66,6 +68,8 @@ export class Admission<W extends AdmissionWorker> {
   /** The limit learned from late final texts; null until the first late window (then: the capacity). */
   #learned: number | null = null;
   #lastDecrease: LimitChange | null = null;
+  /** Clock time of the last decrease: streams admitted before it say nothing about the new limit. */
+  #lastDecreaseAt = Number.NEGATIVE_INFINITY;
   #windowStart = 0;
   #finishes = 0;
   #slow = 0;
@@ -111,9 +115,13 @@ export class Admission<W extends AdmissionWorker> {
     return this.#learned === null ? capacity : Math.min(this.#learned, capacity);
   }
 
-  /** A stream got its final text `latencyMs` after finish() (call it while the stream still holds its handle). */
-  recordFinal(latencyMs: number, now: number): void {
+  /**
+   * A stream admitted at `openedAt` got its final text `latencyMs` after finish() (call it while the
+   * stream still holds its handle).
+   */
+  recordFinal(latencyMs: number, openedAt: number, now: number): void {
     this.#closeWindowIfDue(now);
+    if (openedAt < this.#lastDecreaseAt) return;
     if (this.#finishes === 0) this.#windowStart = now;
     this.#finishes += 1;
     if (latencyMs > this.#options.targetFinishLatencyMs) this.#slow += 1;
@@ -130,7 +138,7 @@ export class Admission<W extends AdmissionWorker> {
     const limit = this.limitAt(now);
     const open = Number(this.#openWeight().toFixed(2));
     if (this.#workers.every((w) => w.threadId === null)) return { reason: 'no-worker', details: `no-worker: ${workers}` };
-    if (open >= limit && this.#learned !== null && this.#learned < this.capacity()) {
+    if (open + costWeight > limit + EPSILON && this.#learned !== null && this.#learned < this.capacity()) {
       const d = this.#lastDecrease;
       const why = d === null ? '' : ` (over ${this.#options.targetFinishLatencyMs} ms for ${d.slow} of ${d.finishes} final texts with ${d.openStreams} streams open)`;
       return { reason: 'latency-limit', details: `latency-limit: limit ${limit} streams${why}; ${workers}` };
@@ -169,19 +177,20 @@ export class Admission<W extends AdmissionWorker> {
   // only when the next finish arrives, which could be after the next burst of admissions.
   #closeWindowIfDue(now: number): void {
     if (this.#finishes === 0 || now - this.#windowStart < WINDOW_MS) return;
-    if (this.#finishes >= MIN_FINISHES) this.#judge();
+    if (this.#finishes >= MIN_FINISHES) this.#judge(now);
     this.#finishes = 0;
     this.#slow = 0;
     this.#maxOpen = 0;
   }
 
-  #judge(): void {
+  #judge(now: number): void {
     const window = { openStreams: this.#maxOpen, finishes: this.#finishes, slow: this.#slow };
     const current = this.#learned ?? Math.max(this.#floor(), this.capacity());
     if (this.#slow > this.#finishes * SLOW_SHARE) {
       const limit = Math.max(this.#floor(), Math.min(current, Math.floor(this.#maxOpen * DECREASE)));
       if (limit === this.#learned) return;
       this.#learned = limit;
+      this.#lastDecreaseAt = now;
       this.#lastDecrease = { limit, ...window };
       this.#options.onLimitChange?.(this.#lastDecrease, 'decrease');
       return;

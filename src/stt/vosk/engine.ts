@@ -176,7 +176,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
           logger,
           clock: options.clock,
           onHandleFreed: () => this.#onHandleFreed(),
-          onFinal: (latencyMs) => this.#admission.recordFinal(latencyMs, this.#options.clock.now()),
+          onFinal: (latencyMs, openedAt) => this.#admission.recordFinal(latencyMs, openedAt, this.#options.clock.now()),
           onDecoded: (busyMs) => this.emit('decoded', busyMs / 1000),
         }),
     );

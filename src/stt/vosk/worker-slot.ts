@@ -37,8 +37,8 @@ export interface WorkerSlotOptions {
   logger: Logger;
   /** A stream's handle became free (the engine waits for this when draining). */
   onHandleFreed(): void;
-  /** A stream got its final text `latencyMs` after finish() was called. */
-  onFinal(latencyMs: number): void;
+  /** A stream opened at `openedAt` (the clock's time) got its final text `latencyMs` after finish() was called. */
+  onFinal(latencyMs: number, openedAt: number): void;
   /** Time base of the batch interval, lag and load figures. Default: performance.now() and real timers. */
   clock?: Clock;
   /** A batch's result arrived: the worker was busy decoding it for `busyMs` (its own measurement). */
@@ -70,12 +70,14 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #onHandleFreed: () => void;
-  readonly #onFinal: (latencyMs: number) => void;
+  readonly #onFinal: (latencyMs: number, openedAt: number) => void;
   readonly #onDecoded: ((busyMs: number) => void) | null;
   readonly #streams: (VoskStream | null)[];
   /** Per handle: 1 once the open op was sent / once the finish or abort op was sent. */
   readonly #isOpenSent: Uint8Array;
   readonly #isCloseSent: Uint8Array;
+  /** Per handle: the clock's time its stream was opened (admission counts late finals by it). */
+  readonly #openedAt: Float64Array;
   /** Per handle: 1 while the worker was told not to read the stream's partial texts (nobody listens). */
   readonly #isPartialsOff: Uint8Array;
   /** Stack of free handles. */
@@ -125,6 +127,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     this.#isOpenSent = new Uint8Array(streams);
     this.#isCloseSent = new Uint8Array(streams);
     this.#isPartialsOff = new Uint8Array(streams);
+    this.#openedAt = new Float64Array(streams);
     this.#freeHandles = new Int32Array(streams);
     for (let i = 0; i < streams; i++) this.#freeHandles[i] = streams - 1 - i;
     this.#freeCount = streams;
@@ -166,6 +169,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     this.#isOpenSent[handle] = 0;
     this.#isCloseSent[handle] = 0;
     this.#isPartialsOff[handle] = 0;
+    this.#openedAt[handle] = this.#clock.now();
     const stream = new VoskStream(this, this.index, handle, options, rate, logger);
     this.#streams[handle] = stream;
     this.admittedWeight += rate.costWeight;
@@ -388,7 +392,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
         break;
       case 'final':
         // finishRequestedAt is stream.ts's performance.now() time: the latency is real time, whatever the clock.
-        this.#onFinal(performance.now() - stream.finishRequestedAt);
+        this.#onFinal(performance.now() - stream.finishRequestedAt, this.#openedAt[event.handle]!);
         this.#freeHandle(event.handle);
         stream.deliverFinal(event.text);
         break;
