@@ -64,6 +64,7 @@ export class VoskStream implements SttStream {
   finishRequestedAt = 0;
   readonly #host: StreamHost;
   readonly #options: SttStreamOptions;
+  #hasWantsPartialsThrown = false;
   readonly #logger: Logger;
 
   constructor(host: StreamHost, slot: number, handle: number, options: SttStreamOptions, rate: StreamRate, logger: Logger) {
@@ -89,7 +90,9 @@ export class VoskStream implements SttStream {
     try {
       return wants();
     } catch (err) {
-      this.#logger.error({ err, streamId: this.streamId }, 'stt wantsPartials callback threw');
+      // Asked once per batch: log the first failure only.
+      if (!this.#hasWantsPartialsThrown) this.#logger.error({ err, streamId: this.streamId }, 'stt wantsPartials callback threw; reading partials');
+      this.#hasWantsPartialsThrown = true;
       return true;
     }
   }
