@@ -146,7 +146,16 @@ t.test('5 % late, or too few final texts, leave the limit alone', async (t) => {
   t.equal(admission.limitAt(2000), 900, '5 % late is within the target');
   finals(admission, workers, 3000, 9, 9, 300);
   t.equal(admission.limitAt(5000), 900, 'nine final texts are too few to judge');
+  t.equal(admission.limitAt(13_001), 900, 'and after 10 s without a tenth they are dropped');
   t.equal(admission.lastDecrease, null);
+});
+
+t.test('a window short of ten final texts stays open until it has them (few streams end few a second)', async (t) => {
+  const { workers, admission } = setup([0.002, 0.002]);
+  finals(admission, workers, 0, 6, 6, 30);
+  t.equal(admission.limitAt(1500), 900, 'six late final texts: not judged yet');
+  finals(admission, workers, 1500, 6, 6, 30);
+  t.equal(admission.limitAt(2500), 27, 'twelve over 1.9 s: judged, 90 % of 30');
 });
 
 t.test('the limit rises by 2 % only after a window served on time at the limit itself', async (t) => {

@@ -56,6 +56,8 @@ export type RefusalReason = 'no-worker' | 'capacity' | 'latency-limit';
 const EPSILON = 1e-9;
 const WINDOW_MS = 1000;
 const MIN_FINISHES = 10;
+/** A window still short of MIN_FINISHES after this long is dropped: its few final texts are old news. */
+const MAX_WINDOW_MS = 10_000;
 const SLOW_SHARE = 0.05;
 const DECREASE = 0.9;
 const INCREASE = 0.02;
@@ -174,9 +176,11 @@ export class Admission<W extends AdmissionWorker> {
   }
 
   // Finishes come in bursts (many recordings end together), so a window is judged when it is due, not
-  // only when the next finish arrives, which could be after the next burst of admissions.
+  // only when the next finish arrives, which could be after the next burst of admissions. A window with
+  // too few final texts stays open (30 bench-model streams end about five a second), up to a limit.
   #closeWindowIfDue(now: number): void {
     if (this.#finishes === 0 || now - this.#windowStart < WINDOW_MS) return;
+    if (this.#finishes < MIN_FINISHES && now - this.#windowStart < MAX_WINDOW_MS) return;
     if (this.#finishes >= MIN_FINISHES) this.#judge(now);
     this.#finishes = 0;
     this.#slow = 0;
