@@ -1,7 +1,7 @@
 // Issue 4 (b) and (c): how many real-time speakers one server serves with p99 message_end ->
 // message_recorded under 300 ms, with the worker pool and without it; then what happens past that.
 //
-//   npx tsx bench/stt-realtime.ts [--models tone,bench] [--workers 2,0] [--seconds 8] [--layers N] [--speakers N,...]
+//   npx tsx bench/stt-realtime.ts [--models tone,bench] [--workers 2,0] [--seconds 8] [--layers N] [--speakers N,...] [--extensions all|none]
 //
 // One voxgate child process per (model, MAX_WORKERS), reused across trials (after one warm-up stream, so
 // admission control knows the decode cost). A trial: N speakers on their own connections, played by
@@ -81,8 +81,11 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '8' },
     layers: { type: 'string' },
     speakers: { type: 'string' },
+    // none: the speakers connect as the app does (no transcript_partial), so the server reads no partials.
+    extensions: { type: 'string', default: 'all' },
   },
 });
+if (values.extensions !== 'all' && values.extensions !== 'none') throw new Error('--extensions: expected all or none');
 const utteranceSeconds = Number(values.seconds);
 const layers = values.layers === undefined ? undefined : Number(values.layers);
 const fixedSpeakers = values.speakers?.split(',').map(Number) ?? null;
@@ -206,7 +209,7 @@ async function admitsOneMore(server: SttServer): Promise<boolean> {
 }
 
 async function startWarmServer(model: SttModel, workers: number): Promise<SttServer> {
-  const server = await startSttServer({ modelDir: model.dir, workers });
+  const server = await startSttServer({ modelDir: model.dir, workers, partials: values.extensions === 'all' });
   // One short speaker first, so that admission control has measured the decode cost.
   await runTrial(server, model, 1, 0, 3);
   return server;
@@ -314,4 +317,4 @@ printTable(
     ['load average (1 min) during trials', ...configs.map((config) => config.trials.map((trial) => fixed(trial.loadAverage, 1)).join(' '))],
   ],
 );
-process.stdout.write(`${JSON.stringify({ bench: 'stt-realtime', date: new Date().toISOString(), chunkMs: CHUNK_MS, utteranceSeconds, p99LimitMs: P99_LIMIT_MS, configs })}\n`);
+process.stdout.write(`${JSON.stringify({ bench: 'stt-realtime', date: new Date().toISOString(), chunkMs: CHUNK_MS, utteranceSeconds, p99LimitMs: P99_LIMIT_MS, extensions: values.extensions, configs })}\n`);

@@ -14,6 +14,11 @@ export interface SttServerOptions {
   env?: Record<string, string>;
   /** How long start-up (model check, load, workers) may take. */
   startTimeoutMs?: number;
+  /**
+   * Whether the clients' URL asks for transcript_partial (and the other extension events). Default true;
+   * false is the app's connection: the server then does not read partial texts at all (docs/stt.md).
+   */
+  partials?: boolean;
 }
 
 export interface SttServer {
@@ -153,8 +158,8 @@ export async function startSttServer(options: SttServerOptions): Promise<SttServ
   return {
     pid,
     port,
-    // transcript_partial is how the bench clients see progress: ask for the extension events.
-    url: `ws://127.0.0.1:${port}/ws?extensions=all`,
+    // transcript_partial is how the bench clients see progress ('ahead' pacing): ask for the extension events.
+    url: options.partials === false ? `ws://127.0.0.1:${port}/ws` : `ws://127.0.0.1:${port}/ws?extensions=all`,
     cpuSeconds: () => processCpuSeconds(pid),
     threadCpuSeconds: () => threadCpuSeconds(pid),
     rssBytes: () => processRssBytes(pid),
