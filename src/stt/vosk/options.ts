@@ -42,7 +42,7 @@ export interface VoskEngineOptions {
   modelCheckTimeoutMs?: number;
   /** libvosk's log level (stderr): -1 silent, 0 info. Default -1. */
   voskLogLevel?: number;
-  /** Time base of batching, load figures, admission and the learned limit's windows. Default: performance.now() and real timers (tests pass their own). */
+  /** Time base of batching, load figures, admission and the latency limit's windows. Default: performance.now() and real timers (tests pass their own). */
   clock?: Clock;
 }
 
