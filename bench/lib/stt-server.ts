@@ -122,6 +122,10 @@ export async function startSttServer(options: SttServerOptions): Promise<SttServ
     SESSION_PERSISTENCE_ENABLED: 'false',
     MAX_CONNECTIONS: '100000',
     MAX_SESSIONS_PER_CONNECTION: '8',
+    // Every speaker is a session from 127.0.0.1, and sessions outlive their connection (for resume):
+    // the per-address cap (200) would refuse a trial's speakers past the 200th.
+    MAX_SESSIONS_PER_ADDRESS: '1000000',
+    MAX_SESSIONS: '10000000',
     EVENT_RATE_PER_SECOND: '100000',
     EVENT_RATE_BURST: '100000',
     WEBSOCKET_PING_INTERVAL: '60',
