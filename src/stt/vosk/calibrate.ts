@@ -42,12 +42,11 @@ const MAX_RECOGNISERS = 32;
 const BUDGET_SECONDS = 0.6;
 // Low-level noise keeps the decoder searching the way speech does; digital silence would be cheaper.
 const NOISE_LSB = 300;
-// The workers measure wall time on a core they share with the main thread (audio in, events out) and
-// with each other's memory traffic, which a calibration alone on the main thread does not see: err on
-// the side of latency until the workers have measured.
-const CALIBRATION_MARGIN = 1.25;
 
-/** Decode seconds per audio second of a default-rate stream (steady, with a margin); 0 if no recogniser could be made. */
+/**
+ * Decode seconds per audio second of a default-rate stream (steady), on a core of its own; 0 if no
+ * recogniser could be made. seedCost() turns it into what a worker pays at capacity.
+ */
 export function measureDecodeCost(options: CalibrationOptions): number {
   const single = singleRecogniserCost(options);
   if (single <= 0) return 0;
@@ -89,7 +88,7 @@ export function measureDecodeCost(options: CalibrationOptions): number {
   // steadyAudioBytes counts what libvosk decoded, after upsampling.
   const steadySeconds = steadyBytes / (bytesPerSecond * options.upsampleFactor);
   const cost = steadySeconds > 0 ? steadyMs / 1000 / steadySeconds : single;
-  return Math.max(cost, single) * CALIBRATION_MARGIN;
+  return Math.max(cost, single);
 }
 
 /** CPU seconds per audio second of one recogniser alone (1 s of noise, 100 ms chunks): sizes the real calibration. */
@@ -117,4 +116,16 @@ function noisePcm(bytes: number): Buffer {
   const random = mulberry32(1);
   for (let i = 0; i + 1 < bytes; i += 2) pcm.writeInt16LE(Math.round((random() - 0.5) * 2 * NOISE_LSB), i);
   return pcm;
+}
+
+/**
+ * The cost a worker pays per audio second at capacity, from the calibrated one: workers measure wall
+ * time, and at capacity every thread of the process is runnable (the main thread too: audio in, events
+ * out), so a worker gets about cores / (workers + 1) of a core, at most a whole one. Tone model, 2
+ * workers on 2 cores: 0.0024-0.0030 calibrated, x 1.5 = 0.0036-0.0045, against ~0.0036 learned at
+ * capacity. Only the seed: the workers' own measurements replace it.
+ */
+export function seedCost(calibrated: number, workers: number, cores: number): number {
+  const share = Math.min(1, cores / (workers + 1));
+  return calibrated / share;
 }

@@ -19,7 +19,8 @@ import { VoskPool } from './pool.js';
 import { WorkerSlot, type SlotStreamSnapshot } from './worker-slot.js';
 import type { StreamRate } from './stream.js';
 import { upsampleFactor } from './upsampler.js';
-import { measureDecodeCost } from './calibrate.js';
+import { availableParallelism } from 'node:os';
+import { measureDecodeCost, seedCost } from './calibrate.js';
 import { Admission } from './admission.js';
 import { resolveOptions, type ResolvedOptions, type VoskEngineOptions } from './options.js';
 
@@ -85,12 +86,13 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     let engine: VoskEngine;
     try {
       // Measured at the rate libvosk decodes a default stream at (raised first if below the model's).
-      const costPerAudioSecond = measureDecodeCost({
+      const calibrated = measureDecodeCost({
         modelAddress: model.address,
         sampleRate: resolved.sampleRate,
         upsampleFactor: upsampleFactor(resolved.sampleRate, modelRateHz),
         partialIntervalMs: resolved.partialIntervalMs,
       });
+      const costPerAudioSecond = seedCost(calibrated, resolved.workers, availableParallelism());
       engine = new VoskEngine(resolved, model, modelRateHz, costPerAudioSecond, options.logger.child({ component: 'stt-vosk' }));
     } catch (err) {
       model.release();
