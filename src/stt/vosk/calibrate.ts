@@ -9,8 +9,8 @@
 // about 0.003 in a worker with 250 streams). So the calibration runs the workers' own decoder
 // (decoder.ts, BatchDecoder) on many recognisers at once, in batches of pieces the way worker-slot.ts
 // cuts them, and counts only their steady audio (past the decoder's warm-up), as the workers do.
-// Measured (tone model, 2-core VM): one recogniser 0.0008, 32 recognisers over 6 s 0.0029-0.0033 s per
-// audio-s, against 0.0036 learned by a loaded worker (wall time).
+// Measured (tone model, 2-core VM): one recogniser 0.0008, 32 recognisers over 6 s 0.0017 (idle machine)
+// to 0.0033 (busy) s per audio-s, against ~0.0036 learned by a loaded worker (wall time).
 import { BatchOp, OP_WIDTH } from '../../../workers/messages.js';
 import { mulberry32 } from '../../vosk-model/tone-audio.js';
 import { AudioRing } from './audio-ring.js';
