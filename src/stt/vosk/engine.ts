@@ -1,7 +1,6 @@
 // The Vosk speech engine: validates and loads the model, runs recognition on a fixed pool of worker
 // threads (or on the main thread with `workers: 0`), asks admission.ts who gets a recogniser, and
-// reports health. Streams, batching
-// and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
+// reports health. Streams, batching and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
 //
 // Each stream has its own sample rate (8..48 kHz; default: the engine's). libvosk resamples a rate above
 // the model's itself and refuses one below it, which the decoder raises by a whole factor first
