@@ -83,4 +83,6 @@ export interface SttHealth {
   queueDepth: number;
   /** Streams admitted at most (capacity by measured cost, or the lower learned latency limit); null without admission (mock). */
   streamLimit: number | null;
+  /** Why a new stream would be refused now (STT_SERVICE_BUSY details start with it), or null; absent without admission. */
+  refusing?: 'capacity' | 'latency-limit' | 'no-worker' | null;
 }

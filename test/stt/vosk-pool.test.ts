@@ -124,7 +124,7 @@ t.test('admission knows the cost from the start: with no utilisation to spare, e
   t.ok(engine.snapshot().slots[0]!.costPerAudioSecond > 0, 'calibrated at start-up, before any stream');
   t.equal(engine.canAdmit(), false, 'canAdmit predicts the refusal');
   t.throws(() => openRecorded(engine, 'first'), { code: 'STT_SERVICE_BUSY', details: /^capacity: / }, 'refused before any audio was measured');
-  t.match(engine.health(), { status: 'degraded', reason: /at capacity: capacity: / });
+  t.match(engine.health(), { status: 'degraded', reason: /at capacity: capacity: /, refusing: 'capacity' });
 });
 
 t.test('the start-up cost bounds a fresh server: the latency limit starts at the computed capacity', async (t) => {
@@ -165,7 +165,7 @@ t.test('final texts later than the target lower the number of streams admitted (
   const admitted: RecordedStream[] = [];
   for (let i = 0; i < 10; i++) admitted.push(openRecorded(engine, `admitted-${i}`));
   t.throws(() => openRecorded(engine, 'eleventh'), { code: 'STT_SERVICE_BUSY', details: /^latency-limit: limit 10 streams \(over 1 ms for \d+ of 12 final texts with 12 streams open\)/ });
-  t.match(engine.health(), { status: 'degraded', reason: /limit 10 streams/ });
+  t.match(engine.health(), { status: 'degraded', reason: /limit 10 streams/, refusing: 'latency-limit' });
   for (const recorded of admitted) recorded.stream.abort();
 });
 

@@ -250,6 +250,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     const ready = this.#sumOverSlots((slot) => (slot.threadId === null ? 0 : 1));
     let status: SttHealth['status'] = 'healthy';
     let reason: string | null = null;
+    let refusing: SttHealth['refusing'] = null;
     if (this.#isClosing) {
       status = 'unavailable';
       reason = 'vosk engine closed';
@@ -264,6 +265,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       if (refusal !== null) {
         status = 'degraded';
         reason = `at capacity: ${refusal.details}`;
+        refusing = refusal.reason;
       }
     }
     return {
@@ -275,6 +277,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       activeStreams,
       queueDepth,
       streamLimit: this.#admission.limitAt(now),
+      refusing,
     };
   }
 
