@@ -1,7 +1,7 @@
 // Issue 4 (b) and (c): how many real-time speakers one server serves with p99 message_end ->
 // message_recorded under 300 ms, with the worker pool and without it; then what happens past that.
 //
-//   npx tsx bench/stt-realtime.ts [--models tone,bench] [--workers 2,0] [--seconds 8] [--layers N] [--speakers N,...]
+//   npx tsx bench/stt-realtime.ts [--models tone,bench] [--workers 2,0] [--seconds 8] [--layers N] [--speakers N,...] [--extensions all|none]
 //
 // One voxgate child process per (model, MAX_WORKERS), reused across trials (after one warm-up stream, so
 // admission control knows the decode cost). A trial: N speakers on their own connections, played by
@@ -12,10 +12,12 @@
 // message_start refusals (STT_SERVICE_BUSY) are counted and the admitted speakers' latency reported.
 // `--speakers` runs trials of exactly those sizes instead (no search, no overload trial): for profiling.
 import { fork } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { SttBenchClient, type RecordingResult } from './lib/stt-client.js';
+import { runTightLoop } from './lib/stt-loop.js';
 import { prepareSttModel, toneUtterance, type SttModel, type SttModelKind } from './lib/stt-model.js';
 import { fixed, isoDate, printTable, progress, quantile } from './lib/stt-report.js';
 import { loadAverage1m, processCpuSeconds, startSttServer, type SttServer } from './lib/stt-server.js';
@@ -57,6 +59,9 @@ interface Trial {
 interface ConfigResult {
   model: string;
   workers: number;
+  /** libvosk's one-thread tight loop in this run (audio-s per CPU-s), and the CPU limit it gives in streams. */
+  loopAudioPerCpuSecond: number;
+  cpuLimit: number;
   capacity: number;
   target: number;
   reference: string;
@@ -76,8 +81,11 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '8' },
     layers: { type: 'string' },
     speakers: { type: 'string' },
+    // none: the speakers connect as the app does (no transcript_partial), so the server reads no partials.
+    extensions: { type: 'string', default: 'all' },
   },
 });
+if (values.extensions !== 'all' && values.extensions !== 'none') throw new Error('--extensions: expected all or none');
 const utteranceSeconds = Number(values.seconds);
 const layers = values.layers === undefined ? undefined : Number(values.layers);
 const fixedSpeakers = values.speakers?.split(',').map(Number) ?? null;
@@ -201,13 +209,13 @@ async function admitsOneMore(server: SttServer): Promise<boolean> {
 }
 
 async function startWarmServer(model: SttModel, workers: number): Promise<SttServer> {
-  const server = await startSttServer({ modelDir: model.dir, workers });
+  const server = await startSttServer({ modelDir: model.dir, workers, partials: values.extensions === 'all' });
   // One short speaker first, so that admission control has measured the decode cost.
   await runTrial(server, model, 1, 0, 3);
   return server;
 }
 
-async function measureConfig(model: SttModel, workers: number): Promise<ConfigResult> {
+async function measureConfig(model: SttModel, workers: number): Promise<Omit<ConfigResult, 'loopAudioPerCpuSecond' | 'cpuLimit'>> {
   const plan = PLAN[model.kind];
   let server = await startWarmServer(model, workers);
   const stuckAfter: number[] = [];
@@ -276,9 +284,13 @@ const configs: ConfigResult[] = [];
 for (const kind of values.models.split(',')) {
   if (kind !== 'tone' && kind !== 'bench') throw new Error(`--models: unknown model ${kind}`);
   const model = await prepareSttModel({ kind, ...(kind === 'bench' && layers !== undefined ? { layers } : {}) }, progress);
+  // The ceiling, measured in this run so capacity can be compared as a ratio (machines and load differ).
+  const loop = runTightLoop(model.dir, Array.from({ length: kind === 'bench' ? 4 : 16 }, (_, i) => toneUtterance(model, utteranceSeconds, i).pcm), CHUNK_MS);
+  progress(`${model.label}: libvosk tight loop ${fixed(loop.audioPerCpuSecond, 1)} audio-s per CPU-s`);
   for (const workers of values.workers.split(',').map(Number)) {
     progress(`${model.label}, MAX_WORKERS=${workers}:`);
-    configs.push(await measureConfig(model, workers));
+    const cpuLimit = Math.floor(Math.max(1, Math.min(workers, availableParallelism())) * loop.audioPerCpuSecond);
+    configs.push({ ...(await measureConfig(model, workers)), loopAudioPerCpuSecond: loop.audioPerCpuSecond, cpuLimit });
   }
 }
 
@@ -291,6 +303,7 @@ printTable(
   ['', ...configs.map(label)],
   [
     ['capacity: most real-time speakers passing', ...configs.map((config) => String(config.capacity))],
+    ['libvosk loop audio-s per CPU-s; CPU limit (streams); capacity / CPU limit', ...configs.map((config) => `${fixed(config.loopAudioPerCpuSecond, 1)}; ${config.cpuLimit}; ${fixed(config.capacity / config.cpuLimit, 2)}`)],
     ['target (pool) / reference vosk-server', ...configs.map((config) => (config.workers > 0 ? `>= ${config.target} / ${config.reference}` : `- / ${config.reference}`))],
     ['at capacity: latency p50 / p99 / max (ms)', ...configs.map((config) => latency(config.atCapacity))],
     ['at capacity: CPU-s per wall-s, server / speaker processes', ...configs.map((config) => `${fixed(config.atCapacity?.serverCpuPerWallSecond, 2)} / ${fixed(config.atCapacity?.clientCpuPerWallSecond, 2)}`)],
@@ -304,4 +317,4 @@ printTable(
     ['load average (1 min) during trials', ...configs.map((config) => config.trials.map((trial) => fixed(trial.loadAverage, 1)).join(' '))],
   ],
 );
-process.stdout.write(`${JSON.stringify({ bench: 'stt-realtime', date: new Date().toISOString(), chunkMs: CHUNK_MS, utteranceSeconds, p99LimitMs: P99_LIMIT_MS, configs })}\n`);
+process.stdout.write(`${JSON.stringify({ bench: 'stt-realtime', date: new Date().toISOString(), chunkMs: CHUNK_MS, utteranceSeconds, p99LimitMs: P99_LIMIT_MS, extensions: values.extensions, configs })}\n`);

@@ -264,10 +264,9 @@ const ENGINE_CLOSE_TIMEOUT_MS = 15_000;
 /** The /asr endpoint over the configured engine: only the vosk engine has reply-per-frame streams. */
 function asrEndpoint(config: Config, stt: SttEngine, quotas: Quotas, speakerModel: SpeakerModel | null): AsrEndpoint {
   const vosk = stt instanceof VoskEngine ? stt : null;
-  // A cheap admission check at the upgrade (503 + Retry-After), once the engine offers one; until then
-  // a refused stream is closed with 1013 before its first reply.
-  const probe = vosk as unknown as { canAdmit?: () => boolean } | null;
-  const canAdmit = probe !== null && typeof probe.canAdmit === 'function' ? () => probe.canAdmit!() : null;
+  // A cheap admission check at the upgrade (503 + Retry-After); a stream refused later (its config asked
+  // for a dearer rate, or the last slot went meanwhile) is closed with 1013 before its first reply.
+  const canAdmit = vosk !== null ? () => vosk.canAdmit() : null;
   return new AsrEndpoint({
     defaults: {
       sampleRate: config.asr.sampleRate,

@@ -67,6 +67,7 @@ export function apiHealth(sources: HealthSources): HealthReport {
           active_streams: stt.activeStreams,
           queue_depth: stt.queueDepth,
           stream_limit: stt.streamLimit,
+          refusing: stt.refusing ?? null,
         },
         llm: {
           engine: llm.engine,

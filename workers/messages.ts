@@ -36,6 +36,11 @@ export const BatchOp = {
   reply: 5,
   /** Reply-per-frame streams: report the final result so far, then reset the recogniser: [reset, handle, 0, 0]. */
   reset: 6,
+  /**
+   * Read partial results or not: [partials, handle, 1 | 0, 0]. A new recogniser reads them; the main
+   * thread sends this when nobody listens for the stream's partials (and again when someone does).
+   */
+  partials: 7,
 } as const;
 export type BatchOpCode = (typeof BatchOp)[keyof typeof BatchOp];
 export const OP_WIDTH = 4;

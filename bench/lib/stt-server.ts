@@ -14,6 +14,11 @@ export interface SttServerOptions {
   env?: Record<string, string>;
   /** How long start-up (model check, load, workers) may take. */
   startTimeoutMs?: number;
+  /**
+   * Whether the clients' URL asks for transcript_partial (and the other extension events). Default true;
+   * false is the app's connection: the server then does not read partial texts at all (docs/stt.md).
+   */
+  partials?: boolean;
 }
 
 export interface SttServer {
@@ -117,6 +122,10 @@ export async function startSttServer(options: SttServerOptions): Promise<SttServ
     SESSION_PERSISTENCE_ENABLED: 'false',
     MAX_CONNECTIONS: '100000',
     MAX_SESSIONS_PER_CONNECTION: '8',
+    // Every speaker is a session from 127.0.0.1, and sessions outlive their connection (for resume):
+    // the per-address cap (200) would refuse a trial's speakers past the 200th.
+    MAX_SESSIONS_PER_ADDRESS: '1000000',
+    MAX_SESSIONS: '10000000',
     EVENT_RATE_PER_SECOND: '100000',
     EVENT_RATE_BURST: '100000',
     WEBSOCKET_PING_INTERVAL: '60',
@@ -153,8 +162,8 @@ export async function startSttServer(options: SttServerOptions): Promise<SttServ
   return {
     pid,
     port,
-    // transcript_partial is how the bench clients see progress: ask for the extension events.
-    url: `ws://127.0.0.1:${port}/ws?extensions=all`,
+    // transcript_partial is how the bench clients see progress ('ahead' pacing): ask for the extension events.
+    url: options.partials === false ? `ws://127.0.0.1:${port}/ws` : `ws://127.0.0.1:${port}/ws?extensions=all`,
     cpuSeconds: () => processCpuSeconds(pid),
     threadCpuSeconds: () => threadCpuSeconds(pid),
     rssBytes: () => processRssBytes(pid),

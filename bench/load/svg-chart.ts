@@ -14,6 +14,9 @@ export interface Panel {
   thresholdMs?: number;
   /** Short red notes at the top of the plot above an x value (e.g. the step's error count). */
   notes?: Array<[number, string]>;
+  /** Axis labels (default: simulated users (N), latency (ms)). */
+  xLabel?: string;
+  yLabel?: string;
 }
 
 const PANEL_WIDTH = 460;
@@ -63,8 +66,8 @@ function renderPanel(panel: Panel, offsetX: number, xValues: number[]): string {
   }
   out.push(`<line class="axis" x1="${offsetX + MARGIN.left}" x2="${offsetX + MARGIN.left + plotW}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}" stroke="#333"/>`);
   out.push(`<line class="axis" x1="${offsetX + MARGIN.left}" x2="${offsetX + MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="#333"/>`);
-  out.push(`<text class="x-label" x="${offsetX + MARGIN.left + plotW / 2}" y="${MARGIN.top + plotH + 36}" text-anchor="middle" font-size="12">simulated users (N)</text>`);
-  out.push(`<text class="y-label" transform="translate(${offsetX + 16},${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="12">latency (ms)</text>`);
+  out.push(`<text class="x-label" x="${offsetX + MARGIN.left + plotW / 2}" y="${MARGIN.top + plotH + 36}" text-anchor="middle" font-size="12">${escape(panel.xLabel ?? 'simulated users (N)')}</text>`);
+  out.push(`<text class="y-label" transform="translate(${offsetX + 16},${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escape(panel.yLabel ?? 'latency (ms)')}</text>`);
   if (panel.thresholdMs !== undefined) {
     out.push(`<line class="threshold" x1="${offsetX + MARGIN.left}" x2="${offsetX + MARGIN.left + plotW}" y1="${py(panel.thresholdMs)}" y2="${py(panel.thresholdMs)}" stroke="#c00" stroke-dasharray="2,3"/>`);
     out.push(`<text x="${offsetX + MARGIN.left + plotW - 4}" y="${py(panel.thresholdMs) - 4}" text-anchor="end" font-size="10" fill="#c00">${panel.thresholdMs} ms</text>`);

@@ -61,8 +61,6 @@ export interface Config {
     readonly workers: number;
     /** Final-text latency the learned stream limit keeps (ms). */
     readonly targetFinishLatencyMs: number;
-    /** New recordings are refused while the main thread's sustained event-loop delay p99 is above this. */
-    readonly maxEventLoopDelayMs: number;
   };
   /** The vosk-server-compatible endpoint (docs/asr.md). */
   readonly asr: {
@@ -246,7 +244,6 @@ function toConfig(env: Env): Config {
       sampleRate: env.VOSK_SAMPLE_RATE,
       workers: env.MAX_WORKERS,
       targetFinishLatencyMs: env.STT_TARGET_FINISH_LATENCY_MS,
-      maxEventLoopDelayMs: env.STT_MAX_EVENT_LOOP_DELAY_MS,
     },
     asr: {
       enabled: env.ASR_ENABLED,

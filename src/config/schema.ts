@@ -96,7 +96,6 @@ export const EnvSchema = z.object({
   VOSK_SAMPLE_RATE: integer(8000, 48000).default(16000),
   MAX_WORKERS: integer(0, 256).default(availableParallelism()),
   STT_TARGET_FINISH_LATENCY_MS: integer(1, 60_000).default(150),
-  STT_MAX_EVENT_LOOP_DELAY_MS: integer(1, 60_000).default(100),
 
   // The vosk-server-compatible endpoint (docs/asr.md). Defaults are vosk-server's.
   ASR_ENABLED: boolean.default(true),

@@ -21,6 +21,8 @@ export interface ClientChannel {
   readonly isClosed: boolean;
   /** Sends one event; false when the connection is closed (the event is then dropped on purpose). */
   send(event: ServerEvent): boolean;
+  /** Would send() deliver events of this type (extension events are only sent when asked for)? Default: yes. */
+  wants?(type: ServerEvent['type']): boolean;
   /** Sends several events in one corked batch. */
   sendAll(events: readonly ServerEvent[]): void;
   /** Bytes queued in the socket's send buffer. */

@@ -210,6 +210,9 @@ export class RecordingService {
     const holder: { recording: LiveRecording | null } = { recording: null };
     const stream = FormattedStream.open(this.#options.stt, {
       streamId: `${session.id}/${messageId}`,
+      // Partial texts only feed transcript_partial, an extension event: the recogniser need not render
+      // them while no attached connection asked for it (the app never does).
+      wantsPartials: () => sessions.anyWants(session, 'transcript_partial'),
       onPartial: (text) => {
         const recording = holder.recording;
         if (!recording || recording.partial === text) return;

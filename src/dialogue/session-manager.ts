@@ -277,6 +277,12 @@ export class SessionManager {
     for (const channel of session.channels) channel.send(event);
   }
 
+  /** Would broadcast() deliver an event of this type to any connection attached to the session? */
+  anyWants(session: Session, type: ServerEvent['type']): boolean {
+    for (const channel of session.channels) if (channel.wants?.(type) ?? true) return true;
+    return false;
+  }
+
   /** Deletes sessions untouched for maxAgeMs; returns how many. */
   sweepExpired(now = Date.now()): number {
     const before = new Date(now - this.#options.maxAgeMs).toISOString();

@@ -94,7 +94,7 @@ export class Metrics {
       set({ state: 'detached' }, detached);
     });
     this.#gauge('stt_streams', 'Speech recognition streams open.', [], (set) => set({}, sources.stt().activeStreams));
-    this.#gauge('stt_stream_limit', 'Streams admitted at most, as learned from final-text latency (absent until learned).', [], (set) => {
+    this.#gauge('stt_stream_limit', 'Streams admitted at most: capacity by measured cost, or the latency limit learned from late final texts (absent with the mock engine).', [], (set) => {
       const limit = sources.stt().streamLimit;
       if (limit !== null) set({}, limit);
     });

@@ -40,6 +40,13 @@ export interface SttStreamOptions {
   sampleRate?: number;
   /** Text recognised so far in the current segment changed (empty string allowed). */
   onPartial(text: string): void;
+  /**
+   * Does anyone listen for partial texts now? Asked before each piece of audio is decoded; while it
+   * answers false the recogniser's partial result is not read (a JSON rendering of its best path: with
+   * small models a third of the decoding time) and onPartial is not called. Segments and the final text
+   * are unaffected. Default: always.
+   */
+  wantsPartials?(): boolean;
   /** An endpoint closed a segment; `text` is final and will not be repeated by finish(). */
   onSegment(text: string): void;
   /**
@@ -113,6 +120,8 @@ export interface SttHealth {
   workers: number;
   activeStreams: number;
   queueDepth: number;
-  /** Streams admitted at most, as learned from final-text latency; null while none was learned. */
+  /** Streams admitted at most (capacity by measured cost, or the lower learned latency limit); null without admission (mock). */
   streamLimit: number | null;
+  /** Why a new stream would be refused now (STT_SERVICE_BUSY details start with it), or null; absent without admission. */
+  refusing?: 'capacity' | 'latency-limit' | 'no-worker' | null;
 }

@@ -29,7 +29,6 @@ export async function createSttEngine(config: Config['stt'], logger: Logger): Pr
       sampleRate: config.sampleRate,
       workers: config.workers,
       targetFinishLatencyMs: config.targetFinishLatencyMs,
-      maxEventLoopDelayMs: config.maxEventLoopDelayMs,
       logger,
     });
   } catch (err) {

@@ -132,6 +132,10 @@ export class Connection implements ClientChannel {
     return this.#isClosed ? 0 : this.#socket.getBufferedAmount();
   }
 
+  wants(type: ServerEvent['type']): boolean {
+    return !this.#isClosed && !this.#withheldEvents.has(type);
+  }
+
   /** Extension events the client did not ask for are dropped here (true: the connection is fine). */
   send(event: ServerEvent): boolean {
     if (this.#isClosed) return false;

@@ -182,23 +182,29 @@ t.test('text frames over the event budget close 1008 (the protocol has no error 
   t.match(close.reason, /^RATE_LIMITED/);
 });
 
-t.test('busy: a stream the engine refuses is closed 1013 before any reply', async (t) => {
+t.test('busy: at capacity an upgrade gets 503 with Retry-After; a stream refused after its upgrade is closed 1013 before any reply', async (t) => {
   const modelPath = t.testdir();
   await writeToneModel(modelPath);
   const engine = await VoskEngine.create({ modelPath, sampleRate: 16000, workers: 1, maxStreamsPerWorker: 1, logger: silentLogger });
   const server = await startTestServer({}, { stt: engine });
   t.teardown(() => server.close());
+  // Both upgrade while the one handle is free; the first to send audio takes it.
   const holder = await AsrClient.connect(server.wsUrl('/asr'));
   t.teardown(() => holder.close());
+  const late = await AsrClient.connect(server.wsUrl('/asr'));
   holder.sendText(JSON.stringify({ config: { sample_rate: 16000 } }));
   holder.sendAudio(tones(['alpha']).subarray(0, 3200));
   await holder.nextReply();
-  const refused = await AsrClient.connect(server.wsUrl('/asr'));
-  refused.sendAudio(tones(['alpha']).subarray(0, 3200));
-  const close = await refused.closed;
+
+  late.sendAudio(tones(['alpha']).subarray(0, 3200));
+  const close = await late.closed;
   t.equal(close.code, 1013);
   t.match(close.reason, /^STT_SERVICE_BUSY/);
-  t.same(refused.replies, [], 'no reply before the refusal');
+  t.same(late.replies, [], 'no reply before the refusal');
+
+  const refused = await upgradeFailure(server.wsUrl('/asr'));
+  t.equal(refused.statusCode, 503, 'no capacity: refused at the upgrade');
+  t.ok(Number(refused.headers['retry-after']) > 0, 'with Retry-After');
 });
 
 t.test('the mock engine cannot serve /asr: 503 at the upgrade', async (t) => {

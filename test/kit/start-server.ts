@@ -40,9 +40,6 @@ export async function startTestServer(env: Record<string, string> = {}, parts: V
       MOCK_LLM_DELTA_DELAY_MS: '2',
       SHUTDOWN_DRAIN_MS: '0',
       LOG_LEVEL: 'debug',
-      // This server shares its event loop with the test's own clients (and a browser driver): the loop's
-      // delay is the test's load, not the server's, so the admission gate on it would refuse by chance.
-      STT_MAX_EVENT_LOOP_DELAY_MS: '60000',
       ...env,
     },
   });

@@ -58,5 +58,5 @@ t.test('STT_ENGINE=auto with a good model runs Vosk; readyz is 200 once its work
   t.teardown(() => server.kill());
   const port = await server.port;
   t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
-  t.match((await health(port)).services.stt, { engine: 'vosk', status: 'healthy', workers: 2, model_path: dir, active_streams: 0, queue_depth: 0, stream_limit: null });
+  t.match((await health(port)).services.stt, { engine: 'vosk', status: 'healthy', workers: 2, model_path: dir, active_streams: 0, queue_depth: 0, stream_limit: Number, refusing: null });
 });

@@ -118,12 +118,29 @@ t.test('saturation: when every worker is full, openStream throws STT_SERVICE_BUS
   t.pass('room again once streams finished');
 });
 
-t.test('admission knows the cost from the start: with no CPU budget to spare, even the first stream is refused', async (t) => {
+t.test('admission knows the cost from the start: with no utilisation to spare, even the first stream is refused', async (t) => {
   const modelPath = await toneModel(t);
-  const engine = await startEngine(t, { modelPath, workers: 1, cpuBudget: 1e-9 });
+  const engine = await startEngine(t, { modelPath, workers: 1, maxUtilisation: 1e-9 });
   t.ok(engine.snapshot().slots[0]!.costPerAudioSecond > 0, 'calibrated at start-up, before any stream');
-  t.throws(() => openRecorded(engine, 'first'), { code: 'STT_SERVICE_BUSY', message: /at capacity/ }, 'refused before any audio was measured');
-  t.match(engine.health(), { status: 'degraded', reason: /at capacity/ });
+  t.equal(engine.canAdmit(), false, 'canAdmit predicts the refusal');
+  t.throws(() => openRecorded(engine, 'first'), { code: 'STT_SERVICE_BUSY', details: /^capacity: / }, 'refused before any audio was measured');
+  t.match(engine.health(), { status: 'degraded', reason: /at capacity: capacity: /, refusing: 'capacity' });
+});
+
+t.test('the start-up cost bounds a fresh server: the latency limit starts at the computed capacity', async (t) => {
+  const modelPath = await toneModel(t);
+  const engine = await startEngine(t, { modelPath, workers: 2 });
+  const cost = engine.snapshot().slots[0]!.costPerAudioSecond;
+  const perWorker = Math.floor(1 / cost + 1e-9);
+  t.equal(engine.health().streamLimit, Math.min(2 * perWorker, 2 * 512), 'limit = capacity before anything was learned');
+  t.equal(engine.canAdmit(), true);
+});
+
+t.test('removed admission options are refused with what replaced them', async (t) => {
+  const modelPath = await toneModel(t);
+  for (const name of ['cpuBudget', 'maxLagMs', 'maxEventLoopDelayMs']) {
+    await t.rejects(startEngine(t, { modelPath, workers: 1, [name]: 1 } as Parameters<typeof startEngine>[1]), { code: 'CONFIG_INVALID', details: new RegExp(`${name}: removed`) });
+  }
 });
 
 t.test('final texts later than the target lower the number of streams admitted (learned limit)', async (t) => {
@@ -133,7 +150,8 @@ t.test('final texts later than the target lower the number of streams admitted (
   const clock = new HeldClock();
   // A final text needs a round trip to a worker: (nearly) every finish counts as late against 1 ms.
   const engine = await startEngine(t, { modelPath, workers: 2, targetFinishLatencyMs: 1, clock });
-  t.equal(engine.health().streamLimit, null, 'nothing learned at start');
+  const capacity = engine.health().streamLimit;
+  t.ok(capacity !== null && capacity > 12, `the limit starts at the computed capacity (${capacity})`);
   const streams: RecordedStream[] = [];
   for (let i = 0; i < 12; i++) streams.push(openRecorded(engine, `late-${i}`));
   await Promise.all(streams.map((recorded, i) => feed(recorded.stream, tones(wordsFor(i)), ONE_SECOND)));
@@ -141,13 +159,13 @@ t.test('final texts later than the target lower the number of streams admitted (
   clock.hold();
   const finals = await Promise.all(streams.map((recorded) => recorded.stream.finish()));
   streams.forEach((recorded, i) => t.equal(transcript(recorded, finals[i]!), wordsFor(i).join(' '), 'still recognised'));
-  t.equal(engine.health().streamLimit, null, 'not judged while its window is open');
+  t.ok(engine.health().streamLimit! > 12, 'not judged while its window is open');
   clock.release(1000);
   t.equal(engine.health().streamLimit, 10, '90 % of the 12 open then, judged once the window is over');
   const admitted: RecordedStream[] = [];
   for (let i = 0; i < 10; i++) admitted.push(openRecorded(engine, `admitted-${i}`));
-  t.throws(() => openRecorded(engine, 'eleventh'), { code: 'STT_SERVICE_BUSY', details: /limit 10 streams \(over 1 ms for \d+ of 12 final texts with 12 streams open\)/ });
-  t.match(engine.health(), { status: 'degraded', reason: /limit 10 streams/ });
+  t.throws(() => openRecorded(engine, 'eleventh'), { code: 'STT_SERVICE_BUSY', details: /^latency-limit: limit 10 streams \(over 1 ms for \d+ of 12 final texts with 12 streams open\)/ });
+  t.match(engine.health(), { status: 'degraded', reason: /limit 10 streams/, refusing: 'latency-limit' });
   for (const recorded of admitted) recorded.stream.abort();
 });
 

@@ -58,15 +58,15 @@ t.test('a rate outside 8..48 kHz is refused before a stream is opened', async (t
   t.equal(engine.health().activeStreams, 0);
 });
 
-t.test('admission cost scales with the rate: a budget holds a third as many 48 kHz streams as 16 kHz ones', async (t) => {
+t.test('admission cost scales with the rate: a worker holds a third as many 48 kHz streams as 16 kHz ones', async (t) => {
   const modelPath = await toneModel(t);
-  // A CPU budget of about thirty calibrated 16 kHz streams (the calibration is measured again by the
-  // engine under test, so the count is only about thirty; the ratio below holds whatever it is).
+  // A worker capacity of about thirty calibrated 16 kHz streams (the calibration is measured again by
+  // the engine under test, so the count is only about thirty; the ratio below holds whatever it is).
   const probe = await startEngine(t, { modelPath, workers: 1 });
   const costPerStream = probe.snapshot().slots[0]!.costPerAudioSecond;
   await probe.destroy();
   t.ok(costPerStream > 0, `calibrated cost ${costPerStream}`);
-  const engine = await startEngine(t, { modelPath, workers: 1, cpuBudget: 30 * costPerStream, maxUtilisation: 1 });
+  const engine = await startEngine(t, { modelPath, workers: 1, maxUtilisation: Math.min(1, 30 * costPerStream) });
   /** Opens streams at `sampleRate` until the engine refuses one; returns how many it admitted, once they are closed. */
   const admitted = async (sampleRate: number): Promise<number> => {
     const streams: VoskStream[] = [];

@@ -442,7 +442,7 @@ async function refreshHealth() {
     const health = await response.json();
     const { stt, llm } = health.services;
     const model = stt.model_path ? stt.model_path.split('/').filter(Boolean).pop() : 'no model';
-    // The stream limit is learned under load: until then there is none to show.
+    // stream_limit: the most streams admitted (capacity, or the learned latency limit); null with the mock engine.
     const streams = stt.stream_limit === null ? `${stt.active_streams} streams` : `${stt.active_streams} of ${stt.stream_limit} streams`;
     $('health').textContent =
       `Server ${health.status} · speech: ${stt.engine} (${model}), ${streams} · replies: ${llm.engine} (${llm.model ?? 'no model'})`;

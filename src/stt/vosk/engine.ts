@@ -1,7 +1,6 @@
 // The Vosk speech engine: validates and loads the model, runs recognition on a fixed pool of worker
-// threads (or on the main thread with `workers: 0`), admits streams only while a worker has room and
-// fewer streams are open than the learned limit (stream-limit.ts), and reports health. Streams, batching
-// and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
+// threads (or on the main thread with `workers: 0`), asks admission.ts who gets a recogniser, and
+// reports health. Streams, batching and rings live in worker-slot.ts / stream.ts / audio-ring.ts.
 //
 // Each stream has its own sample rate (8..48 kHz; default: the engine's). libvosk resamples a rate above
 // the model's itself and refuses one below it, which the decoder raises by a whole factor first
@@ -19,9 +18,9 @@ import { VoskPool } from './pool.js';
 import { WorkerSlot, type SlotStreamSnapshot } from './worker-slot.js';
 import type { StreamRate } from './stream.js';
 import { upsampleFactor } from './upsampler.js';
-import { measureDecodeCost } from './calibrate.js';
-import { EventLoopMeter } from './event-loop-meter.js';
-import { AdaptiveStreamLimit } from './stream-limit.js';
+import { availableParallelism } from 'node:os';
+import { measureDecodeCost, seedCost } from './calibrate.js';
+import { Admission } from './admission.js';
 import { resolveOptions, type ResolvedOptions, type VoskEngineOptions } from './options.js';
 
 export type { VoskEngineOptions };
@@ -60,8 +59,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   readonly #model: SharedVoskModel;
   readonly #slots: WorkerSlot[];
   readonly #executor: DecodeExecutor;
-  readonly #loopMeter: EventLoopMeter;
-  readonly #streamLimit: AdaptiveStreamLimit;
+  readonly #admission: Admission<WorkerSlot>;
   /** The rate the model's features are computed at (its feature config). */
   readonly #modelRateHz: number;
   /** Bytes per second libvosk decodes for a stream at the engine's default rate (cost weight 1). */
@@ -87,7 +85,13 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     let engine: VoskEngine;
     try {
       // Measured at the rate libvosk decodes a default stream at (raised first if below the model's).
-      const costPerAudioSecond = measureDecodeCost(model.address, resolved.sampleRate * upsampleFactor(resolved.sampleRate, modelRateHz));
+      const calibrated = measureDecodeCost({
+        modelAddress: model.address,
+        sampleRate: resolved.sampleRate,
+        upsampleFactor: upsampleFactor(resolved.sampleRate, modelRateHz),
+        partialIntervalMs: resolved.partialIntervalMs,
+      });
+      const costPerAudioSecond = seedCost(calibrated, resolved.workers, availableParallelism());
       engine = new VoskEngine(resolved, model, modelRateHz, costPerAudioSecond, options.logger.child({ component: 'stt-vosk' }));
     } catch (err) {
       model.release();
@@ -173,26 +177,19 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
           logger,
           clock: options.clock,
           onHandleFreed: () => this.#onHandleFreed(),
-          onFinal: (latencyMs) => this.#streamLimit.record(latencyMs, this.#activeStreams(), this.#options.clock.now()),
+          onFinal: (latencyMs, openedAt) => this.#admission.recordFinal(latencyMs, openedAt, this.#options.clock.now()),
           onDecoded: (busyMs) => this.emit('decoded', busyMs / 1000),
         }),
     );
-    this.#streamLimit = new AdaptiveStreamLimit({
-      targetMs: options.targetFinishLatencyMs,
-      floor: slotCount,
-      onChange: (change, direction) => {
+    for (const slot of this.#slots) slot.load.seedCost(costPerAudioSecond);
+    this.#admission = new Admission(this.#slots, {
+      maxUtilisation: options.maxUtilisation,
+      targetFinishLatencyMs: options.targetFinishLatencyMs,
+      onLimitChange: (change, direction) => {
         const fields = { ...change, targetFinishLatencyMs: options.targetFinishLatencyMs };
         if (direction === 'decrease') logger.warn(fields, 'speech recognition: final texts came late; admitting fewer streams');
-        else logger.info(fields, 'speech recognition: final texts on time near the limit; admitting more streams');
+        else logger.info(fields, 'speech recognition: final texts on time at the limit; admitting more streams');
       },
-    });
-    for (const slot of this.#slots) slot.load.seedCost(costPerAudioSecond);
-    this.#loopMeter = new EventLoopMeter({
-      bytesPerMs,
-      audioBytesWritten: () => this.#sumOverSlots((slot) => slot.audioBytesWritten),
-      streamsOpened: () => this.#sumOverSlots((slot) => slot.streamsOpened),
-      openStreams: () => this.#activeStreams(),
-      decodeMsOnMainThread: () => (options.workers === 0 ? this.#sumOverSlots((slot) => slot.load.busyMsTotal) : 0),
     });
     logger.info(
       {
@@ -201,7 +198,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
         sampleRate: options.sampleRate,
         modelSampleRate: modelRateHz,
         costPerAudioSecond: Number(costPerAudioSecond.toFixed(4)),
-        streamCapacity: costPerAudioSecond > 0 ? Math.floor(options.cpuBudget / costPerAudioSecond) : null,
+        streamCapacity: costPerAudioSecond > 0 ? slotCount * Math.floor(options.maxUtilisation / costPerAudioSecond) : null,
       },
       'vosk engine started',
     );
@@ -220,11 +217,20 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     if (this.#isClosing) throw new SttServiceError('speech recognition is shutting down');
     const rate = this.#streamRate(options.sampleRate ?? this.#options.sampleRate);
     const now = this.#options.clock.now();
-    const best = this.#admittingSlot(now, rate.costWeight);
+    const best = this.#admission.choose(rate.costWeight, now);
     if (best === null) {
-      throw new SttBusyError('speech recognition is at capacity', { details: this.#busyReason(now) });
+      const refusal = this.#admission.refusal(now, rate.costWeight);
+      throw new SttBusyError('speech recognition is at capacity', { details: refusal?.details ?? 'capacity' });
     }
     return best.openStream(options, rate, this.#logger);
+  }
+
+  /**
+   * Would a stream at the default rate be admitted now? Cheap (no allocation while it would): for
+   * refusing before a WebSocket upgrade. openStream decides again; this only predicts.
+   */
+  canAdmit(): boolean {
+    return !this.#isClosing && this.#admission.canAdmit(this.#options.clock.now());
   }
 
   #streamRate(sampleRate: number): StreamRate {
@@ -244,6 +250,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     const ready = this.#sumOverSlots((slot) => (slot.threadId === null ? 0 : 1));
     let status: SttHealth['status'] = 'healthy';
     let reason: string | null = null;
+    let refusing: SttHealth['refusing'] = null;
     if (this.#isClosing) {
       status = 'unavailable';
       reason = 'vosk engine closed';
@@ -253,9 +260,13 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
     } else if (ready < this.#slots.length) {
       status = 'degraded';
       reason = `${this.#slots.length - ready} of ${this.#slots.length} vosk workers restarting`;
-    } else if (this.#admittingSlot(now, 1) === null) {
-      status = 'degraded';
-      reason = `at capacity: ${this.#busyReason(now)}`;
+    } else {
+      const refusal = this.#admission.refusal(now);
+      if (refusal !== null) {
+        status = 'degraded';
+        reason = `at capacity: ${refusal.details}`;
+        refusing = refusal.reason;
+      }
     }
     return {
       engine: 'vosk',
@@ -265,7 +276,8 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       workers: this.#options.workers,
       activeStreams,
       queueDepth,
-      streamLimit: this.#learnedLimit(now),
+      streamLimit: this.#admission.limitAt(now),
+      refusing,
     };
   }
 
@@ -329,67 +341,6 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
 
   // --- internals --------------------------------------------------------------------------------
 
-  /**
-   * The least busy worker that can take one more real-time stream without pushing any admitted stream
-   * past real time, or null: the main thread must be keeping up, the whole pool must stay within its CPU
-   * budget, and the worker itself within maxUtilisation, measured and predicted.
-   */
-  #admittingSlot(now: number, costWeight: number): WorkerSlot | null {
-    if (this.#loopMeter.sustainedP99Ms > this.#options.maxEventLoopDelayMs) return null;
-    if (this.#activeStreams() >= this.#streamLimit.limitAt(now)) return null;
-    // Each stream costs its worker's decode time and the main thread's share (audio in, events out).
-    const mainCost = this.#loopMeter.costPerAudioSecond;
-    let predictedTotal = 0;
-    for (const slot of this.#slots) {
-      predictedTotal += slot.admittedWeight * (slot.load.costPerAudioSecond + mainCost);
-    }
-    let best: WorkerSlot | null = null;
-    for (const slot of this.#slots) {
-      if (!this.#canAdmit(slot, now, costWeight)) continue;
-      if (predictedTotal + costWeight * (slot.load.costPerAudioSecond + mainCost) > this.#options.cpuBudget) continue;
-      if (best === null || slot.admittedWeight < best.admittedWeight) best = slot;
-    }
-    return best;
-  }
-
-  #canAdmit(slot: WorkerSlot, now: number, costWeight: number): boolean {
-    if (slot.threadId === null || slot.freeHandles === 0) return false;
-    if (slot.lagMs(now) > this.#options.maxLagMs) return false;
-    // Predicted load if every stream (and the new one) sends real-time audio.
-    const predicted = (slot.admittedWeight + costWeight) * slot.load.costPerAudioSecond;
-    // Measured utilisation only speaks for streams still running: an emptied worker has room whatever
-    // its last window measured.
-    if (predicted > this.#options.maxUtilisation) return false;
-    return slot.usedHandles === 0 || slot.load.utilisationAt(now) <= this.#options.maxUtilisation;
-  }
-
-  /** The learned stream limit, or null while none was learned. */
-  #learnedLimit(now: number): number | null {
-    const limit = this.#streamLimit.limitAt(now);
-    return Number.isFinite(limit) ? limit : null;
-  }
-
-  #busyReason(now: number): string {
-    const decrease = this.#streamLimit.lastDecrease;
-    const limit = this.#learnedLimit(now);
-    const learned =
-      limit === null
-        ? []
-        : [
-            `limit ${limit} streams (over ${this.#options.targetFinishLatencyMs} ms for ${decrease?.slow ?? 0} of ${decrease?.finishes ?? 0} final texts with ${decrease?.openStreams ?? 0} streams open)`,
-          ];
-    return this.#slots
-      .map((slot) => {
-        if (slot.threadId === null) return `worker ${slot.index}: restarting`;
-        return `worker ${slot.index}: ${slot.usedHandles} streams, load ${slot.load.utilisationAt(now).toFixed(2)}, lag ${slot.lagMs(now).toFixed(0)} ms`;
-      })
-      .concat(
-        `main thread ${this.#loopMeter.costPerAudioSecond.toFixed(4)} s per audio-s, event loop p99 ${this.#loopMeter.sustainedP99Ms.toFixed(0)} ms`,
-        learned,
-      )
-      .join('; ');
-  }
-
   #onHandleFreed(): void {
     if (this.#onDrained !== null && this.#activeStreams() === 0) this.#onDrained();
   }
@@ -417,7 +368,6 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   async #release(): Promise<void> {
     // Workers first (their recognisers go with them; in-process ones are freed here), then the model.
     await this.#executor.destroy();
-    this.#loopMeter.stop();
     this.#model.release();
     this.#logger.info('vosk engine closed');
   }

@@ -26,27 +26,23 @@ export interface VoskEngineOptions {
   maxBatchesInFlight?: number;
   /** Least time between two decode tasks of one worker that only carry audio (ms); a finishing stream does not wait. Default 20. */
   minBatchIntervalMs?: number;
-  /** Refuse new streams on a worker whose predicted or measured decode load would pass this (0..1). Default 0.9 (the learned stream limit guards latency below it). */
+  /**
+   * Share of one core a worker's predicted decode load (its streams' cost per audio-second) may reach
+   * with a new stream; past it the stream is refused (admission.ts) (0..1]. Default 1: a worker's cost is
+   * wall time on its own thread, so a whole core already leaves out what the main thread and other
+   * processes take from it; the latency limit guards what the steady model cannot see.
+   */
   maxUtilisation?: number;
   /**
-   * CPU cores all workers together may use for decoding; predicted load past it refuses new streams.
-   * Default: min(workers, cores) * maxUtilisation (in-process mode: maxUtilisation).
-   */
-  cpuBudget?: number;
-  /** Refuse new streams on a worker whose oldest running batch is older than this (ms). Default 250. */
-  maxLagMs?: number;
-  /** Refuse new streams while the main thread's p99 event-loop delay (two seconds running) passes this (ms). Default 100. */
-  maxEventLoopDelayMs?: number;
-  /**
    * Time from a stream's finish() to its final text that more than 5 % of finishes in a second may not
-   * exceed: past it the number of streams admitted is lowered (adaptive limit, stream-limit.ts) (ms). Default 150.
+   * exceed: past it the number of streams admitted is lowered (latency limit, admission.ts) (ms). Default 150.
    */
   targetFinishLatencyMs?: number;
   /** Time the model check (child process) may take (ms). Default 30000. */
   modelCheckTimeoutMs?: number;
   /** libvosk's log level (stderr): -1 silent, 0 info. Default -1. */
   voskLogLevel?: number;
-  /** Time base of batching, load figures, admission and the learned limit's windows. Default: performance.now() and real timers (tests pass their own). */
+  /** Time base of batching, load figures, admission and the latency limit's windows. Default: performance.now() and real timers (tests pass their own). */
   clock?: Clock;
 }
 
@@ -62,18 +58,23 @@ export interface ResolvedOptions {
   maxBatchesInFlight: number;
   minBatchIntervalMs: number;
   maxUtilisation: number;
-  cpuBudget: number;
-  maxLagMs: number;
-  maxEventLoopDelayMs: number;
   targetFinishLatencyMs: number;
   modelCheckTimeoutMs: number;
   voskLogLevel: number;
   clock: Clock;
 }
 
+const DEFAULT_MAX_UTILISATION = 1;
+
+const REMOVED_OPTIONS: readonly (readonly [string, string])[] = [
+  ['cpuBudget', 'each worker is bounded by maxUtilisation (admission.ts)'],
+  ['maxLagMs', 'late final texts lower the latency limit (targetFinishLatencyMs)'],
+  ['maxEventLoopDelayMs', 'late final texts lower the latency limit (targetFinishLatencyMs)'],
+];
+
 export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOptions> {
   const workers = options.workers ?? availableParallelism();
-  const maxUtilisation = options.maxUtilisation ?? 0.9;
+  const maxUtilisation = options.maxUtilisation ?? DEFAULT_MAX_UTILISATION;
   const resolved: ResolvedOptions = {
     modelPath: options.modelPath,
     sampleRate: options.sampleRate,
@@ -86,9 +87,6 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
     maxBatchesInFlight: options.maxBatchesInFlight ?? 1,
     minBatchIntervalMs: options.minBatchIntervalMs ?? 20,
     maxUtilisation,
-    cpuBudget: options.cpuBudget ?? Math.max(1, Math.min(workers, availableParallelism())) * maxUtilisation,
-    maxLagMs: options.maxLagMs ?? 250,
-    maxEventLoopDelayMs: options.maxEventLoopDelayMs ?? 100,
     targetFinishLatencyMs: options.targetFinishLatencyMs ?? 150,
     modelCheckTimeoutMs: options.modelCheckTimeoutMs ?? 30_000,
     voskLogLevel: options.voskLogLevel ?? -1,
@@ -111,10 +109,11 @@ export function resolveOptions(options: VoskEngineOptions): Readonly<ResolvedOpt
   integer('partialIntervalMs', 0, 5000);
   integer('maxBatchesInFlight', 1, 16);
   integer('minBatchIntervalMs', 0, 1000);
-  integer('maxLagMs', 1, 60_000);
-  integer('maxEventLoopDelayMs', 1, 60_000);
   integer('targetFinishLatencyMs', 1, 60_000);
-  if (!(resolved.cpuBudget > 0)) problems.push(`cpuBudget=${resolved.cpuBudget}: expected > 0`);
+  // Removed options name what replaced them (an old caller fails loudly instead of being ignored).
+  for (const [name, replacement] of REMOVED_OPTIONS) {
+    if (name in options) problems.push(`${name}: removed; ${replacement}`);
+  }
   integer('modelCheckTimeoutMs', 1, 600_000);
   integer('voskLogLevel', -1, 10);
   if (!(resolved.maxUtilisation > 0 && resolved.maxUtilisation <= 1)) problems.push(`maxUtilisation=${resolved.maxUtilisation}: expected 0 < x <= 1`);

@@ -79,6 +79,7 @@ export class VoskStream implements ReplyPerFrameStream {
   dispatchedBytes = 0;
   readonly #host: StreamHost;
   readonly #options: SttStreamOptions;
+  #hasWantsPartialsThrown = false;
   readonly #logger: Logger;
 
   constructor(host: StreamHost, slot: number, handle: number, options: SttStreamOptions, rate: StreamRate, logger: Logger) {
@@ -147,6 +148,20 @@ export class VoskStream implements ReplyPerFrameStream {
 
   get receivedBytes(): number {
     return this.#receivedBytes;
+  }
+
+  /** Does the stream's owner listen for partial texts now (SttStreamOptions.wantsPartials; default yes)? */
+  wantsPartials(): boolean {
+    const wants = this.#options.wantsPartials;
+    if (wants === undefined) return true;
+    try {
+      return wants();
+    } catch (err) {
+      // Asked once per batch: log the first failure only.
+      if (!this.#hasWantsPartialsThrown) this.#logger.error({ err, streamId: this.streamId }, 'stt wantsPartials callback threw; reading partials');
+      this.#hasWantsPartialsThrown = true;
+      return true;
+    }
   }
 
   get phase(): StreamPhase {

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { SttStreamOptions } from '../engine.js';
 import { SttServiceError } from '../../errors.js';
 import { assertNever, BatchOp, OP_WIDTH, type BatchOpCode, type DecodeResult, type RecognizerConfig, type StreamEvent } from '../../../workers/messages.js';
+import type { AdmissionWorker } from './admission.js';
 import type { AudioRing } from './audio-ring.js';
 import { realClock, type Clock } from './clock.js';
 import type { DecodeExecutor } from './executor.js';
@@ -36,8 +37,8 @@ export interface WorkerSlotOptions {
   logger: Logger;
   /** A stream's handle became free (the engine waits for this when draining). */
   onHandleFreed(): void;
-  /** A stream got its final text `latencyMs` after finish() was called. */
-  onFinal(latencyMs: number): void;
+  /** A stream opened at `openedAt` (the clock's time) got its final text `latencyMs` after finish() was called. */
+  onFinal(latencyMs: number, openedAt: number): void;
   /** Time base of the batch interval, lag and load figures. Default: performance.now() and real timers. */
   clock?: Clock;
   /** A batch's result arrived: the worker was busy decoding it for `busyMs` (its own measurement). */
@@ -53,13 +54,9 @@ export interface SlotStreamSnapshot {
   receivedBytes: number;
 }
 
-export class WorkerSlot implements StreamHost {
+export class WorkerSlot implements StreamHost, AdmissionWorker {
   readonly index: number;
   readonly load: LoadMeter;
-  /** Audio bytes written into this slot's ring so far (a running total, for the main-thread meter). */
-  audioBytesWritten = 0;
-  /** Streams opened on this slot so far (a running total, for the main-thread meter). */
-  streamsOpened = 0;
   /** Set when the slot's thread is serving; streams are only admitted then. */
   threadId: number | null = null;
   /** Sum of the costWeight of the streams holding a handle: the load admission predicts with. */
@@ -73,12 +70,16 @@ export class WorkerSlot implements StreamHost {
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #onHandleFreed: () => void;
-  readonly #onFinal: (latencyMs: number) => void;
+  readonly #onFinal: (latencyMs: number, openedAt: number) => void;
   readonly #onDecoded: ((busyMs: number) => void) | null;
   readonly #streams: (VoskStream | null)[];
   /** Per handle: 1 once the open op was sent / once the finish or abort op was sent. */
   readonly #isOpenSent: Uint8Array;
   readonly #isCloseSent: Uint8Array;
+  /** Per handle: the clock's time its stream was opened (admission counts late finals by it). */
+  readonly #openedAt: Float64Array;
+  /** Per handle: 1 while the worker was told not to read the stream's partial texts (nobody listens). */
+  readonly #isPartialsOff: Uint8Array;
   /** Stack of free handles. */
   readonly #freeHandles: Int32Array;
   #freeCount: number;
@@ -125,6 +126,8 @@ export class WorkerSlot implements StreamHost {
     this.#streams = new Array<VoskStream | null>(streams).fill(null);
     this.#isOpenSent = new Uint8Array(streams);
     this.#isCloseSent = new Uint8Array(streams);
+    this.#isPartialsOff = new Uint8Array(streams);
+    this.#openedAt = new Float64Array(streams);
     this.#freeHandles = new Int32Array(streams);
     for (let i = 0; i < streams; i++) this.#freeHandles[i] = streams - 1 - i;
     this.#freeCount = streams;
@@ -136,6 +139,11 @@ export class WorkerSlot implements StreamHost {
   /** Streams holding a handle (including ones whose recogniser is still being freed). */
   get usedHandles(): number {
     return this.#streams.length - this.#freeCount;
+  }
+
+  /** Worker seconds per second of default-rate audio, as admission predicts with (load-meter.ts). */
+  get costPerAudioSecond(): number {
+    return this.load.costPerAudioSecond;
   }
 
   get freeHandles(): number {
@@ -160,10 +168,11 @@ export class WorkerSlot implements StreamHost {
     this.#ring.reset(handle);
     this.#isOpenSent[handle] = 0;
     this.#isCloseSent[handle] = 0;
+    this.#isPartialsOff[handle] = 0;
+    this.#openedAt[handle] = this.#clock.now();
     const stream = new VoskStream(this, this.index, handle, options, rate, logger);
     this.#streams[handle] = stream;
     this.admittedWeight += rate.costWeight;
-    this.streamsOpened += 1;
     this.schedule();
     return stream;
   }
@@ -174,7 +183,6 @@ export class WorkerSlot implements StreamHost {
 
   writeAudio(handle: number, pcm: Uint8Array): boolean {
     if (!this.#ring.write(handle, pcm)) return false;
-    this.audioBytesWritten += pcm.byteLength;
     if (this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) this.schedule();
     return true;
   }
@@ -252,10 +260,12 @@ export class WorkerSlot implements StreamHost {
         count = this.#pushOp(count, BatchOp.abort, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
       } else if (phase === 'finishing') {
+        count = this.#pushPartialsSwitch(count, handle, stream);
         count = this.#pushPieces(count, handle);
         count = this.#pushOp(count, BatchOp.finish, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
       } else if (phase === 'open' && this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) {
+        count = this.#pushPartialsSwitch(count, handle, stream);
         count = this.#pushPieces(count, handle);
       }
     }
@@ -344,6 +354,14 @@ export class WorkerSlot implements StreamHost {
     return count;
   }
 
+  /** Tells the worker to stop (or resume) reading the stream's partial texts when that changed, before its audio. */
+  #pushPartialsSwitch(count: number, handle: number, stream: VoskStream): number {
+    const off = stream.wantsPartials() ? 0 : 1;
+    if (off === this.#isPartialsOff[handle]) return count;
+    this.#isPartialsOff[handle] = off;
+    return this.#pushOp(count, BatchOp.partials, handle, 1 - off, 0);
+  }
+
   #pushOp(count: number, code: BatchOpCode, handle: number, offset: number, length: number): number {
     if (count + OP_WIDTH > this.#ops.length) {
       const grown = new Int32Array(this.#ops.length * 2);
@@ -409,7 +427,7 @@ export class WorkerSlot implements StreamHost {
         break;
       case 'final':
         // finishRequestedAt is stream.ts's performance.now() time: the latency is real time, whatever the clock.
-        this.#onFinal(performance.now() - stream.finishRequestedAt);
+        this.#onFinal(performance.now() - stream.finishRequestedAt, this.#openedAt[event.handle]!);
         this.#freeHandle(event.handle);
         stream.deliverFinal(event.text);
         break;

@@ -1,0 +1,219 @@
+// Behaviour of src/stt/vosk/admission.ts with scripted workers and explicit times: what is admitted,
+// what is refused and why, and how the latency limit learns.
+import t from 'tap';
+import { Admission, type AdmissionOptions, type AdmissionWorker, type LimitChange } from '../../src/stt/vosk/admission.js';
+
+class Worker implements AdmissionWorker {
+  threadId: number | null;
+  usedHandles = 0;
+  admittedWeight = 0;
+  constructor(
+    readonly index: number,
+    public costPerAudioSecond: number,
+    readonly handles = 512,
+  ) {
+    this.threadId = index + 1;
+  }
+  get freeHandles(): number {
+    return this.handles - this.usedHandles;
+  }
+  take(weight = 1): void {
+    this.usedHandles += 1;
+    this.admittedWeight += weight;
+  }
+  drop(weight = 1): void {
+    this.usedHandles -= 1;
+    this.admittedWeight -= weight;
+  }
+}
+
+function setup(costs: number[], options: Partial<AdmissionOptions> = {}): { workers: Worker[]; admission: Admission<Worker> } {
+  const workers = costs.map((cost, i) => new Worker(i, cost));
+  return { workers, admission: new Admission(workers, { maxUtilisation: 0.9, targetFinishLatencyMs: 150, ...options }) };
+}
+
+/** Admits streams at `now` until refused; returns how many were admitted. */
+function fill(admission: Admission<Worker>, now: number, weight = 1): number {
+  let admitted = 0;
+  for (let worker = admission.choose(weight, now); worker !== null; worker = admission.choose(weight, now)) {
+    worker.take(weight);
+    admitted += 1;
+  }
+  return admitted;
+}
+
+/** Sets the streams open: `open` default-rate streams spread over the workers. */
+function occupy(workers: Worker[], open: number): void {
+  workers.forEach((worker, i) => {
+    const share = Math.floor(open / workers.length) + (i < open % workers.length ? 1 : 0);
+    worker.usedHandles = share;
+    worker.admittedWeight = share;
+  });
+}
+
+/**
+ * `count` final texts within the 1 s window starting at `start`, `slow` of them late, with `open` streams
+ * open; the streams were admitted at `openedAt` (default: 8 s before the window).
+ */
+function finals(admission: Admission<Worker>, workers: Worker[], start: number, count: number, slow: number, open: number, openedAt?: number): void {
+  occupy(workers, open);
+  for (let i = 0; i < count; i++) admission.recordFinal(i < slow ? 400 : 50, openedAt ?? start - 8000, start + (i * 900) / count);
+}
+
+t.test('admits under capacity, on the least-loaded worker', async (t) => {
+  const { workers, admission } = setup([0.1, 0.1]);
+  t.equal(admission.capacity(), 18, '0.9 / 0.1 = 9 streams per worker');
+  const order: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const worker = admission.choose(1, 0)!;
+    order.push(worker.index);
+    worker.take();
+  }
+  t.same(order, [0, 1, 0, 1], 'alternates: the emptier worker takes the next stream');
+  t.equal(admission.refusal(0), null);
+  t.equal(admission.canAdmit(0), true);
+});
+
+t.test('least loaded is by predicted load, not by stream count', async (t) => {
+  const { workers, admission } = setup([0.2, 0.05]);
+  workers[0]!.take();
+  workers[0]!.take(); // load 0.4
+  for (let i = 0; i < 7; i++) workers[1]!.take(); // load 0.35
+  t.equal(admission.choose(1, 0)!.index, 1, 'seven cheap streams weigh less than two dear ones');
+});
+
+t.test('refuses past capacity with a typed reason, and admits again when a stream ends', async (t) => {
+  const { workers, admission } = setup([0.1, 0.1]);
+  t.equal(fill(admission, 0), 18);
+  t.same(
+    workers.map((w) => w.usedHandles),
+    [9, 9],
+  );
+  const refusal = admission.refusal(0);
+  t.equal(refusal?.reason, 'capacity');
+  t.match(refusal?.details, /^capacity: 18 of 18 streams, max utilisation 0\.9; worker 0: 9 streams, predicted load 0\.90 \(cost 0\.1000 s per audio-s\); worker 1: 9 streams/);
+  t.equal(admission.canAdmit(0), false);
+  workers[1]!.drop();
+  t.equal(admission.choose(1, 0)?.index, 1, 'room again on the worker that has it');
+});
+
+t.test('a stream at a dearer rate needs room for its weight', async (t) => {
+  const { admission } = setup([0.1]);
+  t.equal(fill(admission, 0, 3), 3, '48 kHz streams (weight 3): 0.9 / 0.3');
+  t.equal(admission.choose(1, 0)?.index, undefined, 'full for a default-rate stream too: 3 streams at weight 3 = 0.9');
+});
+
+t.test('first burst: a fresh server admits only its computed capacity, however many come at once', async (t) => {
+  // The seed: 0.003 s per audio-s (a calibrated tone model), two workers, maxUtilisation 0.9.
+  const { admission } = setup([0.003, 0.003]);
+  t.equal(admission.limitAt(0), 600, 'the latency limit starts at the capacity');
+  t.equal(fill(admission, 0), 600, '900 offered at once, 600 admitted');
+  t.equal(admission.refusal(0)?.reason, 'capacity');
+});
+
+t.test('workers that are not running take nothing; with none, the reason says so', async (t) => {
+  const { workers, admission } = setup([0.1, 0.1]);
+  workers[0]!.threadId = null;
+  t.equal(admission.capacity(), 9);
+  t.equal(fill(admission, 0), 9, 'only the running worker');
+  workers[1]!.threadId = null;
+  t.equal(admission.refusal(0)?.reason, 'no-worker');
+});
+
+t.test('an unknown cost (0) is bounded by handles only', async (t) => {
+  const workers = [new Worker(0, 0, 4)];
+  const admission = new Admission(workers, { maxUtilisation: 0.9, targetFinishLatencyMs: 150 });
+  t.equal(fill(admission, 0), 4);
+});
+
+t.test('late final texts lower the limit to 90 % of the streams open then, judged when the window is due', async (t) => {
+  const changes: [LimitChange, string][] = [];
+  const { workers, admission } = setup([0.002, 0.002], { onLimitChange: (change, direction) => changes.push([change, direction]) });
+  t.equal(admission.limitAt(0), 900);
+  finals(admission, workers, 0, 100, 10, 300);
+  t.equal(admission.limitAt(999), 900, 'not judged while the window is open');
+  t.equal(admission.limitAt(1001), 270, 'judged without waiting for another final text');
+  t.same(changes, [[{ limit: 270, openStreams: 300, finishes: 100, slow: 10 }, 'decrease']]);
+  t.equal(admission.choose(1, 1001), null, '300 open, limit 270');
+  const refusal = admission.refusal(1001);
+  t.equal(refusal?.reason, 'latency-limit');
+  t.match(refusal?.details, /^latency-limit: limit 270 streams \(over 150 ms for 10 of 100 final texts with 300 streams open\)/);
+});
+
+t.test('5 % late, or too few final texts, leave the limit alone', async (t) => {
+  const { workers, admission } = setup([0.002, 0.002]);
+  finals(admission, workers, 0, 100, 5, 300);
+  t.equal(admission.limitAt(2000), 900, '5 % late is within the target');
+  finals(admission, workers, 3000, 9, 9, 300);
+  t.equal(admission.limitAt(5000), 900, 'nine final texts are too few to judge');
+  t.equal(admission.limitAt(13_001), 900, 'and after 10 s without a tenth they are dropped');
+  t.equal(admission.lastDecrease, null);
+});
+
+t.test('a window short of ten final texts stays open until it has them (few streams end few a second)', async (t) => {
+  const { workers, admission } = setup([0.002, 0.002]);
+  finals(admission, workers, 0, 6, 6, 30);
+  t.equal(admission.limitAt(1500), 900, 'six late final texts: not judged yet');
+  finals(admission, workers, 1500, 6, 6, 30);
+  t.equal(admission.limitAt(2500), 27, 'twelve over 1.9 s: judged, 90 % of 30');
+});
+
+t.test('the limit rises by 2 % only after a window served on time at the limit itself', async (t) => {
+  const changes: [LimitChange, string][] = [];
+  const { workers, admission } = setup([0.002, 0.002], { onLimitChange: (change, direction) => changes.push([change, direction]) });
+  finals(admission, workers, 0, 100, 50, 500);
+  t.equal(admission.limitAt(1000), 450);
+  finals(admission, workers, 2000, 100, 0, 400, 1500);
+  t.equal(admission.limitAt(3000), 450, 'on time but with 400 of 450 open: the limit was not tested');
+  finals(admission, workers, 4000, 100, 0, 445, 3500);
+  t.equal(admission.limitAt(5000), 459, 'on time with 445 open (98 %): +2 %');
+  finals(admission, workers, 6000, 100, 1, 459, 5500);
+  t.equal(admission.limitAt(7000), 459, 'one late final text is not a good window');
+  t.same(
+    changes.map(([change, direction]) => [change.limit, direction]),
+    [
+      [450, 'decrease'],
+      [459, 'increase'],
+    ],
+  );
+});
+
+t.test('the limit never passes the capacity the workers measure, nor drops below one stream per worker', async (t) => {
+  const { workers, admission } = setup([0.01, 0.01]);
+  t.equal(admission.limitAt(0), 180);
+  workers[0]!.costPerAudioSecond = 0.02;
+  workers[1]!.costPerAudioSecond = 0.02;
+  t.equal(admission.limitAt(0), 90, 'the workers measured a dearer cost: the capacity follows');
+  finals(admission, workers, 0, 20, 20, 1);
+  t.equal(admission.limitAt(1000), 2, 'floor: one stream per worker');
+});
+
+t.test('streams are counted by cost weight: the limit and the capacity share one unit whatever the rates', async (t) => {
+  // An engine whose default rate is 48 kHz: a 16 kHz stream weighs a third.
+  const { workers, admission } = setup([0.1, 0.1]);
+  t.equal(admission.capacity(), 18);
+  t.equal(fill(admission, 0, 1 / 3), 54, 'three times as many light streams as default-rate ones');
+  t.same(
+    workers.map((w) => w.usedHandles),
+    [27, 27],
+  );
+  t.equal(admission.refusal(0, 1 / 3)?.reason, 'capacity');
+  t.match(admission.refusal(0)?.details, /^capacity: 18 of 18 streams/);
+});
+
+t.test('one late burst lowers the limit once: its later final texts (fewer streams open) do not cut again', async (t) => {
+  const changes: [LimitChange, string][] = [];
+  const { workers, admission } = setup([0.01, 0.01], { onLimitChange: (change, direction) => changes.push([change, direction]) });
+  // A burst of 180 streams admitted at 0 ends over two seconds, every final text late.
+  finals(admission, workers, 8000, 90, 90, 180, 0);
+  t.equal(admission.limitAt(9000), 162, '90 % of the 180 open');
+  finals(admission, workers, 9000, 90, 90, 90, 0);
+  t.equal(admission.limitAt(10_000), 162, "the same burst's second half: not 81");
+  // Streams admitted under the new limit that are late again do lower it.
+  finals(admission, workers, 20_000, 50, 50, 160, 10_500);
+  t.equal(admission.limitAt(21_000), 144);
+  t.same(
+    changes.map(([change]) => change.limit),
+    [162, 144],
+  );
+});
