@@ -1,5 +1,6 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { closeSideConnection, openSideConnection } from './side-connection.js';
 
 /** What a node publishes about itself (docs/scaling.md#node-registry). */
 export interface NodeEntry {
@@ -50,7 +51,7 @@ export class NodeRegistry {
     this.#options = options;
     this.#key = `${options.prefix}node:${options.nodeId}`;
     // No offline queue: a refresh while Redis is down fails now and the next interval tries again.
-    this.#redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: (times) => Math.min(times * 100, 1_000) });
+    this.#redis = openSideConnection(options.url);
     this.#redis.on('error', () => {});
     this.#redis.on('ready', () => void this.refresh());
     this.#timer = setInterval(() => void this.refresh(), options.intervalMs);
@@ -140,12 +141,6 @@ export class NodeRegistry {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    if (this.#redis.status === 'ready') {
-      await this.#redis.del(this.#key).catch(() => 0);
-      await this.#redis.quit().catch(() => 'OK');
-    } else {
-      // quit() would wait for a reconnect that may never come.
-      this.#redis.disconnect();
-    }
+    await closeSideConnection(this.#redis, () => this.#redis.del(this.#key));
   }
 }

@@ -1,5 +1,6 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { closeSideConnection, openSideConnection } from './side-connection.js';
 import type { QuotaName } from '../quotas/quotas.js';
 
 /** What Quotas asks about the other nodes (SESSION_STORE=redis): their counts, as of the last sync. */
@@ -46,7 +47,7 @@ export class RedisQuotaPeers implements QuotaPeers {
 
   constructor(options: RedisQuotaPeersOptions) {
     this.#options = options;
-    this.#redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: (times) => Math.min(times * 100, 1_000) });
+    this.#redis = openSideConnection(options.url);
     this.#redis.on('error', () => {});
     this.#timer = setInterval(() => void this.sync(), options.intervalMs);
     this.#timer.unref();
@@ -147,11 +148,6 @@ export class RedisQuotaPeers implements QuotaPeers {
     clearInterval(this.#timer);
     await this.#syncing;
     this.#closed = true;
-    if (this.#redis.status === 'ready') {
-      await this.#redis.del(...QUOTAS.map((quota) => this.#key(quota, this.#options.nodeId))).catch(() => 0);
-      await this.#redis.quit().catch(() => 'OK');
-    } else {
-      this.#redis.disconnect();
-    }
+    await closeSideConnection(this.#redis, () => this.#redis.del(...QUOTAS.map((quota) => this.#key(quota, this.#options.nodeId))));
   }
 }
