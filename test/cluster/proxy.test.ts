@@ -118,7 +118,7 @@ async function runProxy(t: Test, command: string, args: string[], port: number, 
 }
 
 /** deploy/haproxy.cfg with its bind and server lines pointed at loopback; every other line as shipped. */
-export function haproxyConfigFor(shipped: string, port: number, nodes: ReadonlyArray<{ name: string; port: number; agentPort: number }>): string {
+function haproxyConfigFor(shipped: string, port: number, nodes: ReadonlyArray<{ name: string; port: number; agentPort: number }>): string {
   let servers = 0;
   const config = shipped
     .replace(/^(\s*)bind \*:80$/m, `$1bind 127.0.0.1:${port}`)
@@ -135,7 +135,7 @@ export function haproxyConfigFor(shipped: string, port: number, nodes: ReadonlyA
 }
 
 /** deploy/nginx-cluster.conf with its listen and upstream server lines pointed at loopback. */
-export function nginxConfigFor(shipped: string, port: number, nodes: ReadonlyArray<{ name: string; port: number }>): string {
+function nginxConfigFor(shipped: string, port: number, nodes: ReadonlyArray<{ name: string; port: number }>): string {
   let servers = 0;
   const config = shipped
     .replace(/^(\s*)listen 80;$/m, `$1listen 127.0.0.1:${port};`)
@@ -214,6 +214,7 @@ async function connect(t: Test, proxy: Proxy): Promise<TestClient> {
 
 /** Two conversations through the proxy: one on each node (least connections), then which is where. */
 async function twoConversations(t: Test, proxy: Proxy, nodes: [Node, Node]): Promise<Array<{ client: TestClient; id: string; node: Node }>> {
+  // Which node took a connection: the one whose "connection opened" count is above its placed conversations.
   const placed: Array<{ client: TestClient; id: string; node: Node }> = [];
   for (let index = 0; index < 2; index++) {
     const client = await connect(t, proxy);
@@ -230,7 +231,7 @@ async function twoConversations(t: Test, proxy: Proxy, nodes: [Node, Node]): Pro
 
 /** Kills the node serving the first conversation; a new connection through the proxy resumes it on the other. */
 async function killedNodeSessionResumes(t: Test, proxy: Proxy, nodes: [Node, Node]): Promise<void> {
-  const [first] = await twoConversations(t, proxy, nodes);
+  const first = (await twoConversations(t, proxy, nodes))[0]!;
   const survivor = nodes.find((node) => node !== first.node)!;
   const before = await settled(first.client, first.id);
   t.equal(before.length, 1);
