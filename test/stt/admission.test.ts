@@ -74,12 +74,15 @@ t.test('admits under capacity, on the least-loaded worker', async (t) => {
   t.equal(admission.canAdmit(0), true);
 });
 
-t.test('least loaded is by predicted load, not by stream count', async (t) => {
-  const { workers, admission } = setup([0.2, 0.05]);
-  workers[0]!.take();
-  workers[0]!.take(); // load 0.4
-  for (let i = 0; i < 7; i++) workers[1]!.take(); // load 0.35
-  t.equal(admission.choose(1, 0)!.index, 1, 'seven cheap streams weigh less than two dear ones');
+t.test('fewest streams first, each worker bounded by its own cost (one may still carry the seed)', async (t) => {
+  // Worker 0 measured 0.07; worker 1 still has the start-up seed 0.1.
+  const { workers, admission } = setup([0.07, 0.1]);
+  t.equal(fill(admission, 0), 21, '12 + 9');
+  t.same(
+    workers.map((w) => w.usedHandles),
+    [12, 9],
+    'balanced until the dearer worker is full, not piled onto the cheaper one',
+  );
 });
 
 t.test('refuses past capacity with a typed reason, and admits again when a stream ends', async (t) => {

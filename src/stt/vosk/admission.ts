@@ -3,7 +3,7 @@
 // Guarantee: a stream is admitted only if a running worker has a free handle and, with the stream, that
 // worker's predicted decode load (the cost weights of its streams times its cost per audio-second) stays
 // within `maxUtilisation` of a core, and fewer streams are open than the latency limit; the stream goes
-// to the least-loaded such worker. Streams are counted in default-rate streams (cost weights: a 48 kHz
+// to such a worker with the fewest streams. Streams are counted in default-rate streams (cost weights: a 48 kHz
 // stream is 3), so the limit and the capacity share one unit whatever the rates.
 //
 // * Cost per audio-second: seeded by the start-up calibration (calibrate.ts: many recognisers through
@@ -82,13 +82,16 @@ export class Admission<W extends AdmissionWorker> {
     this.#options = options;
   }
 
-  /** The least-loaded worker that can take a stream of `costWeight` now, or null (see refusal()). */
+  /** The worker with the fewest streams that can take one of `costWeight` now, or null (see refusal()). */
   choose(costWeight: number, now: number): W | null {
     if (this.#openWeight() + costWeight > this.limitAt(now) + EPSILON) return null;
     let best: W | null = null;
     for (const worker of this.#workers) {
       if (!this.#fits(worker, costWeight)) continue;
-      if (best === null || this.#load(worker) < this.#load(best)) best = worker;
+      // Fewest streams first: the workers are identical threads, and a worker that has not measured its
+      // cost yet still carries the start-up seed, so ordering by predicted load piled a burst onto the
+      // one that had measured (measured: 14 + 9 streams, the 14 late).
+      if (best === null || worker.admittedWeight < best.admittedWeight) best = worker;
     }
     return best;
   }
@@ -158,9 +161,9 @@ export class Admission<W extends AdmissionWorker> {
     return (worker.admittedWeight + costWeight) * worker.costPerAudioSecond <= this.#options.maxUtilisation + EPSILON;
   }
 
-  /** Predicted load of a worker (share of a core); with an unknown cost, its weight orders it. */
+  /** Predicted load of a worker (share of a core). */
   #load(worker: W): number {
-    return worker.costPerAudioSecond > 0 ? worker.admittedWeight * worker.costPerAudioSecond : worker.admittedWeight;
+    return worker.admittedWeight * worker.costPerAudioSecond;
   }
 
   /** Open streams in default-rate streams (the sum of their cost weights). */

@@ -28,9 +28,9 @@ export interface VoskEngineOptions {
   minBatchIntervalMs?: number;
   /**
    * Share of one core a worker's predicted decode load (its streams' cost per audio-second) may reach
-   * with a new stream; past it the stream is refused (admission.ts) (0..1]. Default 1: a worker's cost is
-   * wall time on its own thread, so a whole core already leaves out what the main thread and other
-   * processes take from it; the latency limit guards what the steady model cannot see.
+   * with a new stream; past it the stream is refused (admission.ts) (0..1]. Default 0.9: measured, a
+   * worker at 0.98 of a core with the bench model gave p50 406 ms (its final texts queue behind the
+   * audio), at 0.8 p99 40-60 ms.
    */
   maxUtilisation?: number;
   /**
@@ -64,7 +64,7 @@ export interface ResolvedOptions {
   clock: Clock;
 }
 
-const DEFAULT_MAX_UTILISATION = 1;
+const DEFAULT_MAX_UTILISATION = 0.9;
 
 const REMOVED_OPTIONS: readonly (readonly [string, string])[] = [
   ['cpuBudget', 'each worker is bounded by maxUtilisation (admission.ts)'],
