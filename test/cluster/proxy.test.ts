@@ -224,6 +224,18 @@ t.test('haproxy: the shipped file validates as shipped (haproxy -c)', { skip: no
   t.equal(code, 0, 'valid although voxgate-1/voxgate-2 do not resolve outside compose (init-addr none)');
 });
 
+t.test('haproxy: the shipped health check passes on ready nodes (no node goes DOWN on its own)', { skip: noHaproxy }, async (t) => {
+  // Regression: the shipped check was HAProxy's default `GET /readyz HTTP/1.0` without Host, which voxgate
+  // (uWebSockets.js) never answers: every node went DOWN with "Layer7 timeout" within ~3 s of the start,
+  // and from then on new connections got HAProxy's 503 (seen in the load test's 2-node setup).
+  const { nodes, proxy } = await haproxyCluster(t);
+  for (const node of nodes) {
+    // The first verdict HAProxy logs about the node: a check result (option log-health-checks) or a state change.
+    const verdict = await proxy.line(new RegExp(`voxgate_nodes/${node.name} (?:succeeded|failed|is DOWN)`));
+    t.match(verdict, /succeeded, reason: Layer7 check passed, code: 200/, `${node.name}: the check got /readyz 200`);
+  }
+});
+
 t.test('haproxy: WebSockets, leastconn over both nodes, a draining node gets no new connections', { skip: noHaproxy }, async (t) => {
   const { nodes, proxy } = await haproxyCluster(t);
 
