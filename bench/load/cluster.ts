@@ -4,6 +4,7 @@
 // in front of them (its bind and server lines rewritten by test/kit/proxy-configs.ts, as the proxy test does).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -91,6 +92,7 @@ interface RunningProxy {
 }
 
 async function startHaproxy(nodes: ReadonlyArray<{ name: string; port: number; agentPort: number }>, readyTimeoutMs: number): Promise<RunningProxy> {
+  if (!existsSync(HAPROXY)) throw new Error(`--cluster ...+haproxy: ${HAPROXY} is missing (Debian package haproxy, or set HAPROXY)`);
   const port = await freeLoopbackPort();
   const configFile = writeHaproxyConfig(port, nodes);
   const child = spawn(HAPROXY, haproxyArgs(configFile, proxyMaxConnections()), { stdio: ['ignore', 'pipe', 'pipe'] });
