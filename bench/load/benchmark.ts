@@ -40,6 +40,13 @@ export interface BenchmarkOutput {
 }
 
 const PERCENTILE_COLORS = { p50: '#1f77b4', p95: '#ff7f0e', p99: '#d62728' } as const;
+/** How the lines of the first, second, third... run of a comparison are drawn (colours are percentiles). */
+const RUN_LINES: ReadonlyArray<{ dashed: boolean | string; name: string }> = [
+  { dashed: false, name: 'solid' },
+  { dashed: true, name: 'dashed' },
+  { dashed: '2,3', name: 'dotted' },
+  { dashed: '10,3,2,3', name: 'dash-dot' },
+];
 
 /** Upper bound of any count option (users, connections): the run must stay bounded. */
 const MAX_COUNT = 100_000;
@@ -70,7 +77,7 @@ export function chartOf(runs: LoadRunResult[], thresholdMs: number): string {
     label: string): Series => ({
     label: `${isComparison ? `${names[index]} ` : ''}${label}`,
     color: PERCENTILE_COLORS[percentile],
-    dashed: index % 2 === 1,
+    dashed: RUN_LINES[index % RUN_LINES.length]!.dashed,
     points: run.steps.map((step) => [step.users, step.latency[metric][percentile]]),
   });
   const percentilesList = ['p50', 'p95', 'p99'] as const;
@@ -92,7 +99,7 @@ export function chartOf(runs: LoadRunResult[], thresholdMs: number): string {
   };
   const title = `voxgate load test (${first.model} model, ${first.startedAt.slice(0, 16).replace('T', ' ')} UTC)`;
   const subtitle = isComparison
-    ? runs.map((run, i) => `${names[i]}${i % 2 === 1 ? ' (dashed)' : ''}: ${describe(run)}`).join('  |  ')
+    ? runs.map((run, i) => `${names[i]}${i === 0 ? '' : ` (${RUN_LINES[i % RUN_LINES.length]!.name})`}: ${describe(run)}`).join('  |  ')
     : `${describe(first)}${first.settings.freshServerPerStep ? ', fresh server per step' : ''}; capacity ${first.capacity.users ?? 'none'} users (${first.capacity.rule})`;
   return renderChart(title, subtitle, [sttPanel, llmPanel]);
 }
