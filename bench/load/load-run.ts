@@ -255,8 +255,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       await delay((options.stepSeconds - options.warmupSeconds) * 1000);
       clearInterval(rssTimer);
       const rssEnd = rssOfNodes();
-      const connectionsByNode = await Promise.all(server.nodes.map((node) => openConnections(node.httpUrl)));
-      windows.push({
+      const window: StepWindow = {
         users,
         stepStart,
         windowStart,
@@ -266,13 +265,17 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
         serverCpuByNode: nodeCpu.map((cpu) => cpu.percentOfOneCore()),
         redisCpu: redisCpu?.percentOfOneCore() ?? null,
         proxyCpu: proxyCpu?.percentOfOneCore() ?? null,
-        connectionsByNode,
+        connectionsByNode: [],
         clientCpu: clientCpu.percentOfOneCore(),
         fakeLlmCpu: fakeCpu.percentOfOneCore(),
         rssMax: Math.max(rssMax, rssEnd),
         rssEnd,
         loadAverage: loadAverage1m(),
-      });
+      };
+      // Asked after the window closed (a busy node may take a moment to answer): where the users are.
+      window.connectionsByNode = await Promise.all(server.nodes.map((node) => openConnections(node.httpUrl)));
+      window.stepEnd = epochNow(); // errors meanwhile still count in this step
+      windows.push(window);
     }
     for (const worker of workers) {
       if (worker.child.connected) worker.child.send({ type: 'stop' } satisfies ToUserWorker);
