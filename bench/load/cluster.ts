@@ -94,7 +94,8 @@ interface RunningProxy {
 async function startHaproxy(nodes: ReadonlyArray<{ name: string; port: number; agentPort: number }>, readyTimeoutMs: number): Promise<RunningProxy> {
   if (!existsSync(HAPROXY)) throw new Error(`--cluster ...+haproxy: ${HAPROXY} is missing (Debian package haproxy, or set HAPROXY)`);
   const port = await freeLoopbackPort();
-  const configFile = writeHaproxyConfig(port, nodes);
+  // `1+haproxy`: the file's voxgate-2 line is commented out (one node behind the proxy).
+  const configFile = writeHaproxyConfig(port, nodes, { dropOthers: true });
   const child = spawn(HAPROXY, haproxyArgs(configFile, proxyMaxConnections()), { stdio: ['ignore', 'pipe', 'pipe'] });
   const exitedRaw = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   let output = '';

@@ -1,11 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 import t from 'tap';
 
 import { runBenchmark } from '../../bench/load/benchmark.js';
 import { parseClusterSetups } from '../../bench/load/cluster.js';
-import { HAPROXY } from '../kit/proxy-configs.js';
+import { PROJECT_ROOT } from '../../src/version.js';
+import { HAPROXY, haproxyConfigFor, writeHaproxyConfig } from '../kit/proxy-configs.js';
 import { REDIS_SERVER } from '../cluster/redis-kit.js';
 
 // The load test's --cluster option (issue 17, "Measure"): the same simulated app users against one node on
@@ -21,6 +23,22 @@ t.test('--cluster entries: N nodes, +haproxy; more than one node needs the proxy
   t.same(parseClusterSetups(' 1+haproxy ').map((setup) => setup.haproxy), [true]);
   for (const bad of ['2', '3+haproxy', '0', 'two', '1+nginx', '']) {
     t.throws(() => parseClusterSetups(bad), /--cluster/, `refused: ${JSON.stringify(bad)}`);
+  }
+});
+
+t.test('1+haproxy: the shipped file with its second server line commented out, still valid', async (t) => {
+  const shipped = readFileSync(join(PROJECT_ROOT, 'deploy/haproxy.cfg'), 'utf8');
+  const one = [{ name: 'voxgate-1', port: 40001, agentPort: 40002 }];
+  t.throws(() => haproxyConfigFor(shipped, 40000, one), /names voxgate-2, which is not running here/, 'by default a missing node is an error');
+  const config = haproxyConfigFor(shipped, 40000, one, { dropOthers: true });
+  t.same(config.match(/^\s*server .*$/gm)?.map((line) => line.trim()), ['server voxgate-1 127.0.0.1:40001 check agent-port 40002']);
+  t.match(config, /^\s*# not running here: server voxgate-2 /m);
+  t.equal(config.split('\n').length, shipped.split('\n').length, 'line for line the shipped file');
+  if (existsSync(HAPROXY)) {
+    const file = writeHaproxyConfig(40000, one, { dropOthers: true });
+    t.teardown(() => rmSync(dirname(file), { recursive: true, force: true }));
+    const check = spawnSync(HAPROXY, ['-c', '-f', file], { encoding: 'utf8' });
+    t.equal(check.status, 0, `haproxy -c accepts it: ${check.stderr}`);
   }
 });
 

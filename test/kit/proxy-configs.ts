@@ -22,14 +22,21 @@ export interface ProxiedNode {
   agentPort: number;
 }
 
-/** deploy/haproxy.cfg with its bind and server lines pointed at loopback; every other line as shipped. */
-export function haproxyConfigFor(shipped: string, port: number, nodes: readonly ProxiedNode[]): string {
+/**
+ * deploy/haproxy.cfg with its bind and server lines pointed at loopback; every other line as shipped. A
+ * server line naming no running node is an error, unless `dropOthers` (a setup with fewer nodes than the
+ * file names, e.g. the load test's `1+haproxy`): then it is commented out.
+ */
+export function haproxyConfigFor(shipped: string, port: number, nodes: readonly ProxiedNode[], options: { dropOthers?: boolean } = {}): string {
   let servers = 0;
   const config = shipped
     .replace(/^(\s*)bind \*:80$/m, `$1bind 127.0.0.1:${port}`)
-    .replace(/^(\s*)server (voxgate-\d+) \S+ (.*)$/gm, (_line, indent: string, name: string) => {
+    .replace(/^(\s*)server (voxgate-\d+) \S+ (.*)$/gm, (line, indent: string, name: string) => {
       const node = nodes.find((candidate) => candidate.name === name);
-      if (node === undefined) throw new Error(`deploy/haproxy.cfg names ${name}, which is not running here`);
+      if (node === undefined) {
+        if (options.dropOthers) return `${indent}# not running here: ${line.trim()}`;
+        throw new Error(`deploy/haproxy.cfg names ${name}, which is not running here`);
+      }
       servers++;
       // The loopback address replaces compose's DNS name (so no resolvers); both nodes share one host, so
       // each gets its own agent port.
@@ -42,9 +49,9 @@ export function haproxyConfigFor(shipped: string, port: number, nodes: readonly 
 }
 
 /** Writes the rewritten deploy/haproxy.cfg into a fresh temporary directory; returns the file's path. */
-export function writeHaproxyConfig(port: number, nodes: readonly ProxiedNode[]): string {
+export function writeHaproxyConfig(port: number, nodes: readonly ProxiedNode[], options: { dropOthers?: boolean } = {}): string {
   const file = join(mkdtempSync(join(tmpdir(), 'voxgate-haproxy-')), 'haproxy.cfg');
-  writeFileSync(file, haproxyConfigFor(readFileSync(join(PROJECT_ROOT, 'deploy/haproxy.cfg'), 'utf8'), port, nodes));
+  writeFileSync(file, haproxyConfigFor(readFileSync(join(PROJECT_ROOT, 'deploy/haproxy.cfg'), 'utf8'), port, nodes, options));
   return file;
 }
 
