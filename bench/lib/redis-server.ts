@@ -9,6 +9,10 @@ import { join } from 'node:path';
 
 export interface BenchRedis {
   url: string;
+  /** redis-server's pid (its CPU and memory are part of what the Redis store costs). */
+  pid: number;
+  /** Resolves if redis-server exits before stop() (a crash under load ends a measurement). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
 }
 
@@ -36,8 +40,11 @@ export async function startBenchRedis(appendfsync: 'always' | 'everysec' | null)
     });
     child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)));
   });
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   return {
     url: `redis://127.0.0.1:${port}`,
+    pid: child.pid!,
+    exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = once(child, 'exit');

@@ -4,6 +4,7 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { parseClusterSetups, type ClusterSetup } from './cluster.js';
 import { runIdle, type IdleRunResult } from './idle-run.js';
 import { parseEnvSpec, runLoad, type LoadRunOptions, type LoadRunResult } from './load-run.js';
 import { defaultModelCacheDir, prepareModel, type ModelKind } from './model.js';
@@ -22,6 +23,9 @@ Load:      --steps 25,50,100,150,200  --step-seconds 30  --warmup-seconds 5  --s
            --fresh-server-per-step (each step starts from 0 users on a new server: an overloaded step
              cannot leave the next one a server in a bad state)
 Compare:   --a "KEY=value ..." --b "KEY=value ..." [--audio-a binary --audio-b base64]
+Cluster:   --cluster 1,2+haproxy (one setup per entry, one after the other, same users and steps: N voxgate
+             nodes with SESSION_STORE=redis on a fresh local redis-server, AOF always; +haproxy: behind the
+             shipped deploy/haproxy.cfg; ratios of each setup to the first are printed)
 Idle:      --idle 20000  --idle-batch 500  --idle-hold-seconds 10
 Model/LLM: --model bench|tone  --model-dir DIR (cache; default in the temp dir)
            --llm-first-token-ms 300  --llm-tokens-per-second 30
@@ -36,6 +40,13 @@ export interface BenchmarkOutput {
 }
 
 const PERCENTILE_COLORS = { p50: '#1f77b4', p95: '#ff7f0e', p99: '#d62728' } as const;
+/** How the lines of the first, second, third... run of a comparison are drawn (colours are percentiles). */
+const RUN_LINES: ReadonlyArray<{ dashed: boolean | string; name: string }> = [
+  { dashed: false, name: 'solid' },
+  { dashed: true, name: 'dashed' },
+  { dashed: '2,3', name: 'dotted' },
+  { dashed: '10,3,2,3', name: 'dash-dot' },
+];
 
 /** Upper bound of any count option (users, connections): the run must stay bounded. */
 const MAX_COUNT = 100_000;
@@ -61,12 +72,12 @@ function audioMode(text: string, name: string): 'base64' | 'binary' {
 
 export function chartOf(runs: LoadRunResult[], thresholdMs: number): string {
   const isComparison = runs.length > 1;
-  const names = isComparison ? runs.map((run, i) => `${String.fromCharCode(65 + i)}`) : [''];
+  const names = isComparison ? runs.map((run) => run.label) : [''];
   const seriesOf = (metric: 'stt_ms' | 'first_delta_ms' | 'llm_response_ms', percentile: 'p50' | 'p95' | 'p99', run: LoadRunResult, index: number,
     label: string): Series => ({
     label: `${isComparison ? `${names[index]} ` : ''}${label}`,
     color: PERCENTILE_COLORS[percentile],
-    dashed: index === 1,
+    dashed: RUN_LINES[index % RUN_LINES.length]!.dashed,
     points: run.steps.map((step) => [step.users, step.latency[metric][percentile]]),
   });
   const percentilesList = ['p50', 'p95', 'p99'] as const;
@@ -88,7 +99,7 @@ export function chartOf(runs: LoadRunResult[], thresholdMs: number): string {
   };
   const title = `voxgate load test (${first.model} model, ${first.startedAt.slice(0, 16).replace('T', ' ')} UTC)`;
   const subtitle = isComparison
-    ? runs.map((run, i) => `${names[i]}${i === 1 ? ' (dashed)' : ''}: ${describe(run)}`).join('  |  ')
+    ? runs.map((run, i) => `${names[i]}${i === 0 ? '' : ` (${RUN_LINES[i % RUN_LINES.length]!.name})`}: ${describe(run)}`).join('  |  ')
     : `${describe(first)}${first.settings.freshServerPerStep ? ', fresh server per step' : ''}; capacity ${first.capacity.users ?? 'none'} users (${first.capacity.rule})`;
   return renderChart(title, subtitle, [sttPanel, llmPanel]);
 }
@@ -111,6 +122,7 @@ async function runStepsApart(options: LoadRunOptions): Promise<LoadRunResult> {
     steps,
     capacity: { rule: first.capacity.rule, ...capacity(steps, options.capacityRule) },
     serverWarnings: warnings,
+    proxyEvents: parts.flatMap((part) => part.proxyEvents),
     aborted: parts.find((part) => part.aborted !== null)?.aborted ?? null,
   };
 }
@@ -146,6 +158,7 @@ export async function runBenchmark(argv: string[], log: (line: string) => void =
       out: { type: 'string' },
       'open-files': { type: 'string', default: '65535' },
       'fresh-server-per-step': { type: 'boolean', default: false },
+      cluster: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -213,11 +226,15 @@ export async function runBenchmark(argv: string[], log: (line: string) => void =
     llmTokenIntervalMs: 1000 / Math.max(1, positive(values['llm-tokens-per-second'], 'llm-tokens-per-second')),
     openFiles,
     capacityRule: { metric: 'stt_ms', percentile: 'p99', belowMs: thresholdMs },
+    cluster: null,
     log,
   };
   const audio = audioMode(values.audio, 'audio');
-  const configs: Array<{ label: string; env: Record<string, string>; audio: 'base64' | 'binary' }> = [];
-  if (values.a !== undefined || values.b !== undefined) {
+  const configs: Array<{ label: string; env: Record<string, string>; audio: 'base64' | 'binary'; cluster?: ClusterSetup }> = [];
+  if (values.cluster !== undefined) {
+    if (values.a !== undefined || values.b !== undefined) throw new Error('--cluster compares its setups: use --env, not --a/--b');
+    for (const setup of parseClusterSetups(values.cluster)) configs.push({ label: setup.label, env: parseEnvSpec(values.env), audio, cluster: setup });
+  } else if (values.a !== undefined || values.b !== undefined) {
     configs.push({ label: 'A', env: parseEnvSpec(values.a ?? ''), audio: audioMode(values['audio-a'] ?? audio, 'audio-a') });
     configs.push({ label: 'B', env: parseEnvSpec(values.b ?? ''), audio: audioMode(values['audio-b'] ?? audio, 'audio-b') });
   } else {
@@ -226,12 +243,13 @@ export async function runBenchmark(argv: string[], log: (line: string) => void =
   const runs: LoadRunResult[] = [];
   const texts: string[] = [];
   for (const config of configs) {
-    const options: LoadRunOptions = { ...base, label: config.label, serverEnv: config.env, audio: config.audio };
+    const options: LoadRunOptions = { ...base, label: config.label, serverEnv: config.env, audio: config.audio, cluster: config.cluster ?? null };
     const run = values['fresh-server-per-step'] ? await runStepsApart(options) : await runLoad(options);
     runs.push(run);
     texts.push(`${config.label === 'run' ? '' : `${config.label}: `}${describe(run)} (${model.description} model${run.settings.freshServerPerStep ? ', fresh server per step' : ''})\n${loadTable(run)}`);
   }
-  if (runs.length === 2) texts.push(ratioTable(runs[0]!, runs[1]!));
+  // Each setup against the first (--cluster 1,2+haproxy: 2 nodes / 1 node), or B / A.
+  for (const run of runs.slice(1)) texts.push(ratioTable(runs[0]!, run));
   const jsonPath = `${prefix}.json`;
   const svgPath = `${prefix}.svg`;
   await writeFile(jsonPath, `${JSON.stringify({ machine, loadAverage1mAtEnd: loadAverage1m(), runs }, null, 2)}\n`);

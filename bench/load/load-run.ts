@@ -10,7 +10,8 @@ import { METRICS, type Failure, type FromUserWorker, type MetricName, type Sampl
 import type { PreparedModel } from './model.js';
 import { CpuWindow, loadAverage1m, rssBytes } from './proc-stats.js';
 import { epochNow } from './sim-user.js';
-import { openFilesLimit, spawnNode, startServer, type ServerUnderTest, type SpawnedNode } from './spawn.js';
+import { describeSetup, startCluster, startSingleServer, type ClusterSetup, type Target } from './cluster.js';
+import { openFilesLimit, spawnNode, type SpawnedNode } from './spawn.js';
 import { capacity, percentiles, type CapacityRule, type StepResult } from './stats.js';
 
 export interface LoadRunOptions {
@@ -34,6 +35,8 @@ export interface LoadRunOptions {
   llmTokenIntervalMs: number;
   openFiles: number;
   capacityRule: CapacityRule;
+  /** A cluster setup of `--cluster` (nodes on Redis, maybe behind HAProxy); null: one server as before. */
+  cluster: ClusterSetup | null;
   log: (line: string) => void;
 }
 
@@ -57,7 +60,12 @@ export interface LoadRunResult {
   };
   steps: StepResult[];
   capacity: { rule: string; users: number | null; firstFailing: { users: number; reason: string } | null };
+  /** The cluster setup (`--cluster`), e.g. "2 nodes behind HAProxy, Redis store"; null: one server. */
+  setup: string | null;
+  /** Summed over the nodes. */
   serverIdleRssMiB: number;
+  /** HAProxy's lines about the nodes' state during the run (a full or draining node goes DOWN/DRAIN). */
+  proxyEvents: string[];
   /** Soft open-files limits the server and the client processes ran with. */
   openFilesLimit: { server: number | null; clients: number | null };
   serverWarnings: Record<string, number>;
@@ -133,6 +141,10 @@ interface StepWindow {
   windowEnd: number;
   stepEnd: number;
   serverCpu: number;
+  serverCpuByNode: number[];
+  redisCpu: number | null;
+  proxyCpu: number | null;
+  connectionsByNode: Array<number | null>;
   clientCpu: number;
   fakeLlmCpu: number;
   rssMax: number;
@@ -145,7 +157,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
   const startedAt = new Date().toISOString();
   const dataDir = await mkdtemp(join(tmpdir(), 'voxgate-load-data-'));
   const fake = await startFakeLlm(options.llmFirstTokenMs, options.llmTokenIntervalMs, options.openFiles);
-  let server: ServerUnderTest | null = null;
+  let server: Target | null = null;
   const workers: SpawnedNode[] = [];
   const samples: Sample[] = [];
   const failures: Failure[] = [];
@@ -156,14 +168,20 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
   const serverEnv = { ...benchServerEnv(options.model, fake.baseUrl, dataDir), ...options.serverEnv };
   const autoSuggest = !/^(false|0|no|off)$/i.test(serverEnv.AUTO_SUGGEST ?? 'true');
   try {
-    server = await startServer(serverEnv, { openFiles: options.openFiles, readyTimeoutMs: READY_TIMEOUT_MS });
-    const serverPid = server.pid;
-    void server.exited.then(({ code, signal }) => {
-      aborted ??= `server exited (code ${code}, signal ${signal})`;
+    const targetOptions = { openFiles: options.openFiles, readyTimeoutMs: READY_TIMEOUT_MS, dataDir };
+    server = options.cluster === null
+      ? await startSingleServer(serverEnv, targetOptions)
+      : await startCluster(options.cluster, serverEnv, targetOptions);
+    void server.exited.then((reason) => {
+      aborted ??= reason;
     });
-    log(`[${options.label}] server pid ${serverPid} on ${server.wsUrl}; env ${JSON.stringify(options.serverEnv)}; audio ${options.audio}`);
+    // Every voxgate process of the target: CPU and RSS are summed over them (the cost of serving the users).
+    const serverPids = server.nodes.map((node) => node.pid);
+    const rssOfNodes = (): number => serverPids.reduce((sum, pid) => sum + (rssBytes(pid) ?? 0), 0);
+    log(`[${options.label}] ${options.cluster ? `${describeSetup(options.cluster)}: ` : ''}server pid ${serverPids.join(', ')} on ${server.wsUrl}; ` +
+      `env ${JSON.stringify(options.serverEnv)}; audio ${options.audio}`);
     await delay(1000); // let start-up settle before the idle RSS
-    const serverIdleRss = rssBytes(serverPid) ?? 0;
+    const serverIdleRss = rssOfNodes();
 
     const stopped: Array<Promise<void>> = [];
     for (let w = 0; w < options.processes; w++) {
@@ -223,29 +241,41 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       log(`[${options.label}] step ${users} users: ${options.stepSeconds} s (warm-up ${options.warmupSeconds} s)`);
       await delay(options.warmupSeconds * 1000);
       const windowStart = epochNow();
-      const serverCpu = new CpuWindow([serverPid]);
+      const serverCpu = new CpuWindow(serverPids);
+      const nodeCpu = serverPids.map((pid) => new CpuWindow([pid]));
+      const redisCpu = server.redisPid === null ? null : new CpuWindow([server.redisPid]);
+      const proxyPids = server.proxyPids();
+      const proxyCpu = proxyPids.length === 0 ? null : new CpuWindow(proxyPids);
       const clientCpu = new CpuWindow(clientPids);
       const fakeCpu = new CpuWindow([fake.process.pid]);
       let rssMax = 0;
       const rssTimer = setInterval(() => {
-        rssMax = Math.max(rssMax, rssBytes(serverPid) ?? 0);
+        rssMax = Math.max(rssMax, rssOfNodes());
       }, RSS_SAMPLE_MS);
       await delay((options.stepSeconds - options.warmupSeconds) * 1000);
       clearInterval(rssTimer);
-      const rssEnd = rssBytes(serverPid) ?? 0;
-      windows.push({
+      const rssEnd = rssOfNodes();
+      const window: StepWindow = {
         users,
         stepStart,
         windowStart,
         windowEnd: epochNow(),
         stepEnd: epochNow(),
         serverCpu: serverCpu.percentOfOneCore(),
+        serverCpuByNode: nodeCpu.map((cpu) => cpu.percentOfOneCore()),
+        redisCpu: redisCpu?.percentOfOneCore() ?? null,
+        proxyCpu: proxyCpu?.percentOfOneCore() ?? null,
+        connectionsByNode: [],
         clientCpu: clientCpu.percentOfOneCore(),
         fakeLlmCpu: fakeCpu.percentOfOneCore(),
         rssMax: Math.max(rssMax, rssEnd),
         rssEnd,
         loadAverage: loadAverage1m(),
-      });
+      };
+      // Asked after the window closed (a busy node may take a moment to answer): where the users are.
+      window.connectionsByNode = await Promise.all(server.nodes.map((node) => openConnections(node.httpUrl)));
+      window.stepEnd = epochNow(); // errors meanwhile still count in this step
+      windows.push(window);
     }
     for (const worker of workers) {
       if (worker.child.connected) worker.child.send({ type: 'stop' } satisfies ToUserWorker);
@@ -274,16 +304,30 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       },
       steps,
       capacity: { rule: `${rule.metric} ${rule.percentile} < ${rule.belowMs} ms, no errors`, ...capacity(steps, rule) },
+      setup: options.cluster ? describeSetup(options.cluster) : null,
       serverIdleRssMiB: Math.round(serverIdleRss / MiB),
-      openFilesLimit: { server: openFilesLimit(serverPid), clients: workers[0] ? openFilesLimit(workers[0].pid) : null },
-      serverWarnings: Object.fromEntries(server.warnings),
+      proxyEvents: [...server.proxyEvents],
+      openFilesLimit: { server: openFilesLimit(serverPids[0]!), clients: workers[0] ? openFilesLimit(workers[0].pid) : null },
+      serverWarnings: server.warnings(),
       aborted,
     };
   } finally {
     await Promise.all(workers.map((worker) => worker.stop(2000)));
-    await server?.stop(10_000);
+    await server?.stop();
     await fake.process.stop(2000);
     await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A node's open WebSocket connections (GET /api/health), or null if it did not answer. */
+async function openConnections(httpUrl: string): Promise<number | null> {
+  try {
+    const response = await fetch(`${httpUrl}/api/health`, { signal: AbortSignal.timeout(5000) });
+    const body = (await response.json()) as { transport?: { connections?: unknown } };
+    return typeof body.transport?.connections === 'number' ? body.transport.connections : null;
+  } catch {
+    // A node too busy to answer within 5 s, or gone (then the run is aborted anyway): the figure is missing.
+    return null;
   }
 }
 
@@ -315,6 +359,10 @@ function summarise(window: StepWindow, samples: Sample[], failures: Failure[], t
     wrongTranscriptExamples: wrongExamples.filter(([at]) => at >= window.stepStart && at < window.stepEnd).map(([, text]) => text).slice(0, 5),
     serverCpuPercentOfCore: Math.round(window.serverCpu),
     serverCpuPercentOfMachine: Math.round(window.serverCpu / cores),
+    serverCpuPercentOfCoreByNode: window.serverCpuByNode.map(Math.round),
+    redisCpuPercentOfCore: window.redisCpu === null ? null : Math.round(window.redisCpu),
+    proxyCpuPercentOfCore: window.proxyCpu === null ? null : Math.round(window.proxyCpu),
+    connectionsByNode: window.connectionsByNode,
     serverRssMaxMiB: Math.round(window.rssMax / MiB),
     serverRssEndMiB: Math.round(window.rssEnd / MiB),
     clientCpuPercentOfCore: Math.round(window.clientCpu),

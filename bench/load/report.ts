@@ -34,6 +34,13 @@ export function loadTable(result: LoadRunResult): string {
     `${step.clientCpuPercentOfCore}+${step.fakeLlmCpuPercentOfCore}`,
     step.loadAverage1m.toFixed(2),
   ]);
+  // A --cluster setup: what each node, Redis and HAProxy used (the nodes' sum is "server CPU").
+  if (result.setup !== null) {
+    header.push('connections per node', 'per node %core', 'redis %core', 'haproxy %core');
+    result.steps.forEach((step, i) => rows[i]!.push(step.connectionsByNode.map((n) => n ?? '?').join('+'), step.serverCpuPercentOfCoreByNode.join('+'),
+      step.redisCpuPercentOfCore === null ? '-' : String(step.redisCpuPercentOfCore),
+      step.proxyCpuPercentOfCore === null ? '-' : String(step.proxyCpuPercentOfCore)));
+  }
   const lines = [table(header, rows)];
   for (const step of result.steps) {
     if (step.errorTotal > 0) {
@@ -44,38 +51,42 @@ export function loadTable(result: LoadRunResult): string {
   const cap = result.capacity;
   lines.push(`capacity (${cap.rule}): ${cap.users ?? 'none'} users` +
     (cap.firstFailing ? `; first failing step ${cap.firstFailing.users} users: ${cap.firstFailing.reason}` : '; every step passed'));
+  if (result.proxyEvents.length > 0) lines.push(`haproxy: ${result.proxyEvents.length} node state changes:`, ...result.proxyEvents.map((event) => `  ${event}`));
   if (result.aborted) lines.push(`ABORTED: ${result.aborted}`);
   return lines.join('\n');
 }
 
 const ratio = (b: number | null, a: number | null): string => (a === null || b === null || a === 0 ? '-' : `${(b / a).toFixed(2)}x`);
 
-/** B / A per step, for the same number of users. */
+/** B / A per step, for the same number of users (A and B named by their labels: A/B, or the --cluster setups). */
 export function ratioTable(a: LoadRunResult, b: LoadRunResult): string {
-  const header = ['users', 'errors A/B', 'recorded p50', 'p95', 'p99', '1st delta p99', 'llm_response p99', 'server CPU', 'RSS max'];
+  const header = ['users', `errors ${a.label} | ${b.label}`, 'turns', 'recorded p50', 'p95', 'p99', '1st delta p50', 'p99', 'llm_response p50', 'p99', 'server CPU', 'RSS max'];
   const rows: string[][] = [];
   for (const stepA of a.steps) {
     const stepB = b.steps.find((s) => s.users === stepA.users);
     if (!stepB) continue;
     rows.push([
       String(stepA.users),
-      `${stepA.errorTotal}/${stepB.errorTotal}`,
+      `${stepA.errorTotal} | ${stepB.errorTotal}`,
+      ratio(stepB.turns, stepA.turns),
       ratio(stepB.latency.stt_ms.p50, stepA.latency.stt_ms.p50),
       ratio(stepB.latency.stt_ms.p95, stepA.latency.stt_ms.p95),
       ratio(stepB.latency.stt_ms.p99, stepA.latency.stt_ms.p99),
+      ratio(stepB.latency.first_delta_ms.p50, stepA.latency.first_delta_ms.p50),
       ratio(stepB.latency.first_delta_ms.p99, stepA.latency.first_delta_ms.p99),
+      ratio(stepB.latency.llm_response_ms.p50, stepA.latency.llm_response_ms.p50),
       ratio(stepB.latency.llm_response_ms.p99, stepA.latency.llm_response_ms.p99),
       ratio(stepB.serverCpuPercentOfCore, stepA.serverCpuPercentOfCore),
       ratio(stepB.serverRssMaxMiB, stepA.serverRssMaxMiB),
     ]);
   }
-  return [`B / A (A = ${describe(a)}; B = ${describe(b)})`, table(header, rows),
-    `capacity: A ${a.capacity.users ?? 'none'} users, B ${b.capacity.users ?? 'none'} users`].join('\n');
+  return [`${b.label} / ${a.label} (${a.label} = ${describe(a)}; ${b.label} = ${describe(b)})`, table(header, rows),
+    `capacity: ${a.label} ${a.capacity.users ?? 'none'} users, ${b.label} ${b.capacity.users ?? 'none'} users`].join('\n');
 }
 
 export function describe(result: LoadRunResult): string {
   const env = Object.entries(result.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ');
-  return `${env === '' ? 'defaults' : env}, audio ${result.audio}`;
+  return `${result.setup === null ? '' : `${result.setup}, `}${env === '' ? 'defaults' : env}, audio ${result.audio}`;
 }
 
 export function idleSummary(result: IdleRunResult): string {

@@ -35,6 +35,13 @@ export interface StepResult {
   wrongTranscriptExamples: string[];
   serverCpuPercentOfCore: number;
   serverCpuPercentOfMachine: number;
+  /** Each voxgate process of the step (one entry without --cluster); serverCpuPercentOfCore is their sum. */
+  serverCpuPercentOfCoreByNode: number[];
+  /** redis-server and HAProxy (master + worker) of a --cluster setup; null when not in the setup. */
+  redisCpuPercentOfCore: number | null;
+  proxyCpuPercentOfCore: number | null;
+  /** Each node's open WebSocket connections at the end of the step (/api/health; null: no answer). */
+  connectionsByNode: Array<number | null>;
   serverRssMaxMiB: number;
   serverRssEndMiB: number;
   /** The load generator's own processes and the fake LLM, as % of one core (they share the machine). */

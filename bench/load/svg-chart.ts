@@ -3,7 +3,8 @@
 export interface Series {
   label: string;
   color: string;
-  dashed: boolean;
+  /** false: solid; true: dashed; a string: that SVG stroke-dasharray (e.g. '2,3', dotted). */
+  dashed: boolean | string;
   points: Array<[number, number | null]>;
 }
 
@@ -82,7 +83,7 @@ function renderPanel(panel: Panel, offsetX: number, xValues: number[]): string {
   }
   panel.series.forEach((series, index) => {
     const points = series.points.filter((p): p is [number, number] => p[1] !== null);
-    const dash = series.dashed ? ' stroke-dasharray="6,4"' : '';
+    const dash = series.dashed === false ? '' : ` stroke-dasharray="${series.dashed === true ? '6,4' : series.dashed}"`;
     if (points.length > 0) {
       out.push(`<polyline class="series" data-label="${escape(series.label)}" fill="none" stroke="${series.color}" stroke-width="2"${dash} points="${points.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
       for (const [x, y] of points) out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="2.5" fill="${series.color}"/>`);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { PROJECT_ROOT } from '../../src/version.js';
+import { HAPROXY, HAPROXY_READY, NGINX, haproxyArgs, nginxConfigFor, writeHaproxyConfig } from '../kit/proxy-configs.js';
 import { TestClient } from '../kit/ws-client.js';
 import { crash, settled, startOn, type RunningServer } from '../store/persistence-kit.js';
 import { startRedis, type RedisProcess } from './redis-kit.js';
@@ -13,10 +14,9 @@ import { startRedis, type RedisProcess } from './redis-kit.js';
 // The SHIPPED proxy configs (deploy/haproxy.cfg, deploy/nginx-cluster.conf) run for real in front of two
 // voxgate nodes on one real Redis, all on loopback. The files are read from deploy/ and only their bind
 // and server lines are rewritten to the loopback ports (the compose names voxgate-1/voxgate-2 do not
-// resolve here): every other line is the one operators deploy. Waits on log lines and events only.
+// resolve here; the rewriting is test/kit/proxy-configs.ts, shared with the load test): every other line
+// is the one operators deploy. Waits on log lines and events only.
 
-const HAPROXY = process.env.HAPROXY ?? '/usr/sbin/haproxy';
-const NGINX = process.env.NGINX ?? '/usr/sbin/nginx';
 const LEASE_MS = 1_000;
 
 async function freePort(): Promise<number> {
@@ -117,47 +117,11 @@ async function runProxy(t: Test, command: string, args: string[], port: number, 
   return { url: `ws://127.0.0.1:${port}/conversation`, line };
 }
 
-/** deploy/haproxy.cfg with its bind and server lines pointed at loopback; every other line as shipped. */
-function haproxyConfigFor(shipped: string, port: number, nodes: ReadonlyArray<{ name: string; port: number; agentPort: number }>): string {
-  let servers = 0;
-  const config = shipped
-    .replace(/^(\s*)bind \*:80$/m, `$1bind 127.0.0.1:${port}`)
-    .replace(/^(\s*)server (voxgate-\d+) \S+ (.*)$/gm, (_line, indent: string, name: string) => {
-      const node = nodes.find((candidate) => candidate.name === name);
-      if (node === undefined) throw new Error(`deploy/haproxy.cfg names ${name}, which the test does not run`);
-      servers++;
-      // The loopback address replaces compose's DNS name (so no resolvers); both nodes share one host, so
-      // each gets its own agent port.
-      return `${indent}server ${name} 127.0.0.1:${node.port} check agent-port ${node.agentPort}`;
-    });
-  if (!config.includes(`bind 127.0.0.1:${port}`) || servers !== nodes.length) throw new Error('deploy/haproxy.cfg no longer has the bind/server lines this test rewrites');
-  return config;
-}
-
-/** deploy/nginx-cluster.conf with its listen and upstream server lines pointed at loopback. */
-function nginxConfigFor(shipped: string, port: number, nodes: ReadonlyArray<{ name: string; port: number }>): string {
-  let servers = 0;
-  const config = shipped
-    .replace(/^(\s*)listen 80;$/m, `$1listen 127.0.0.1:${port};`)
-    .replace(/^(\s*)server (voxgate-\d+):\d+ /gm, (_line, indent: string, name: string) => {
-      const node = nodes.find((candidate) => candidate.name === name);
-      if (node === undefined) throw new Error(`deploy/nginx-cluster.conf names ${name}, which the test does not run`);
-      servers++;
-      return `${indent}server 127.0.0.1:${node.port} `;
-    });
-  if (!config.includes(`listen 127.0.0.1:${port};`) || servers !== nodes.length) throw new Error('deploy/nginx-cluster.conf no longer has the listen/server lines this test rewrites');
-  return config;
-}
-
 async function startHaproxy(t: Test, nodes: readonly Node[]): Promise<Proxy> {
   const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'voxgate-haproxy-'));
-  const file = join(dir, 'haproxy.cfg');
-  writeFileSync(file, haproxyConfigFor(readFileSync(join(PROJECT_ROOT, 'deploy/haproxy.cfg'), 'utf8'), port, nodes));
-  // -W -db: master-worker in the foreground, logs on stdout; the master binds the listener before it forks
-  // the worker, so "Loading success." means connections are accepted. -n: the shipped maxconn (20000)
-  // needs more open files than a test machine allows. SIGTERM: the master stops its worker and exits.
-  return runProxy(t, HAPROXY, ['-W', '-db', '-n', '1000', '-f', file], port, /Loading success\./, 'SIGTERM');
+  const file = writeHaproxyConfig(port, nodes);
+  // 1000 connections are plenty here; SIGTERM: the master stops its worker and exits (haproxyArgs).
+  return runProxy(t, HAPROXY, haproxyArgs(file, 1000), port, HAPROXY_READY, 'SIGTERM');
 }
 
 /** Redis and the two nodes, then HAProxy on the shipped file in front of them. */
@@ -258,6 +222,23 @@ t.test('haproxy: the shipped file validates as shipped (haproxy -c)', { skip: no
   const check = spawn(HAPROXY, ['-c', '-f', join(PROJECT_ROOT, 'deploy/haproxy.cfg')], { stdio: 'ignore' });
   const [code] = (await once(check, 'exit')) as [number | null];
   t.equal(code, 0, 'valid although voxgate-1/voxgate-2 do not resolve outside compose (init-addr none)');
+});
+
+t.test('haproxy: the shipped health check passes on ready nodes (no node goes DOWN on its own)', { skip: noHaproxy }, async (t) => {
+  // Regression: the shipped check was HAProxy's default `GET /readyz HTTP/1.0` without Host, which voxgate
+  // (uWebSockets.js) never answers: every node went DOWN with "Layer7 timeout" within ~3 s of the start,
+  // and from then on new connections got HAProxy's 503 (seen in the load test's 2-node setup).
+  const { nodes, proxy } = await haproxyCluster(t);
+  for (const node of nodes) {
+    // A passing check (option log-health-checks logs it), or the unanswered check the old file sent. A
+    // single 503 first is possible (/readyz can say 503 for a moment after start: left open, see the
+    // load test's findings in docs/scaling.md); a check that gets no answer never is.
+    const verdict = await Promise.race([
+      proxy.line(new RegExp(`voxgate_nodes/${node.name} succeeded`)),
+      proxy.line(new RegExp(`voxgate_nodes/${node.name} .*Layer7 timeout`)),
+    ]);
+    t.match(verdict, /succeeded, reason: Layer7 check passed, code: 200/, `${node.name}: the check got /readyz 200`);
+  }
 });
 
 t.test('haproxy: WebSockets, leastconn over both nodes, a draining node gets no new connections', { skip: noHaproxy }, async (t) => {
