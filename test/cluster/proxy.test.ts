@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -10,6 +9,7 @@ import { HAPROXY, HAPROXY_READY, NGINX, haproxyArgs, nginxConfigFor, writeHaprox
 import { TestClient } from '../kit/ws-client.js';
 import { crash, settled, startOn, type RunningServer } from '../store/persistence-kit.js';
 import { startRedis, type RedisProcess } from './redis-kit.js';
+import { freePort } from '../kit/free-port.js';
 
 // The SHIPPED proxy configs (deploy/haproxy.cfg, deploy/nginx-cluster.conf) run for real in front of two
 // voxgate nodes on one real Redis, all on loopback. The files are read from deploy/ and only their bind
@@ -19,15 +19,6 @@ import { startRedis, type RedisProcess } from './redis-kit.js';
 
 const LEASE_MS = 1_000;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 interface Node extends RunningServer {
   name: string;
