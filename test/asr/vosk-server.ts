@@ -3,9 +3,9 @@
 // fetch it: callers skip with the reason returned here.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { PROJECT_ROOT } from '../../src/version.js';
+import { freePort } from '../kit/free-port.js';
 
 export interface VoskServerInstall {
   /** serve.sh of ../shared/peer/vosk-server. */
@@ -25,14 +25,7 @@ export function findVoskServer(): VoskServerInstall | string {
   return { serveScript, workDir };
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  const address = server.address();
-  await new Promise<void>((ok) => server.close(() => ok()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+export { freePort };
 
 export interface RunningVoskServer {
   url: string;
