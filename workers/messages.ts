@@ -117,6 +117,12 @@ export interface DecodeResult {
    */
   steadyBusyMs: number;
   steadyAudioBytes: number;
+  /**
+   * Time spent on final texts (ms), and the audio bytes libvosk decoded for the recordings they ended:
+   * a final text costs per recording, so load-meter.ts spreads it over its recording's audio.
+   */
+  finalBusyMs: number;
+  finalAudioBytes: number;
   events: StreamEvent[];
 }
 

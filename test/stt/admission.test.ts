@@ -11,6 +11,7 @@ class Worker implements AdmissionWorker {
     readonly index: number,
     public costPerAudioSecond: number,
     readonly handles = 512,
+    public isCostMeasured = true,
   ) {
     this.threadId = index + 1;
   }
@@ -100,6 +101,22 @@ t.test('refuses past capacity with a typed reason, and admits again when a strea
   t.equal(admission.choose(1, 0)?.index, 1, 'room again on the worker that has it');
 });
 
+t.test('a worker still on the start-up seed borrows the mean cost of the workers that measured theirs', async (t) => {
+  // The seed (0.15) is dearer than what workers 0 and 1 measured (0.08, 0.1): worker 2 has not measured yet.
+  const workers = [new Worker(0, 0.08), new Worker(1, 0.1), new Worker(2, 0.15, 512, false)];
+  const admission = new Admission(workers, { maxUtilisation: 0.9, targetFinishLatencyMs: 150 });
+  t.equal(admission.capacity(), 11 + 9 + 10, 'worker 2 counted at 0.09, not at its seed 0.15');
+  t.equal(fill(admission, 0), 30);
+  t.same(
+    workers.map((w) => w.usedHandles),
+    [11, 9, 10],
+  );
+  t.match(admission.refusal(0)?.details, /worker 2: 10 streams, predicted load 0\.90 \(cost 0\.0900 s per audio-s, not measured yet\)/);
+  workers[0]!.isCostMeasured = false;
+  workers[1]!.isCostMeasured = false;
+  t.equal(admission.capacity(), 11 + 9 + 6, 'nobody measured: each worker its own seed');
+});
+
 t.test('a stream at a dearer rate needs room for its weight', async (t) => {
   const { admission } = setup([0.1]);
   t.equal(fill(admission, 0, 3), 3, '48 kHz streams (weight 3): 0.9 / 0.3');
@@ -177,6 +194,37 @@ t.test('the limit rises by 2 % only after a window served on time at the limit i
     [
       [450, 'decrease'],
       [459, 'increase'],
+    ],
+  );
+});
+
+t.test('after a late window the limit climbs back to just below the level that was late, and past it only 30 s later', async (t) => {
+  const changes: [LimitChange, string][] = [];
+  const { workers, admission } = setup([0.002, 0.002], { onLimitChange: (change, direction) => changes.push([change, direction]) });
+  finals(admission, workers, 0, 100, 50, 500);
+  t.equal(admission.limitAt(1000), 450, 'late with 500 open');
+  let limit = 450;
+  // Good windows, each at the limit: +2 % a window, up to 499 within the hold.
+  for (let start = 2000; start < 20_000; start += 2000) {
+    finals(admission, workers, start, 100, 0, limit, start - 500);
+    limit = admission.limitAt(start + 1000);
+  }
+  t.equal(limit, 499, 'held just below the 500 that were late');
+  finals(admission, workers, 29_000, 100, 0, 499, 28_500);
+  t.equal(admission.limitAt(30_000), 499, '29 s after the late window was judged: still held');
+  finals(admission, workers, 32_000, 100, 0, 499, 31_500);
+  t.equal(admission.limitAt(33_000), 509, 'the hold is over: it probes again');
+  t.same(
+    changes.map(([change, direction]) => [change.limit, direction]),
+    [
+      [450, 'decrease'],
+      [459, 'increase'],
+      [468, 'increase'],
+      [477, 'increase'],
+      [487, 'increase'],
+      [497, 'increase'],
+      [499, 'increase'],
+      [509, 'increase'],
     ],
   );
 });

@@ -35,7 +35,7 @@ class ScriptedExecutor implements DecodeExecutor {
     this.posted.push({ at: this.#clock.now(), ops });
     const events: StreamEvent[] = ops.filter(([code]) => code === BatchOp.finish).map(([, handle]) => ({ type: 'final', handle: handle!, text: 'done' }));
     const audioBytes = ops.filter(([code]) => code === BatchOp.audio).reduce((sum, op) => sum + op[3]!, 0);
-    const result: DecodeResult = { type: 'decoded', slot: task.slot, seq: task.seq, threadId: 1, busyMs: this.#decodeMs, steadyBusyMs: this.#decodeMs, steadyAudioBytes: audioBytes, events };
+    const result: DecodeResult = { type: 'decoded', slot: task.slot, seq: task.seq, threadId: 1, busyMs: this.#decodeMs, steadyBusyMs: this.#decodeMs, steadyAudioBytes: audioBytes, finalBusyMs: 0, finalAudioBytes: 0, events };
     return new Promise((resolve) => this.#clock.setTimeout(() => resolve(result), this.#decodeMs));
   }
 

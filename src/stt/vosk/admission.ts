@@ -3,19 +3,23 @@
 // Guarantee: a stream is admitted only if a running worker has a free handle and, with the stream, that
 // worker's predicted decode load (the cost weights of its streams times its cost per audio-second) stays
 // within `maxUtilisation` of a core, and fewer streams are open than the latency limit; the stream goes
-// to such a worker with the fewest streams. Streams are counted in default-rate streams (cost weights: a 48 kHz
-// stream is 3), so the limit and the capacity share one unit whatever the rates.
+// to such a worker with the fewest streams. Streams are counted in default-rate streams (cost weights: a
+// 48 kHz stream is 3), so the limit and the capacity share one unit whatever the rates.
 //
 // * Cost per audio-second: seeded by the start-up calibration (calibrate.ts: many recognisers through
-//   the real decoder), then what the worker itself measures (load-meter.ts: wall time on its thread, so
-//   the main thread and other processes competing for its core make it dearer).
+//   the real decoder), then what the worker itself measures (load-meter.ts: wall time on its thread,
+//   final texts included, so the main thread and other processes competing for its core make it
+//   dearer). A worker that has not measured yet borrows the mean of those that have: same model, same
+//   machine, and a better guess than the seed.
 // * Latency limit: additive-increase / multiplicative-decrease on the time from finish() to the final
 //   text (the adaptive concurrency limits of Netflix's concurrency-limits and Envoy). It starts at the
-//   capacity the cost model computes, so a fresh server's first burst is bounded; a second in which over
-//   5 % of ten or more final texts missed `targetFinishLatencyMs` sets it to 90 % of the streams open then;
-//   a second served on time with the limit itself tested (98 % of it open) raises it by 2 %. Only streams
-//   admitted since the last decrease count: one late burst lowers the limit once, not once per second of
-//   its finishes (the later seconds see fewer streams open and would cut far below what was tested).
+//   capacity the cost model computes, so a fresh server's first burst is bounded. A second in which over
+//   5 % of ten or more final texts missed `targetFinishLatencyMs` sets it to 90 % of the streams open
+//   then; a second served on time with the limit itself in use (98 % of it open) raises it by 2 %, but
+//   not back to the level that was late until `HOLD_MS` passed without a late second, so a steady
+//   overload settles just below that level instead of probing it every few seconds. Only streams
+//   admitted since the last decrease count: one late burst lowers the limit once, not once per second
+//   of its finishes.
 
 /** What admission reads of a worker slot (worker-slot.ts implements it). */
 export interface AdmissionWorker {
@@ -29,6 +33,8 @@ export interface AdmissionWorker {
   readonly admittedWeight: number;
   /** Worker seconds per second of default-rate audio; 0 = unknown (then only handles bound it). */
   readonly costPerAudioSecond: number;
+  /** False while costPerAudioSecond is still the start-up seed. */
+  readonly isCostMeasured: boolean;
 }
 
 export interface AdmissionOptions {
@@ -63,6 +69,8 @@ const DECREASE = 0.9;
 const INCREASE = 0.02;
 /** A window raises the limit only if it served at least this share of it: the limit was tested. */
 const TESTED_SHARE = 0.98;
+/** After a late window, the limit stays below the level that was late for this long (ms). */
+const HOLD_MS = 30_000;
 
 export class Admission<W extends AdmissionWorker> {
   readonly #workers: readonly W[];
@@ -72,6 +80,8 @@ export class Admission<W extends AdmissionWorker> {
   #lastDecrease: LimitChange | null = null;
   /** Clock time of the last decrease: streams admitted before it say nothing about the new limit. */
   #lastDecreaseAt = Number.NEGATIVE_INFINITY;
+  /** Streams open in the last late window: the limit stays below it until HOLD_MS after that window. */
+  #lateLevel = Number.POSITIVE_INFINITY;
   #windowStart = 0;
   #finishes = 0;
   #slow = 0;
@@ -107,7 +117,8 @@ export class Admission<W extends AdmissionWorker> {
     for (const worker of this.#workers) {
       if (worker.threadId === null) continue;
       const handles = worker.usedHandles + worker.freeHandles;
-      const byCost = worker.costPerAudioSecond > 0 ? Math.floor(this.#options.maxUtilisation / worker.costPerAudioSecond + EPSILON) : handles;
+      const cost = this.#costOf(worker);
+      const byCost = cost > 0 ? Math.floor(this.#options.maxUtilisation / cost + EPSILON) : handles;
       total += Math.min(handles, byCost);
     }
     return total;
@@ -138,7 +149,7 @@ export class Admission<W extends AdmissionWorker> {
   refusal(now: number, costWeight = 1): { reason: RefusalReason; details: string } | null {
     if (this.choose(costWeight, now) !== null) return null;
     const workers = this.#workers
-      .map((w) => (w.threadId === null ? `worker ${w.index}: restarting` : `worker ${w.index}: ${w.usedHandles} streams, predicted load ${this.#load(w).toFixed(2)} (cost ${w.costPerAudioSecond.toFixed(4)} s per audio-s)`))
+      .map((w) => (w.threadId === null ? `worker ${w.index}: restarting` : `worker ${w.index}: ${w.usedHandles} streams, predicted load ${this.#load(w).toFixed(2)} (cost ${this.#costOf(w).toFixed(4)} s per audio-s${w.isCostMeasured ? '' : ', not measured yet'})`))
       .join('; ');
     const limit = this.limitAt(now);
     const open = Number(this.#openWeight().toFixed(2));
@@ -158,12 +169,25 @@ export class Admission<W extends AdmissionWorker> {
 
   #fits(worker: W, costWeight: number): boolean {
     if (worker.threadId === null || worker.freeHandles === 0) return false;
-    return (worker.admittedWeight + costWeight) * worker.costPerAudioSecond <= this.#options.maxUtilisation + EPSILON;
+    return (worker.admittedWeight + costWeight) * this.#costOf(worker) <= this.#options.maxUtilisation + EPSILON;
   }
 
   /** Predicted load of a worker (share of a core). */
   #load(worker: W): number {
-    return worker.admittedWeight * worker.costPerAudioSecond;
+    return worker.admittedWeight * this.#costOf(worker);
+  }
+
+  /** A worker's own measured cost; until it has one, the mean of the measured workers', else its seed. */
+  #costOf(worker: W): number {
+    if (worker.isCostMeasured) return worker.costPerAudioSecond;
+    let sum = 0;
+    let measured = 0;
+    for (const other of this.#workers) {
+      if (other.threadId === null || !other.isCostMeasured) continue;
+      sum += other.costPerAudioSecond;
+      measured += 1;
+    }
+    return measured > 0 ? sum / measured : worker.costPerAudioSecond;
   }
 
   /** Open streams in default-rate streams (the sum of their cost weights). */
@@ -194,10 +218,11 @@ export class Admission<W extends AdmissionWorker> {
     const window = { openStreams: this.#maxOpen, finishes: this.#finishes, slow: this.#slow };
     const current = this.#learned ?? Math.max(this.#floor(), this.capacity());
     if (this.#slow > this.#finishes * SLOW_SHARE) {
+      this.#lateLevel = this.#maxOpen;
+      this.#lastDecreaseAt = now;
       const limit = Math.max(this.#floor(), Math.min(current, Math.floor(this.#maxOpen * DECREASE)));
       if (limit === this.#learned) return;
       this.#learned = limit;
-      this.#lastDecreaseAt = now;
       this.#lastDecrease = { limit, ...window };
       this.#options.onLimitChange?.(this.#lastDecrease, 'decrease');
       return;
@@ -205,8 +230,12 @@ export class Admission<W extends AdmissionWorker> {
     // Only a window that served the limit itself says it can be raised: one that served 90 % of it
     // raised it past the level that had failed within three good seconds (measured on the old design).
     if (this.#slow === 0 && this.#learned !== null && this.#maxOpen >= this.#learned * TESTED_SHARE) {
-      this.#learned += Math.max(1, Math.round(this.#learned * INCREASE));
-      this.#options.onLimitChange?.({ limit: this.#learned, ...window }, 'increase');
+      const isHeld = now - this.#lastDecreaseAt < HOLD_MS;
+      const ceiling = isHeld ? Math.max(this.#floor(), Math.ceil(this.#lateLevel) - 1) : Number.POSITIVE_INFINITY;
+      const limit = Math.min(ceiling, this.#learned + Math.max(1, Math.round(this.#learned * INCREASE)));
+      if (limit <= this.#learned) return;
+      this.#learned = limit;
+      this.#options.onLimitChange?.({ limit, ...window }, 'increase');
     }
   }
 }

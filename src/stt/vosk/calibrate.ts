@@ -66,6 +66,8 @@ export function measureDecodeCost(options: CalibrationOptions): number {
   });
   let steadyMs = 0;
   let steadyBytes = 0;
+  let finalMs = 0;
+  let finalBytes = 0;
   try {
     const ops = new Int32Array(OP_WIDTH * recognisers);
     for (let h = 0; h < recognisers; h++) ops.set([BatchOp.open, h, options.sampleRate, options.upsampleFactor], h * OP_WIDTH);
@@ -82,12 +84,18 @@ export function measureDecodeCost(options: CalibrationOptions): number {
       steadyBytes += result.steadyAudioBytes;
       for (let h = 0; h < recognisers; h++) ring.release(h, ops[h * OP_WIDTH + 3]!);
     }
+    // The final texts too: the workers' measured cost spreads them over their recordings' audio.
+    for (let h = 0; h < recognisers; h++) ops.set([BatchOp.finish, h, 0, 0], h * OP_WIDTH);
+    const finished = decoder.decode({ type: 'decode', slot: 0, seq: -1, ops });
+    finalMs = finished.finalBusyMs;
+    finalBytes = finished.finalAudioBytes;
   } finally {
     decoder.close();
   }
   // steadyAudioBytes counts what libvosk decoded, after upsampling.
   const steadySeconds = steadyBytes / (bytesPerSecond * options.upsampleFactor);
-  const cost = steadySeconds > 0 ? steadyMs / 1000 / steadySeconds : single;
+  const finalSeconds = finalBytes / (bytesPerSecond * options.upsampleFactor);
+  const cost = steadySeconds > 0 ? steadyMs / 1000 / steadySeconds + (finalSeconds > 0 ? finalMs / 1000 / finalSeconds : 0) : single;
   return Math.max(cost, single);
 }
 

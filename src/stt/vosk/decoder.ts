@@ -90,6 +90,8 @@ export class BatchDecoder {
     const ops = task.ops;
     let steadyBusyMs = 0;
     let steadyAudioBytes = 0;
+    let finalBusyMs = 0;
+    let finalAudioBytes = 0;
     for (let i = 0; i + OP_WIDTH <= ops.length; i += OP_WIDTH) {
       const code = ops[i]!;
       const handle = ops[i + 1]!;
@@ -127,9 +129,13 @@ export class BatchDecoder {
         case BatchOp.reset:
           this.#reset(handle, events);
           break;
-        case BatchOp.finish:
+        case BatchOp.finish: {
+          const opStarted = performance.now();
+          finalAudioBytes += this.#decodedBytes(handle);
           this.#finish(handle, events);
+          finalBusyMs += performance.now() - opStarted;
           break;
+        }
         case BatchOp.abort:
           this.#free(handle);
           events.push({ type: 'released', handle });
@@ -149,6 +155,8 @@ export class BatchDecoder {
       busyMs: performance.now() - started,
       steadyBusyMs,
       steadyAudioBytes,
+      finalBusyMs,
+      finalAudioBytes,
       events,
     };
   }
@@ -291,6 +299,12 @@ export class BatchDecoder {
       events.push({ type: 'partial', handle, text: partial });
     }
     return fedLength;
+  }
+
+  /** Bytes libvosk decoded for the stream so far (after upsampling), 0 without a recogniser. */
+  #decodedBytes(handle: number): number {
+    if (this.#recognizers[handle] === null) return 0;
+    return this.#fedBytes[handle]! * (this.#upsamplers[handle]?.factor ?? 1);
   }
 
   #finish(handle: number, events: StreamEvent[]): void {

@@ -1,7 +1,19 @@
 // Measures how loaded one worker slot is, from the batches it runs: decode time per second of wall
-// time (utilisation), decode time per second of audio (cost of one real-time stream), and the age of
-// the oldest batch still running (lag). Admission control reads these; nothing here allocates per batch.
+// time (utilisation) and decode time per second of audio (cost of one real-time stream, its final text
+// included). Admission control reads these; nothing here allocates per batch.
 import { performance } from 'node:perf_hooks';
+
+/** What one finished batch says about its cost (DecodeResult carries these fields). */
+export interface BatchCost {
+  /** Time the batch kept its thread busy (ms). */
+  busyMs: number;
+  /** Of it, decoding audio of recognisers past their warm-up, and those bytes (steady cost). */
+  steadyBusyMs: number;
+  steadyAudioBytes: number;
+  /** Of it, final texts, and the audio bytes of the recordings they ended (cost per recording). */
+  finalBusyMs: number;
+  finalAudioBytes: number;
+}
 
 export interface LoadMeterOptions {
   /** Length of one measuring window (ms); figures are smoothed over windows. */
@@ -11,6 +23,11 @@ export interface LoadMeterOptions {
 }
 
 const SMOOTHING = 0.5;
+/**
+ * Finished audio (ms) a sample of the final-text cost spans: a few recordings, so that one long or
+ * short recording does not swing it.
+ */
+const FINAL_SAMPLE_AUDIO_MS = 20_000;
 
 export class LoadMeter {
   /** Smoothed decode time per wall time at the last completed window; read utilisationAt() instead. */
@@ -18,10 +35,12 @@ export class LoadMeter {
   /** Decode time of every batch so far (ms, a running total). */
   busyMsTotal = 0;
   /**
-   * Steady decode time per audio time, smoothed over samples of at least a second of wall time and of
-   * audio; the seeded cost until then, 0 without one.
+   * Worker seconds per second of audio: the steady decode cost (smoothed over samples of at least a
+   * second of wall time and of audio) plus the final texts' cost spread over the audio of their
+   * recordings; the seeded cost until the steady cost is measured, 0 without one.
    */
   costPerAudioSecond = 0;
+
   readonly #windowMs: number;
   readonly #bytesPerMs: number;
   #windowStart: number;
@@ -29,7 +48,13 @@ export class LoadMeter {
   #costStart: number;
   #costBusyMs = 0;
   #costAudioBytes = 0;
+  #steadyCost = 0;
   #isCostMeasured = false;
+  #finalBusyMs = 0;
+  #finalAudioBytes = 0;
+  /** Final-text time per second of the audio of the recordings they ended (smoothed); 0 until sampled. */
+  #finalCost = 0;
+  #isFinalCostMeasured = false;
   #seedCost = 0;
 
   /** `now` starts the first window (performance.now() time base). */
@@ -40,26 +65,36 @@ export class LoadMeter {
     this.#costStart = now;
   }
 
-  /**
-   * One batch finished: it was busy for `busyMs`, `steadyBusyMs` of which decoding `steadyAudioBytes` of
-   * recognisers past their warm-up (DecodeResult says why only those measure the cost).
-   */
-  record(busyMs: number, steadyBusyMs: number, steadyAudioBytes: number, now: number): void {
-    this.busyMsTotal += busyMs;
-    this.#windowBusyMs += busyMs;
-    this.#costBusyMs += steadyBusyMs;
-    this.#costAudioBytes += steadyAudioBytes;
+  /** One batch finished (`now`: when its result arrived). */
+  record(batch: BatchCost, now: number): void {
+    this.busyMsTotal += batch.busyMs;
+    this.#windowBusyMs += batch.busyMs;
+    this.#costBusyMs += batch.steadyBusyMs;
+    this.#costAudioBytes += batch.steadyAudioBytes;
+    this.#finalBusyMs += batch.finalBusyMs;
+    this.#finalAudioBytes += batch.finalAudioBytes;
     // A sample spans at least a second of audio and a second of wall time, so that one sample covers
     // every stream of the worker, not the few whose audio happened to come first.
     const audioMs = this.#costAudioBytes / this.#bytesPerMs;
     if (audioMs >= 1000 && now - this.#costStart >= this.#windowMs) {
       const cost = this.#costBusyMs / audioMs;
-      this.costPerAudioSecond = this.#isCostMeasured ? this.costPerAudioSecond * (1 - SMOOTHING) + cost * SMOOTHING : cost;
+      this.#steadyCost = this.#isCostMeasured ? this.#steadyCost * (1 - SMOOTHING) + cost * SMOOTHING : cost;
       this.#isCostMeasured = true;
       this.#costStart = now;
       this.#costBusyMs = 0;
       this.#costAudioBytes = 0;
     }
+    // A final text costs per recording (with a large model, as much as a second of audio), so it is
+    // spread over the audio of the recordings it ends: short recordings make a stream dearer.
+    const finalAudioMs = this.#finalAudioBytes / this.#bytesPerMs;
+    if (finalAudioMs >= FINAL_SAMPLE_AUDIO_MS) {
+      const cost = this.#finalBusyMs / finalAudioMs;
+      this.#finalCost = this.#isFinalCostMeasured ? this.#finalCost * (1 - SMOOTHING) + cost * SMOOTHING : cost;
+      this.#isFinalCostMeasured = true;
+      this.#finalBusyMs = 0;
+      this.#finalAudioBytes = 0;
+    }
+    if (this.#isCostMeasured) this.costPerAudioSecond = this.#steadyCost + this.#finalCost;
     const elapsed = now - this.#windowStart;
     if (elapsed < this.#windowMs) return;
     this.utilisation = this.utilisation * (1 - SMOOTHING) + (this.#windowBusyMs / elapsed) * SMOOTHING;
@@ -77,6 +112,11 @@ export class LoadMeter {
     return this.utilisation * (1 - SMOOTHING) + (this.#windowBusyMs / elapsed) * SMOOTHING;
   }
 
+  /** True once the worker measured its own steady cost (admission lends it to workers still on the seed). */
+  get isCostMeasured(): boolean {
+    return this.#isCostMeasured;
+  }
+
   /** Starts from a cost measured elsewhere (start-up calibration), so admission is not blind at first. */
   seedCost(costPerAudioSecond: number): void {
     this.#seedCost = costPerAudioSecond;
@@ -92,6 +132,11 @@ export class LoadMeter {
     this.#costStart = now;
     this.#costBusyMs = 0;
     this.#costAudioBytes = 0;
+    this.#steadyCost = 0;
     this.#isCostMeasured = false;
+    this.#finalBusyMs = 0;
+    this.#finalAudioBytes = 0;
+    this.#finalCost = 0;
+    this.#isFinalCostMeasured = false;
   }
 }

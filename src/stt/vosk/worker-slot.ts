@@ -146,6 +146,11 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     return this.load.costPerAudioSecond;
   }
 
+  /** False while the cost is still the start-up seed. */
+  get isCostMeasured(): boolean {
+    return this.load.isCostMeasured;
+  }
+
   get freeHandles(): number {
     return this.#freeCount;
   }
@@ -393,7 +398,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     this.#inFlightOps[result.seq % this.#maxBatchesInFlight] = null;
     this.#inFlight -= 1;
     this.#oldestSeq = result.seq + 1;
-    this.load.record(result.busyMs, result.steadyBusyMs, result.steadyAudioBytes, this.#clock.now());
+    this.load.record(result, this.#clock.now());
     this.#onDecoded?.(result.busyMs);
     if (ops !== null && ops !== undefined) {
       // Release first: an event below may free a handle for reuse.
