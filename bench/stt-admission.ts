@@ -24,7 +24,7 @@ import { renderChart } from './load/svg-chart.js';
 import type { RecordingResult } from './lib/stt-client.js';
 import { runTightLoop } from './lib/stt-loop.js';
 import { prepareSttModel, toneUtterance, type SttModel } from './lib/stt-model.js';
-import { fixed, isoDate, printTable, progress, quantile } from './lib/stt-report.js';
+import { fixed, isoDate, printTable, progress, quantile, summariseRecordings, type RecordingsSummary } from './lib/stt-report.js';
 import { loadAverage1m, startSttServer, type SttServer } from './lib/stt-server.js';
 import type { SoakCommand, SoakMessage, SoakRecord, SoakSetup } from './lib/stt-soak-process.js';
 import type { SpeakersCommand, SpeakersMessage, SpeakersSetup } from './lib/stt-speakers-process.js';
@@ -54,17 +54,7 @@ const workers = Number(values.workers);
 const utteranceSeconds = Number(values.seconds);
 const soakMinutes = Number(values['soak-minutes']);
 
-interface Burst {
-  offered: number;
-  admitted: number;
-  busy: number;
-  correct: number;
-  wrong: number;
-  failed: number;
-  timedOut: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
+interface Burst extends RecordingsSummary {
   firstRefusal: string | null;
   limitAfter: number | null;
 }
@@ -113,20 +103,9 @@ async function burst(server: SttServer, model: SttModel, speakers: number, seed:
   await Promise.all(children.map((c) => Promise.race([c.ready, c.results])));
   for (const c of children) c.child.send({ type: 'go' });
   const results = (await Promise.all(children.map((c) => c.results))).flat();
-  const latencies = results.filter((r) => r.outcome !== 'busy' && r.latencyMs !== null).map((r) => r.latencyMs!);
-  const count = (outcome: RecordingResult['outcome']): number => results.filter((r) => r.outcome === outcome).length;
   const limitAfter = (await sttHealth(server)).limit;
   const result: Burst = {
-    offered: speakers,
-    admitted: speakers - count('busy'),
-    busy: count('busy'),
-    correct: count('ok'),
-    wrong: count('wrong'),
-    failed: count('failed'),
-    timedOut: count('timeout'),
-    p50Ms: quantile(latencies, 0.5),
-    p99Ms: quantile(latencies, 0.99),
-    maxMs: quantile(latencies, 1),
+    ...summariseRecordings(results, speakers),
     firstRefusal: results.find((r) => r.outcome === 'busy')?.errorDetails ?? null,
     limitAfter,
   };

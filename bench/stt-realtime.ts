@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { SttBenchClient, type RecordingResult } from './lib/stt-client.js';
 import { runTightLoop } from './lib/stt-loop.js';
 import { prepareSttModel, toneUtterance, type SttModel, type SttModelKind } from './lib/stt-model.js';
-import { fixed, isoDate, printTable, progress, quantile } from './lib/stt-report.js';
+import { fixed, isoDate, printTable, progress, summariseRecordings, type RecordingsSummary } from './lib/stt-report.js';
 import { loadAverage1m, processCpuSeconds, startSttServer, type SttServer } from './lib/stt-server.js';
 import type { SpeakersCommand, SpeakersMessage, SpeakersSetup } from './lib/stt-speakers-process.js';
 
@@ -35,17 +35,7 @@ const PLAN: Record<SttModelKind, { firstTry: { pool: number; main: number }; max
   bench: { firstTry: { pool: 28, main: 14 }, maxTry: 96, target: 34, reference: '24-30' },
 };
 
-interface Trial {
-  offered: number;
-  admitted: number;
-  busy: number;
-  correct: number;
-  wrong: number;
-  failed: number;
-  timedOut: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
+interface Trial extends RecordingsSummary {
   /** Server CPU seconds per wall second during the trial (2 = both cores). */
   serverCpuPerWallSecond: number;
   /** The same for the server's main thread alone (JSON, uWS, events: every stream passes through it). */
@@ -155,19 +145,8 @@ async function runTrial(server: SttServer, model: SttModel, speakers: number, se
   const mainThreadCpuPerWallSecond = threadCores.find((thread) => thread.tid === server.pid)?.cores ?? 0;
   const otherThreads = threadCores.filter((thread) => thread.tid !== server.pid && thread.cores >= 0.01).sort((a, b) => b.cores - a.cores);
   const clientCpuPerWallSecond = processes.reduce((sum, child) => sum + child.cpuSeconds(), 0) / wallSeconds;
-  const latencies = results.filter((result) => result.latencyMs !== null && result.outcome !== 'busy').map((result) => result.latencyMs!);
-  const count = (outcome: RecordingResult['outcome']): number => results.filter((result) => result.outcome === outcome).length;
   const trial: Trial = {
-    offered: speakers,
-    admitted: speakers - count('busy'),
-    busy: count('busy'),
-    correct: count('ok'),
-    wrong: count('wrong'),
-    failed: count('failed'),
-    timedOut: count('timeout'),
-    p50Ms: quantile(latencies, 0.5),
-    p99Ms: quantile(latencies, 0.99),
-    maxMs: quantile(latencies, 1),
+    ...summariseRecordings(results, speakers),
     serverCpuPerWallSecond,
     mainThreadCpuPerWallSecond,
     clientCpuPerWallSecond,

@@ -1,4 +1,5 @@
 // Output of the speech benchmarks: a plain-text table for people and one JSON line for machines.
+import type { RecordingResult } from './stt-client.js';
 
 /** The p-quantile (0..1) of `values` by nearest rank; NaN when empty. */
 export function quantile(values: readonly number[], p: number): number {
@@ -27,4 +28,36 @@ export function progress(line: string): void {
 
 export function isoDate(): string {
   return new Date().toISOString().slice(0, 16).replace('T', ' ');
+}
+
+/** What a set of recordings came to (stt-realtime's trials, stt-admission's bursts). */
+export interface RecordingsSummary {
+  offered: number;
+  admitted: number;
+  busy: number;
+  correct: number;
+  wrong: number;
+  failed: number;
+  timedOut: number;
+  /** message_end -> message_recorded of the admitted recordings (ms). */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export function summariseRecordings(results: readonly RecordingResult[], offered: number): RecordingsSummary {
+  const latencies = results.filter((r) => r.outcome !== 'busy' && r.latencyMs !== null).map((r) => r.latencyMs!);
+  const count = (outcome: RecordingResult['outcome']): number => results.filter((r) => r.outcome === outcome).length;
+  return {
+    offered,
+    admitted: offered - count('busy'),
+    busy: count('busy'),
+    correct: count('ok'),
+    wrong: count('wrong'),
+    failed: count('failed'),
+    timedOut: count('timeout'),
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    maxMs: quantile(latencies, 1),
+  };
 }
