@@ -95,7 +95,7 @@ export const EnvSchema = z.object({
   VOSK_MODEL_PATH: z.string().trim().min(1).default('model/vosk-model-small-cn-0.22'),
   VOSK_SAMPLE_RATE: integer(8000, 48000).default(16000),
   MAX_WORKERS: integer(0, 256).default(availableParallelism()),
-  STT_TARGET_FINISH_LATENCY_MS: integer(1, 60_000).default(150),
+  STT_TARGET_FINISH_LATENCY_MS: integer(1, 60_000).default(250),
 
   // The vosk-server-compatible endpoint (docs/asr.md). Defaults are vosk-server's.
   ASR_ENABLED: boolean.default(true),

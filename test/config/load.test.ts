@@ -26,8 +26,8 @@ t.test('DEBUG, USE_REAL_VOSK and lists', async (t) => {
   t.equal(llm.engine, 'openrouter');
   t.equal(llm.baseUrl, 'http://127.0.0.1:9/api/v1');
   t.equal(loadConfig({ env: { PORT: '' }, envFile: null }).port, 8000, 'empty means default');
-  t.equal(loadConfig({ env: {}, envFile: null }).stt.targetFinishLatencyMs, 150);
-  t.equal(loadConfig({ env: { STT_TARGET_FINISH_LATENCY_MS: '250' }, envFile: null }).stt.targetFinishLatencyMs, 250);
+  t.equal(loadConfig({ env: {}, envFile: null }).stt.targetFinishLatencyMs, 250);
+  t.equal(loadConfig({ env: { STT_TARGET_FINISH_LATENCY_MS: '150' }, envFile: null }).stt.targetFinishLatencyMs, 150);
   t.throws(() => loadConfig({ env: { STT_TARGET_FINISH_LATENCY_MS: '0' }, envFile: null }), { code: 'CONFIG_INVALID', message: /STT_TARGET_FINISH_LATENCY_MS="0"/ });
   t.same(loadConfig({ env: { TRUSTED_PROXIES: '10.0.0.0/8, ::1' }, envFile: null }).trustedProxies, ['10.0.0.0/8', '::1']);
   t.throws(() => loadConfig({ env: { TRUSTED_PROXIES: '10.0.0.0/8,nginx' }, envFile: null }), {

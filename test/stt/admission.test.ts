@@ -75,14 +75,14 @@ t.test('admits under capacity, on the least-loaded worker', async (t) => {
   t.equal(admission.canAdmit(0), true);
 });
 
-t.test('fewest streams first, each worker bounded by its own cost (one may still carry the seed)', async (t) => {
-  // Worker 0 measured 0.07; worker 1 still has the start-up seed 0.1.
+t.test('every worker is predicted with the mean of the measured costs: a burst is shared, not piled on one', async (t) => {
+  // The two identical workers measured 0.07 and 0.1 within one run: the mean 0.085 bounds both.
   const { workers, admission } = setup([0.07, 0.1]);
-  t.equal(fill(admission, 0), 21, '12 + 9');
+  t.equal(admission.capacity(), 20, '2 x floor(0.9 / 0.085)');
+  t.equal(fill(admission, 0), 20);
   t.same(
     workers.map((w) => w.usedHandles),
-    [12, 9],
-    'balanced until the dearer worker is full, not piled onto the cheaper one',
+    [10, 10],
   );
 });
 
@@ -95,23 +95,23 @@ t.test('refuses past capacity with a typed reason, and admits again when a strea
   );
   const refusal = admission.refusal(0);
   t.equal(refusal?.reason, 'capacity');
-  t.match(refusal?.details, /^capacity: 18 of 18 streams, max utilisation 0\.9; worker 0: 9 streams, predicted load 0\.90 \(cost 0\.1000 s per audio-s\); worker 1: 9 streams/);
+  t.match(refusal?.details, /^capacity: 18 of 18 streams, max utilisation 0\.9; worker 0: 9 streams, predicted load 0\.90 \(cost 0\.1000 s per audio-s, its own 0\.1000\); worker 1: 9 streams/);
   t.equal(admission.canAdmit(0), false);
   workers[1]!.drop();
   t.equal(admission.choose(1, 0)?.index, 1, 'room again on the worker that has it');
 });
 
-t.test('a worker still on the start-up seed borrows the mean cost of the workers that measured theirs', async (t) => {
+t.test('a worker still on the start-up seed is predicted with the measured workers\' mean, not its seed', async (t) => {
   // The seed (0.15) is dearer than what workers 0 and 1 measured (0.08, 0.1): worker 2 has not measured yet.
   const workers = [new Worker(0, 0.08), new Worker(1, 0.1), new Worker(2, 0.15, 512, false)];
   const admission = new Admission(workers, { maxUtilisation: 0.9, targetFinishLatencyMs: 150 });
-  t.equal(admission.capacity(), 11 + 9 + 10, 'worker 2 counted at 0.09, not at its seed 0.15');
+  t.equal(admission.capacity(), 30, 'three workers at the mean 0.09');
   t.equal(fill(admission, 0), 30);
   t.same(
     workers.map((w) => w.usedHandles),
-    [11, 9, 10],
+    [10, 10, 10],
   );
-  t.match(admission.refusal(0)?.details, /worker 2: 10 streams, predicted load 0\.90 \(cost 0\.0900 s per audio-s, not measured yet\)/);
+  t.match(admission.refusal(0)?.details, /worker 2: 10 streams, predicted load 0\.90 \(cost 0\.0900 s per audio-s, its own not measured yet\)/);
   workers[0]!.isCostMeasured = false;
   workers[1]!.isCostMeasured = false;
   t.equal(admission.capacity(), 11 + 9 + 6, 'nobody measured: each worker its own seed');

@@ -7,10 +7,11 @@
 // 48 kHz stream is 3), so the limit and the capacity share one unit whatever the rates.
 //
 // * Cost per audio-second: seeded by the start-up calibration (calibrate.ts: many recognisers through
-//   the real decoder), then what the worker itself measures (load-meter.ts: wall time on its thread,
-//   final texts included, so the main thread and other processes competing for its core make it
-//   dearer). A worker that has not measured yet borrows the mean of those that have: same model, same
-//   machine, and a better guess than the seed.
+//   the real decoder), then what the workers measure (load-meter.ts: wall time on their threads,
+//   final texts included, so the main thread and other processes competing for the cores make it
+//   dearer). Every worker is predicted with the mean of the workers' measurements: they are identical
+//   threads decoding the same model on the same cores, and their own figures differed by 70 % within
+//   one run (which streams each held, what ran beside it), so one worker filled while the other idled.
 // * Latency limit: additive-increase / multiplicative-decrease on the time from finish() to the final
 //   text (the adaptive concurrency limits of Netflix's concurrency-limits and Envoy). It starts at the
 //   capacity the cost model computes, so a fresh server's first burst is bounded. A second in which over
@@ -149,7 +150,7 @@ export class Admission<W extends AdmissionWorker> {
   refusal(now: number, costWeight = 1): { reason: RefusalReason; details: string } | null {
     if (this.choose(costWeight, now) !== null) return null;
     const workers = this.#workers
-      .map((w) => (w.threadId === null ? `worker ${w.index}: restarting` : `worker ${w.index}: ${w.usedHandles} streams, predicted load ${this.#load(w).toFixed(2)} (cost ${this.#costOf(w).toFixed(4)} s per audio-s${w.isCostMeasured ? '' : ', not measured yet'})`))
+      .map((w) => (w.threadId === null ? `worker ${w.index}: restarting` : `worker ${w.index}: ${w.usedHandles} streams, predicted load ${this.#load(w).toFixed(2)} (cost ${this.#costOf(w).toFixed(4)} s per audio-s, its own ${w.isCostMeasured ? w.costPerAudioSecond.toFixed(4) : 'not measured yet'})`))
       .join('; ');
     const limit = this.limitAt(now);
     const open = Number(this.#openWeight().toFixed(2));
@@ -177,9 +178,8 @@ export class Admission<W extends AdmissionWorker> {
     return worker.admittedWeight * this.#costOf(worker);
   }
 
-  /** A worker's own measured cost; until it has one, the mean of the measured workers', else its seed. */
+  /** The mean cost the running workers measured; a worker's own seed while none has. */
   #costOf(worker: W): number {
-    if (worker.isCostMeasured) return worker.costPerAudioSecond;
     let sum = 0;
     let measured = 0;
     for (const other of this.#workers) {
