@@ -22,12 +22,28 @@ t.test('a seeded cost is used until measured, and comes back after a reset', asy
   const meter = new LoadMeter({ windowMs: 1000, bytesPerMs: BYTES_PER_MS }, 0);
   meter.seedCost(0.05);
   t.equal(meter.costPerAudioSecond, 0.05);
-  meter.record(batch(20, 20, 1000 * BYTES_PER_MS), 500);
-  t.equal(meter.costPerAudioSecond, 0.05, 'a second of audio in half a second of wall time is not a sample yet');
-  meter.record(batch(20, 20, 1000 * BYTES_PER_MS), 1000);
-  t.ok(Math.abs(meter.costPerAudioSecond - 0.02) < 1e-9, 'the measured cost replaces the seed');
+  meter.record(batch(300, 300, 10_000 * BYTES_PER_MS), 500);
+  t.equal(meter.costPerAudioSecond, 0.05, 'ten seconds of audio in half a second of wall time is not a sample yet');
+  meter.record(batch(300, 300, 10_000 * BYTES_PER_MS), 1000);
+  t.ok(Math.abs(meter.costPerAudioSecond - 0.03) < 1e-9, 'the measured cost replaces the seed');
   meter.reset(1000);
   t.equal(meter.costPerAudioSecond, 0.05);
+});
+
+t.test('a worker less than half busy measures nothing: one stream alone is cheaper than many sharing the cores', async (t) => {
+  const meter = new LoadMeter({ windowMs: 1000, bytesPerMs: BYTES_PER_MS }, 0);
+  meter.seedCost(0.1);
+  // One stream: 54 ms of decoding per second of audio, the worker idle 95 % of the time.
+  meter.record(batch(54, 54, 1000 * BYTES_PER_MS), 1000);
+  t.equal(meter.isCostMeasured, false);
+  t.equal(meter.costPerAudioSecond, 0.1, 'the seed stays');
+  // Eleven streams: 0.076 s per audio-s, 84 % busy.
+  meter.record(batch(836, 836, 11_000 * BYTES_PER_MS), 2000);
+  t.equal(meter.isCostMeasured, true);
+  t.ok(Math.abs(meter.costPerAudioSecond - 0.076) < 1e-9, `measured under load (${meter.costPerAudioSecond})`);
+  // Quiet again: the light load's samples do not pull the cost down.
+  meter.record(batch(54, 54, 1000 * BYTES_PER_MS), 3000);
+  t.ok(Math.abs(meter.costPerAudioSecond - 0.076) < 1e-9, 'kept');
 });
 
 t.test('time spent outside steady audio counts as load, not as cost per audio second', async (t) => {

@@ -28,6 +28,13 @@ const SMOOTHING = 0.5;
  * short recording does not swing it.
  */
 const FINAL_SAMPLE_AUDIO_MS = 20_000;
+/**
+ * A cost sample counts only if the worker was busy at least this share of its wall time: a worker with
+ * a core to itself measures libvosk alone, not what a stream costs when every thread wants a core (one
+ * bench-model speaker measured 0.054 s per audio-s, 11 per worker 0.076: admitted on the first figure, 28
+ * speakers answered at p99 497 ms).
+ */
+const MIN_SAMPLE_BUSY_SHARE = 0.5;
 
 export class LoadMeter {
   /** Smoothed decode time per wall time at the last completed window; read utilisationAt() instead. */
@@ -36,7 +43,7 @@ export class LoadMeter {
   busyMsTotal = 0;
   /**
    * Worker seconds per second of audio: the steady decode cost (smoothed over samples of at least a
-   * second of wall time and of audio) plus the final texts' cost spread over the audio of their
+   * second of wall time and of audio, taken while the worker was at least half busy) plus the final texts' cost spread over the audio of their
    * recordings; the seeded cost until the steady cost is measured, 0 without one.
    */
   costPerAudioSecond = 0;
@@ -48,6 +55,8 @@ export class LoadMeter {
   #costStart: number;
   #costBusyMs = 0;
   #costAudioBytes = 0;
+  /** All busy time since #costStart (the sample's busy share). */
+  #costWindowBusyMs = 0;
   #steadyCost = 0;
   #isCostMeasured = false;
   #finalBusyMs = 0;
@@ -71,18 +80,23 @@ export class LoadMeter {
     this.#windowBusyMs += batch.busyMs;
     this.#costBusyMs += batch.steadyBusyMs;
     this.#costAudioBytes += batch.steadyAudioBytes;
+    this.#costWindowBusyMs += batch.busyMs;
     this.#finalBusyMs += batch.finalBusyMs;
     this.#finalAudioBytes += batch.finalAudioBytes;
     // A sample spans at least a second of audio and a second of wall time, so that one sample covers
     // every stream of the worker, not the few whose audio happened to come first.
     const audioMs = this.#costAudioBytes / this.#bytesPerMs;
-    if (audioMs >= 1000 && now - this.#costStart >= this.#windowMs) {
-      const cost = this.#costBusyMs / audioMs;
-      this.#steadyCost = this.#isCostMeasured ? this.#steadyCost * (1 - SMOOTHING) + cost * SMOOTHING : cost;
-      this.#isCostMeasured = true;
+    const sampleMs = now - this.#costStart;
+    if (audioMs >= 1000 && sampleMs >= this.#windowMs) {
+      if (this.#costWindowBusyMs >= sampleMs * MIN_SAMPLE_BUSY_SHARE) {
+        const cost = this.#costBusyMs / audioMs;
+        this.#steadyCost = this.#isCostMeasured ? this.#steadyCost * (1 - SMOOTHING) + cost * SMOOTHING : cost;
+        this.#isCostMeasured = true;
+      }
       this.#costStart = now;
       this.#costBusyMs = 0;
       this.#costAudioBytes = 0;
+      this.#costWindowBusyMs = 0;
     }
     // A final text costs per recording (with a large model, as much as a second of audio), so it is
     // spread over the audio of the recordings it ends: short recordings make a stream dearer.
@@ -132,6 +146,7 @@ export class LoadMeter {
     this.#costStart = now;
     this.#costBusyMs = 0;
     this.#costAudioBytes = 0;
+    this.#costWindowBusyMs = 0;
     this.#steadyCost = 0;
     this.#isCostMeasured = false;
     this.#finalBusyMs = 0;
