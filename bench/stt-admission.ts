@@ -25,7 +25,7 @@ import type { RecordingResult } from './lib/stt-client.js';
 import { runTightLoop } from './lib/stt-loop.js';
 import { prepareSttModel, toneUtterance, type SttModel } from './lib/stt-model.js';
 import { fixed, isoDate, printTable, progress, quantile, summariseRecordings, type RecordingsSummary } from './lib/stt-report.js';
-import { loadAverage1m, startSttServer, type SttServer } from './lib/stt-server.js';
+import { loadAverage1m, startSttServer, sttHealth, type SttServer } from './lib/stt-server.js';
 import type { SoakCommand, SoakMessage, SoakRecord, SoakSetup } from './lib/stt-soak-process.js';
 import type { SpeakersCommand, SpeakersMessage, SpeakersSetup } from './lib/stt-speakers-process.js';
 
@@ -57,15 +57,6 @@ const soakMinutes = Number(values['soak-minutes']);
 interface Burst extends RecordingsSummary {
   firstRefusal: string | null;
   limitAfter: number | null;
-}
-
-interface SttHealthJson {
-  services?: { stt?: { stream_limit?: number | null; active_streams?: number } };
-}
-
-async function sttHealth(server: SttServer): Promise<{ limit: number | null; open: number }> {
-  const stt = ((await server.health()) as SttHealthJson).services?.stt;
-  return { limit: stt?.stream_limit ?? null, open: stt?.active_streams ?? 0 };
 }
 
 function fork2<C, M>(file: string): { send(command: C): void; on(listener: (message: M) => void): void; exited: Promise<number | null> } {

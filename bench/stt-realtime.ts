@@ -20,7 +20,7 @@ import { SttBenchClient, type RecordingResult } from './lib/stt-client.js';
 import { runTightLoop } from './lib/stt-loop.js';
 import { prepareSttModel, toneUtterance, type SttModel, type SttModelKind } from './lib/stt-model.js';
 import { fixed, isoDate, printTable, progress, summariseRecordings, type RecordingsSummary } from './lib/stt-report.js';
-import { loadAverage1m, processCpuSeconds, startSttServer, type SttServer } from './lib/stt-server.js';
+import { loadAverage1m, processCpuSeconds, startSttServer, sttHealth, type SttServer } from './lib/stt-server.js';
 import type { SpeakersCommand, SpeakersMessage, SpeakersSetup } from './lib/stt-speakers-process.js';
 
 const CHUNK_MS = 100;
@@ -189,8 +189,10 @@ async function admitsOneMore(server: SttServer): Promise<boolean> {
 
 async function startWarmServer(model: SttModel, workers: number): Promise<SttServer> {
   const server = await startSttServer({ modelDir: model.dir, workers, partials: values.extensions === 'all' });
-  // One short speaker first, so that admission control has measured the decode cost.
-  await runTrial(server, model, 1, 0, 3);
+  // Admission measures the decode cost only on busy workers (one speaker alone reads cheaper than many
+  // sharing the cores): warm up with as many speakers as the fresh server admits, for 4 s.
+  const { limit } = await sttHealth(server);
+  await runTrial(server, model, Math.max(1, limit ?? 1), 0, 4);
   return server;
 }
 

@@ -177,3 +177,13 @@ export async function startSttServer(options: SttServerOptions): Promise<SttServ
     },
   };
 }
+
+interface SttHealthJson {
+  services?: { stt?: { stream_limit?: number | null; active_streams?: number } };
+}
+
+/** The server's speech admission as /api/health reports it: the stream limit and the streams open. */
+export async function sttHealth(server: SttServer): Promise<{ limit: number | null; open: number }> {
+  const stt = ((await server.health()) as SttHealthJson).services?.stt;
+  return { limit: stt?.stream_limit ?? null, open: stt?.active_streams ?? 0 };
+}
