@@ -1,12 +1,8 @@
 // Clocks for src/stt/vosk/clock.ts's interface. FakeClock: time stands still until the test calls
 // advance(), which runs the timers that fall due in order, each at its own time, letting the code under
 // test react between them (in-process code only: without I/O, how many turns that takes is fixed).
-// HeldClock: real time that a test holds still and jumps forward, for engines with real worker threads.
-import { performance } from 'node:perf_hooks';
 import { setImmediate } from 'node:timers/promises';
 import type { Clock } from '../../src/stt/vosk/clock.js';
-
-const realNow = (): number => performance.now();
 
 interface Timer {
   dueMs: number;
@@ -55,35 +51,5 @@ export class FakeClock implements Clock {
     }
     this.#nowMs = targetMs;
     await settle();
-  }
-}
-
-/**
- * Real time (performance.now() and real timers) that the test can hold still and then jump forward, for
- * code with real threads behind it: held, everything that happens counts as one instant; released, time
- * goes on from where it was held plus the skipped milliseconds. Timers are real: while held, one
- * waiting for the clock to pass a mark keeps re-arming until release.
- */
-export class HeldClock implements Clock {
-  #offsetMs = 0;
-  #heldAtMs: number | null = null;
-
-  now(): number {
-    return this.#heldAtMs ?? realNow() + this.#offsetMs;
-  }
-
-  setTimeout(callback: () => void, delayMs: number): void {
-    setTimeout(callback, delayMs);
-  }
-
-  hold(): void {
-    this.#heldAtMs ??= this.now();
-  }
-
-  /** Lets time run again, from the held instant plus `skipMs`. */
-  release(skipMs = 0): void {
-    if (this.#heldAtMs === null) return;
-    this.#offsetMs = this.#heldAtMs + skipMs - realNow();
-    this.#heldAtMs = null;
   }
 }

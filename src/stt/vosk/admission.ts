@@ -14,13 +14,11 @@
 //   one run (which streams each held, what ran beside it), so one worker filled while the other idled.
 // * Latency limit: additive-increase / multiplicative-decrease on the time from finish() to the final
 //   text (the adaptive concurrency limits of Netflix's concurrency-limits and Envoy). It starts at the
-//   capacity the cost model computes, so a fresh server's first burst is bounded. A second in which over
-//   5 % of ten or more final texts missed `targetFinishLatencyMs` sets it to 90 % of the streams open
-//   then; a second served on time with the limit itself in use (98 % of it open) raises it by 2 %, but
-//   not back to the level that was late until `HOLD_MS` passed without a late second, so a steady
-//   overload settles just below that level instead of probing it every few seconds. Only streams
-//   admitted since the last decrease count: one late burst lowers the limit once, not once per second
-//   of its finishes.
+//   capacity the cost model computes, so a fresh server's first burst is bounded. It is judged every
+//   40 final texts: more than 5 % of them later than `targetFinishLatencyMs` (or more than a quarter of
+//   ten) sets it to 90 % of the most streams open meanwhile; none late, with the limit itself in use
+//   (98 % of it open), raises it by 2 %; one or two late keep it. Only streams admitted since the last
+//   decrease count, so one late burst lowers it once.
 
 /** What admission reads of a worker slot (worker-slot.ts implements it). */
 export interface AdmissionWorker {
@@ -41,7 +39,7 @@ export interface AdmissionWorker {
 export interface AdmissionOptions {
   /** Share of one core a worker's predicted decode load may reach (0..1]. */
   maxUtilisation: number;
-  /** Time from finish() to the final text that more than 5 % of a second's finishes may not exceed (ms). */
+  /** Time from finish() to the final text that more than 5 % of 40 final texts may not exceed (ms). */
   targetFinishLatencyMs: number;
   /** The latency limit changed (for the log). */
   onLimitChange?(change: LimitChange, direction: 'decrease' | 'increase'): void;
@@ -49,9 +47,9 @@ export interface AdmissionOptions {
 
 export interface LimitChange {
   limit: number;
-  /** Most streams open (default-rate streams) while the window's final texts were measured. */
+  /** Most streams open (default-rate streams) while the judged final texts came. */
   openStreams: number;
-  /** Final texts in the window, and how many missed the target. */
+  /** Final texts judged, and how many missed the target. */
   finishes: number;
   slow: number;
 }
@@ -61,17 +59,20 @@ export type RefusalReason = 'no-worker' | 'capacity' | 'latency-limit';
 
 /** Sums of weights (1/3 + 1/3 + 1/3) must not refuse by a rounding error. */
 const EPSILON = 1e-9;
-const WINDOW_MS = 1000;
-const MIN_FINISHES = 10;
-/** A window still short of MIN_FINISHES after this long is dropped: its few final texts are old news. */
-const MAX_WINDOW_MS = 10_000;
+/**
+ * Final texts per judgment: with one late text in ten counting as over 5 %, single late texts (a pause
+ * of the machine, three recordings ending together on one worker) cut the limit from 28 to 16 bench-model
+ * streams within a minute of a steady overload (2026-12-02 06:45 UTC soak).
+ */
+const EVIDENCE = 40;
+/** A clear overload is judged sooner: this many final texts with more than FAST_SLOW_SHARE late. */
+const FAST_EVIDENCE = 10;
+const FAST_SLOW_SHARE = 0.25;
 const SLOW_SHARE = 0.05;
 const DECREASE = 0.9;
 const INCREASE = 0.02;
-/** A window raises the limit only if it served at least this share of it: the limit was tested. */
+/** A judgment raises the limit only if at least this share of it was open: the limit was tested. */
 const TESTED_SHARE = 0.98;
-/** After a late window, the limit stays below the level that was late for this long (ms). */
-const HOLD_MS = 30_000;
 
 export class Admission<W extends AdmissionWorker> {
   readonly #workers: readonly W[];
@@ -81,9 +82,7 @@ export class Admission<W extends AdmissionWorker> {
   #lastDecrease: LimitChange | null = null;
   /** Clock time of the last decrease: streams admitted before it say nothing about the new limit. */
   #lastDecreaseAt = Number.NEGATIVE_INFINITY;
-  /** Streams open in the last late window: the limit stays below it until HOLD_MS after that window. */
-  #lateLevel = Number.POSITIVE_INFINITY;
-  #windowStart = 0;
+  /** Final texts since the last judgment, how many were late, and the most streams open meanwhile. */
   #finishes = 0;
   #slow = 0;
   #maxOpen = 0;
@@ -94,8 +93,8 @@ export class Admission<W extends AdmissionWorker> {
   }
 
   /** The worker with the fewest streams that can take one of `costWeight` now, or null (see refusal()). */
-  choose(costWeight: number, now: number): W | null {
-    if (this.#openWeight() + costWeight > this.limitAt(now) + EPSILON) return null;
+  choose(costWeight: number): W | null {
+    if (this.#openWeight() + costWeight > this.limit() + EPSILON) return null;
     let best: W | null = null;
     for (const worker of this.#workers) {
       if (!this.#fits(worker, costWeight)) continue;
@@ -108,8 +107,8 @@ export class Admission<W extends AdmissionWorker> {
   }
 
   /** Would a default-rate stream be admitted now? (Cheap: for a 503 before a WebSocket upgrade.) */
-  canAdmit(now: number, costWeight = 1): boolean {
-    return this.choose(costWeight, now) !== null;
+  canAdmit(costWeight = 1): boolean {
+    return this.choose(costWeight) !== null;
   }
 
   /** Default-rate streams the running workers hold by the cost model (handles included). */
@@ -125,9 +124,8 @@ export class Admission<W extends AdmissionWorker> {
     return total;
   }
 
-  /** Streams admitted at most as of `now`: the learned limit, and never more than the capacity. */
-  limitAt(now: number): number {
-    this.#closeWindowIfDue(now);
+  /** Streams admitted at most: the learned limit, and never more than the capacity. */
+  limit(): number {
     const capacity = Math.max(this.#floor(), this.capacity());
     return this.#learned === null ? capacity : Math.min(this.#learned, capacity);
   }
@@ -137,22 +135,22 @@ export class Admission<W extends AdmissionWorker> {
    * stream still holds its handle).
    */
   recordFinal(latencyMs: number, openedAt: number, now: number): void {
-    this.#closeWindowIfDue(now);
     if (openedAt < this.#lastDecreaseAt) return;
-    if (this.#finishes === 0) this.#windowStart = now;
     this.#finishes += 1;
     if (latencyMs > this.#options.targetFinishLatencyMs) this.#slow += 1;
     const open = this.#openWeight();
     if (open > this.#maxOpen) this.#maxOpen = open;
+    const isClearlyLate = this.#finishes >= FAST_EVIDENCE && this.#slow > this.#finishes * FAST_SLOW_SHARE;
+    if (this.#finishes >= EVIDENCE || isClearlyLate) this.#judge(now);
   }
 
   /** Why a default-rate stream would be refused now, or null if it would be admitted. */
-  refusal(now: number, costWeight = 1): { reason: RefusalReason; details: string } | null {
-    if (this.choose(costWeight, now) !== null) return null;
+  refusal(costWeight = 1): { reason: RefusalReason; details: string } | null {
+    if (this.choose(costWeight) !== null) return null;
     const workers = this.#workers
       .map((w) => (w.threadId === null ? `worker ${w.index}: restarting` : `worker ${w.index}: ${w.usedHandles} streams, predicted load ${this.#load(w).toFixed(2)} (cost ${this.#costOf(w).toFixed(4)} s per audio-s, its own ${w.isCostMeasured ? w.costPerAudioSecond.toFixed(4) : 'not measured yet'})`))
       .join('; ');
-    const limit = this.limitAt(now);
+    const limit = this.limit();
     const open = Number(this.#openWeight().toFixed(2));
     if (this.#workers.every((w) => w.threadId === null)) return { reason: 'no-worker', details: `no-worker: ${workers}` };
     if (open + costWeight > limit + EPSILON && this.#learned !== null && this.#learned < this.capacity()) {
@@ -202,40 +200,26 @@ export class Admission<W extends AdmissionWorker> {
     return Math.max(1, this.#workers.length);
   }
 
-  // Finishes come in bursts (many recordings end together), so a window is judged when it is due, not
-  // only when the next finish arrives, which could be after the next burst of admissions. A window with
-  // too few final texts stays open (30 bench-model streams end about five a second), up to a limit.
-  #closeWindowIfDue(now: number): void {
-    if (this.#finishes === 0 || now - this.#windowStart < WINDOW_MS) return;
-    if (this.#finishes < MIN_FINISHES && now - this.#windowStart < MAX_WINDOW_MS) return;
-    if (this.#finishes >= MIN_FINISHES) this.#judge(now);
+  #judge(now: number): void {
+    const judged = { openStreams: this.#maxOpen, finishes: this.#finishes, slow: this.#slow };
     this.#finishes = 0;
     this.#slow = 0;
     this.#maxOpen = 0;
-  }
-
-  #judge(now: number): void {
-    const window = { openStreams: this.#maxOpen, finishes: this.#finishes, slow: this.#slow };
     const current = this.#learned ?? Math.max(this.#floor(), this.capacity());
-    if (this.#slow > this.#finishes * SLOW_SHARE) {
-      this.#lateLevel = this.#maxOpen;
+    if (judged.slow > judged.finishes * SLOW_SHARE) {
       this.#lastDecreaseAt = now;
-      const limit = Math.max(this.#floor(), Math.min(current, Math.floor(this.#maxOpen * DECREASE)));
+      const limit = Math.max(this.#floor(), Math.min(current, Math.floor(judged.openStreams * DECREASE)));
       if (limit === this.#learned) return;
       this.#learned = limit;
-      this.#lastDecrease = { limit, ...window };
+      this.#lastDecrease = { limit, ...judged };
       this.#options.onLimitChange?.(this.#lastDecrease, 'decrease');
       return;
     }
-    // Only a window that served the limit itself says it can be raised: one that served 90 % of it
-    // raised it past the level that had failed within three good seconds (measured on the old design).
-    if (this.#slow === 0 && this.#learned !== null && this.#maxOpen >= this.#learned * TESTED_SHARE) {
-      const isHeld = now - this.#lastDecreaseAt < HOLD_MS;
-      const ceiling = isHeld ? Math.max(this.#floor(), Math.ceil(this.#lateLevel) - 1) : Number.POSITIVE_INFINITY;
-      const limit = Math.min(ceiling, this.#learned + Math.max(1, Math.round(this.#learned * INCREASE)));
-      if (limit <= this.#learned) return;
-      this.#learned = limit;
-      this.#options.onLimitChange?.({ limit, ...window }, 'increase');
+    // Only final texts served with the limit itself open say it can be raised: raised on 90 % of it,
+    // the old design passed the level that had been late within three good seconds.
+    if (judged.slow === 0 && this.#learned !== null && judged.openStreams >= this.#learned * TESTED_SHARE) {
+      this.#learned += Math.max(1, Math.round(this.#learned * INCREASE));
+      this.#options.onLimitChange?.({ limit: this.#learned, ...judged }, 'increase');
     }
   }
 }

@@ -216,10 +216,9 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   openStream(options: SttStreamOptions): SttStream {
     if (this.#isClosing) throw new SttServiceError('speech recognition is shutting down');
     const rate = this.#streamRate(options.sampleRate ?? this.#options.sampleRate);
-    const now = this.#options.clock.now();
-    const best = this.#admission.choose(rate.costWeight, now);
+    const best = this.#admission.choose(rate.costWeight);
     if (best === null) {
-      const refusal = this.#admission.refusal(now, rate.costWeight);
+      const refusal = this.#admission.refusal(rate.costWeight);
       throw new SttBusyError('speech recognition is at capacity', { details: refusal?.details ?? 'capacity' });
     }
     return best.openStream(options, rate, this.#logger);
@@ -230,7 +229,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
    * refusing before a WebSocket upgrade. openStream decides again; this only predicts.
    */
   canAdmit(): boolean {
-    return !this.#isClosing && this.#admission.canAdmit(this.#options.clock.now());
+    return !this.#isClosing && this.#admission.canAdmit();
   }
 
   #streamRate(sampleRate: number): StreamRate {
@@ -244,7 +243,6 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
   }
 
   health(): SttHealth {
-    const now = this.#options.clock.now();
     const activeStreams = this.#activeStreams();
     const queueDepth = this.#sumOverSlots((slot) => slot.batchesInFlight);
     const ready = this.#sumOverSlots((slot) => (slot.threadId === null ? 0 : 1));
@@ -261,7 +259,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       status = 'degraded';
       reason = `${this.#slots.length - ready} of ${this.#slots.length} vosk workers restarting`;
     } else {
-      const refusal = this.#admission.refusal(now);
+      const refusal = this.#admission.refusal();
       if (refusal !== null) {
         status = 'degraded';
         reason = `at capacity: ${refusal.details}`;
@@ -276,7 +274,7 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
       workers: this.#options.workers,
       activeStreams,
       queueDepth,
-      streamLimit: this.#admission.limitAt(now),
+      streamLimit: this.#admission.limit(),
       refusing,
     };
   }
