@@ -166,11 +166,19 @@ t.test('one or two late of 40 keep the limit: a single late text is not an overl
   const { workers, admission } = setup([0.002, 0.002], { onLimitChange: (change, direction) => changes.push([change, direction]) });
   finals(admission, workers, 0, 40, 3, 500);
   t.equal(admission.limit(), 450);
-  finals(admission, workers, 1000, 40, 1, 450);
+  finals(admission, workers, 3000, 40, 1, 450, 2500);
   t.equal(admission.limit(), 450, 'one late: kept');
-  finals(admission, workers, 2000, 40, 2, 450);
+  finals(admission, workers, 6000, 40, 2, 450, 5500);
   t.equal(admission.limit(), 450, 'two late (5 %): kept');
-  t.equal(changes.length, 1);
+  finals(admission, workers, 9000, 40, 0, 450, 8500);
+  t.equal(admission.limit(), 459, 'none late at the limit: raised');
+  t.same(
+    changes.map(([change, direction]) => [change.limit, direction]),
+    [
+      [450, 'decrease'],
+      [459, 'increase'],
+    ],
+  );
 });
 
 t.test('a clear overload is judged after ten final texts', async (t) => {
@@ -179,7 +187,7 @@ t.test('a clear overload is judged after ten final texts', async (t) => {
   t.equal(admission.limit(), 900, 'nine: too few to judge');
   finals(admission, workers, 100, 1, 1, 30);
   t.equal(admission.limit(), 27, 'ten, all late: 90 % of 30');
-  finals(admission, workers, 200, 10, 2, 27, 150);
+  finals(admission, workers, 3000, 10, 2, 27, 2500);
   t.equal(admission.limit(), 27, 'ten with two late (20 %): wait for 40');
 });
 
@@ -188,11 +196,11 @@ t.test('the limit rises by 2 % only after 40 final texts on time with the limit 
   const { workers, admission } = setup([0.002, 0.002], { onLimitChange: (change, direction) => changes.push([change, direction]) });
   finals(admission, workers, 0, 40, 20, 500);
   t.equal(admission.limit(), 450);
-  finals(admission, workers, 2000, 40, 0, 400, 1500);
+  finals(admission, workers, 3000, 40, 0, 400, 2500);
   t.equal(admission.limit(), 450, 'on time but with 400 of 450 open: the limit was not tested');
-  finals(admission, workers, 4000, 40, 0, 445, 3500);
+  finals(admission, workers, 6000, 40, 0, 445, 5500);
   t.equal(admission.limit(), 459, 'on time with 445 open (98 %): +2 %');
-  finals(admission, workers, 6000, 40, 1, 459, 5500);
+  finals(admission, workers, 9000, 40, 1, 459, 8500);
   t.equal(admission.limit(), 459, 'one late final text: kept, not raised');
   t.same(
     changes.map(([change, direction]) => [change.limit, direction]),
@@ -201,6 +209,19 @@ t.test('the limit rises by 2 % only after 40 final texts on time with the limit 
       [459, 'increase'],
     ],
   );
+});
+
+t.test('a burst is judged on the most streams open in the last 2 s: its late texts come when most have ended', async (t) => {
+  const { workers, admission } = setup([0.002, 0.002]);
+  // 570 speakers end together: the first 40 final texts with all of them open, on time.
+  finals(admission, workers, 0, 40, 0, 570);
+  t.equal(admission.limit(), 900, 'on time, and nothing learned to raise');
+  // 400 ms later, 130 still open, four of the next 40 late.
+  finals(admission, workers, 400, 40, 4, 130);
+  t.equal(admission.limit(), 513, '90 % of the 570, not of the 130');
+  // Streams admitted later, judged more than 2 s after: on what is open then.
+  finals(admission, workers, 5000, 40, 4, 300, 4000);
+  t.equal(admission.limit(), 270);
 });
 
 t.test('the limit never passes the capacity the workers measure, nor drops below one stream per worker', async (t) => {

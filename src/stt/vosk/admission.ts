@@ -16,7 +16,7 @@
 //   text (the adaptive concurrency limits of Netflix's concurrency-limits and Envoy). It starts at the
 //   capacity the cost model computes, so a fresh server's first burst is bounded. It is judged every
 //   40 final texts: more than 5 % of them later than `targetFinishLatencyMs` (or more than a quarter of
-//   ten) sets it to 90 % of the most streams open meanwhile; none late, with the limit itself in use
+//   ten) sets it to 90 % of the most streams open in the last 2 s; none late, with the limit itself in use
 //   (98 % of it open), raises it by 2 %; one or two late keep it. Only streams admitted since the last
 //   decrease count, so one late burst lowers it once.
 
@@ -71,6 +71,12 @@ const FAST_SLOW_SHARE = 0.25;
 const SLOW_SHARE = 0.05;
 const DECREASE = 0.9;
 const INCREASE = 0.02;
+/**
+ * The most streams open is remembered this long (ms), across judgments: the late final texts of a burst
+ * come when most of its streams have ended (judged on the streams open then, 570 tone-model speakers
+ * ending together cut the limit to 117).
+ */
+const OPEN_MEMORY_MS = 2000;
 /** A judgment raises the limit only if at least this share of it was open: the limit was tested. */
 const TESTED_SHARE = 0.98;
 
@@ -86,6 +92,8 @@ export class Admission<W extends AdmissionWorker> {
   #finishes = 0;
   #slow = 0;
   #maxOpen = 0;
+  /** When #maxOpen was reached: it stands for OPEN_MEMORY_MS, across judgments. */
+  #maxOpenAt = Number.NEGATIVE_INFINITY;
 
   constructor(workers: readonly W[], options: AdmissionOptions) {
     this.#workers = workers;
@@ -139,7 +147,10 @@ export class Admission<W extends AdmissionWorker> {
     this.#finishes += 1;
     if (latencyMs > this.#options.targetFinishLatencyMs) this.#slow += 1;
     const open = this.#openWeight();
-    if (open > this.#maxOpen) this.#maxOpen = open;
+    if (open >= this.#maxOpen || now - this.#maxOpenAt > OPEN_MEMORY_MS) {
+      this.#maxOpen = open;
+      this.#maxOpenAt = now;
+    }
     const isClearlyLate = this.#finishes >= FAST_EVIDENCE && this.#slow > this.#finishes * FAST_SLOW_SHARE;
     if (this.#finishes >= EVIDENCE || isClearlyLate) this.#judge(now);
   }
@@ -204,7 +215,6 @@ export class Admission<W extends AdmissionWorker> {
     const judged = { openStreams: this.#maxOpen, finishes: this.#finishes, slow: this.#slow };
     this.#finishes = 0;
     this.#slow = 0;
-    this.#maxOpen = 0;
     const current = this.#learned ?? Math.max(this.#floor(), this.capacity());
     if (judged.slow > judged.finishes * SLOW_SHARE) {
       this.#lastDecreaseAt = now;
