@@ -103,12 +103,12 @@ export class Admission<W extends AdmissionWorker> {
   /** The worker with the fewest streams that can take one of `costWeight` now, or null (see refusal()). */
   choose(costWeight: number): W | null {
     if (this.#openWeight() + costWeight > this.limit() + EPSILON) return null;
+    const measuredCost = this.#measuredCost();
     let best: W | null = null;
     for (const worker of this.#workers) {
-      if (!this.#fits(worker, costWeight)) continue;
-      // Fewest streams first: the workers are identical threads, and a worker that has not measured its
-      // cost yet still carries the start-up seed, so ordering by predicted load piled a burst onto the
-      // one that had measured (measured: 14 + 9 streams, the 14 late).
+      if (!this.#fits(worker, costWeight, this.#costOf(worker, measuredCost))) continue;
+      // Fewest streams first: the workers are identical threads (ordering by each one's own predicted
+      // load once piled a burst onto the one that had measured its cost: 14 + 9 streams, the 14 late).
       if (best === null || worker.admittedWeight < best.admittedWeight) best = worker;
     }
     return best;
@@ -121,11 +121,12 @@ export class Admission<W extends AdmissionWorker> {
 
   /** Default-rate streams the running workers hold by the cost model (handles included). */
   capacity(): number {
+    const measuredCost = this.#measuredCost();
     let total = 0;
     for (const worker of this.#workers) {
       if (worker.threadId === null) continue;
       const handles = worker.usedHandles + worker.freeHandles;
-      const cost = this.#costOf(worker);
+      const cost = this.#costOf(worker, measuredCost);
       const byCost = cost > 0 ? Math.floor(this.#options.maxUtilisation / cost + EPSILON) : handles;
       total += Math.min(handles, byCost);
     }
@@ -158,9 +159,14 @@ export class Admission<W extends AdmissionWorker> {
   /** Why a default-rate stream would be refused now, or null if it would be admitted. */
   refusal(costWeight = 1): { reason: RefusalReason; details: string } | null {
     if (this.choose(costWeight) !== null) return null;
-    const workers = this.#workers
-      .map((w) => (w.threadId === null ? `worker ${w.index}: restarting` : `worker ${w.index}: ${w.usedHandles} streams, predicted load ${this.#load(w).toFixed(2)} (cost ${this.#costOf(w).toFixed(4)} s per audio-s, its own ${w.isCostMeasured ? w.costPerAudioSecond.toFixed(4) : 'not measured yet'})`))
-      .join('; ');
+    const measuredCost = this.#measuredCost();
+    const describe = (w: W): string => {
+      if (w.threadId === null) return `worker ${w.index}: restarting`;
+      const cost = this.#costOf(w, measuredCost);
+      const own = w.isCostMeasured ? w.costPerAudioSecond.toFixed(4) : 'not measured yet';
+      return `worker ${w.index}: ${w.usedHandles} streams, predicted load ${(w.admittedWeight * cost).toFixed(2)} (cost ${cost.toFixed(4)} s per audio-s, its own ${own})`;
+    };
+    const workers = this.#workers.map(describe).join('; ');
     const limit = this.limit();
     const open = Number(this.#openWeight().toFixed(2));
     if (this.#workers.every((w) => w.threadId === null)) return { reason: 'no-worker', details: `no-worker: ${workers}` };
@@ -177,26 +183,27 @@ export class Admission<W extends AdmissionWorker> {
     return this.#lastDecrease;
   }
 
-  #fits(worker: W, costWeight: number): boolean {
+  /** Would the worker's predicted load (share of a core) at `cost` stay within maxUtilisation with the stream? */
+  #fits(worker: W, costWeight: number, cost: number): boolean {
     if (worker.threadId === null || worker.freeHandles === 0) return false;
-    return (worker.admittedWeight + costWeight) * this.#costOf(worker) <= this.#options.maxUtilisation + EPSILON;
+    return (worker.admittedWeight + costWeight) * cost <= this.#options.maxUtilisation + EPSILON;
   }
 
-  /** Predicted load of a worker (share of a core). */
-  #load(worker: W): number {
-    return worker.admittedWeight * this.#costOf(worker);
-  }
-
-  /** The mean cost the running workers measured; a worker's own seed while none has. */
-  #costOf(worker: W): number {
+  /** The mean cost the running workers measured, or null while none has (computed once per decision). */
+  #measuredCost(): number | null {
     let sum = 0;
     let measured = 0;
-    for (const other of this.#workers) {
-      if (other.threadId === null || !other.isCostMeasured) continue;
-      sum += other.costPerAudioSecond;
+    for (const worker of this.#workers) {
+      if (worker.threadId === null || !worker.isCostMeasured) continue;
+      sum += worker.costPerAudioSecond;
       measured += 1;
     }
-    return measured > 0 ? sum / measured : worker.costPerAudioSecond;
+    return measured > 0 ? sum / measured : null;
+  }
+
+  /** The cost a worker is predicted with: the workers' measured mean, or its own seed while there is none. */
+  #costOf(worker: W, measuredCost: number | null): number {
+    return measuredCost ?? worker.costPerAudioSecond;
   }
 
   /** Open streams in default-rate streams (the sum of their cost weights). */

@@ -50,11 +50,11 @@ export class LoadMeter {
   busyMsTotal = 0;
   /**
    * Worker seconds per second of audio: the steady decode cost (the mean of the recent samples of at
-   * least a second of wall time and of audio, taken while the worker was at least half busy) plus the final texts' cost spread over the audio of their
-   * recordings; the seeded cost until the steady cost is measured, 0 without one.
+   * least a second of wall time and of audio, taken while the worker was at least half busy) plus the
+   * final texts' cost spread over the audio of their recordings; the seeded cost until the steady cost
+   * is measured, 0 without one.
    */
   costPerAudioSecond = 0;
-
   readonly #windowMs: number;
   readonly #bytesPerMs: number;
   #windowStart: number;
@@ -145,7 +145,7 @@ export class LoadMeter {
     return sum / this.#sampleCount;
   }
 
-  /** True once the worker measured its own steady cost (admission lends it to workers still on the seed). */
+  /** True once the worker measured its own steady cost (admission then predicts every worker with the measured mean). */
   get isCostMeasured(): boolean {
     return this.#isCostMeasured;
   }
