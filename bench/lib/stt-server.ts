@@ -2,9 +2,9 @@
 // configured for speech benchmarks, plus what /proc tells about it (CPU time, resident memory).
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 
 import { spawnServer, type SpawnedServer } from '../../test/kit/spawn-server.js';
+import { freePort } from '../../test/kit/free-port.js';
 
 export interface SttServerOptions {
   modelDir: string;
@@ -78,18 +78,6 @@ export function processRssBytes(pid: number): number {
 /** The 1-minute load average of the machine. */
 export function loadAverage1m(): number {
   return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /**

@@ -9,10 +9,11 @@ import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
+import { freePort } from '../../test/kit/free-port.js';
 import { HAPROXY, HAPROXY_READY, haproxyArgs, writeHaproxyConfig } from '../../test/kit/proxy-configs.js';
 import { startBenchRedis, type BenchRedis } from '../lib/redis-server.js';
 import { readProcText } from './proc-stats.js';
-import { freeLoopbackPort, startServer, type ServerUnderTest } from './spawn.js';
+import { startServer, type ServerUnderTest } from './spawn.js';
 
 export interface ClusterSetup {
   nodes: number;
@@ -93,7 +94,7 @@ interface RunningProxy {
 
 async function startHaproxy(nodes: ReadonlyArray<{ name: string; port: number; agentPort: number }>, readyTimeoutMs: number): Promise<RunningProxy> {
   if (!existsSync(HAPROXY)) throw new Error(`--cluster ...+haproxy: ${HAPROXY} is missing (Debian package haproxy, or set HAPROXY)`);
-  const port = await freeLoopbackPort();
+  const port = await freePort();
   // `1+haproxy`: the file's voxgate-2 line is commented out (one node behind the proxy).
   const configFile = writeHaproxyConfig(port, nodes, { dropOthers: true });
   const child = spawn(HAPROXY, haproxyArgs(configFile, proxyMaxConnections()), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -207,7 +208,7 @@ export async function startCluster(setup: ClusterSetup, env: Record<string, stri
     redis = await startBenchRedis('always');
     const redisUrl = redis.url;
     const names = Array.from({ length: setup.nodes }, (_, i) => `voxgate-${i + 1}`);
-    const agentPorts = await Promise.all(names.map(() => freeLoopbackPort()));
+    const agentPorts = await Promise.all(names.map(() => freePort()));
     const started = await Promise.allSettled(names.map(async (name, i) => {
       const dataDir = join(options.dataDir, name);
       await mkdir(dataDir, { recursive: true });

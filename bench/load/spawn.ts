@@ -3,10 +3,10 @@
 // thousands of descriptors and the default soft limit is often 1024.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 import { PROJECT_ROOT } from '../../src/version.js';
+import { freePort } from '../../test/kit/free-port.js';
 import { readProcText } from './proc-stats.js';
 
 export const TSX_IMPORT: string = import.meta.resolve('tsx');
@@ -91,18 +91,6 @@ export function openFilesLimit(pid: number): number | null {
   return match ? Number(match[1]) : null;
 }
 
-/** A port that was free a moment ago on 127.0.0.1 (the server runs at LOG_LEVEL=warn, so it does not log its port). */
-export async function freeLoopbackPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
 export interface ServerUnderTest extends SpawnedNode {
   port: number;
   httpUrl: string;
@@ -113,7 +101,8 @@ export interface ServerUnderTest extends SpawnedNode {
 
 /** Starts voxgate (src/main.ts through tsx) on 127.0.0.1 with `env` and waits until /readyz says 200. */
 export async function startServer(env: Record<string, string>, options: { openFiles: number; readyTimeoutMs: number }): Promise<ServerUnderTest> {
-  const port = await freeLoopbackPort();
+  // LOG_LEVEL=warn: the server does not log its port, so it is given one that was free a moment ago.
+  const port = await freePort();
   const warnings = new Map<string, number>();
   const spawned = spawnNode(join(PROJECT_ROOT, 'src/main.ts'), {
     env: { ...env, HOST: '127.0.0.1', PORT: String(port) },
