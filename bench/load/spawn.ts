@@ -7,6 +7,7 @@ import { join } from 'node:path';
 
 import { PROJECT_ROOT } from '../../src/version.js';
 import { freePort } from '../../test/kit/free-port.js';
+import { ReadyzGoneError, ReadyzTimeoutError, whenReady } from '../../test/kit/readyz.js';
 import { readProcText } from './proc-stats.js';
 
 export const TSX_IMPORT: string = import.meta.resolve('tsx');
@@ -113,26 +114,17 @@ export async function startServer(env: Record<string, string>, options: { openFi
     },
   });
   const httpUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + options.readyTimeoutMs;
   let hasExited = false;
   void spawned.exited.then(() => {
     hasExited = true;
   });
-  for (;;) {
-    if (hasExited) throw new Error(`server exited before it was ready:\n${spawned.output()}`);
-    try {
-      const response = await fetch(`${httpUrl}/readyz`);
-      await response.arrayBuffer();
-      if (response.status === 200) break;
-    } catch (err) {
-      // Not listening yet: fetch fails with the connection's error as its cause.
-      if ((err as { cause?: { code?: string } }).cause?.code !== 'ECONNREFUSED') throw err;
-    }
-    if (Date.now() > deadline) {
-      await spawned.stop(1000);
-      throw new Error(`server not ready after ${options.readyTimeoutMs} ms:\n${spawned.output()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+  try {
+    await whenReady(httpUrl, { timeoutMs: options.readyTimeoutMs, isGone: () => hasExited, intervalMs: 200 });
+  } catch (err) {
+    if (err instanceof ReadyzGoneError) throw new Error(`server exited before it was ready:\n${spawned.output()}`);
+    if (!(err instanceof ReadyzTimeoutError)) throw err;
+    await spawned.stop(1000);
+    throw new Error(`server not ready after ${options.readyTimeoutMs} ms:\n${spawned.output()}`);
   }
   return { ...spawned, port, httpUrl, wsUrl: `ws://127.0.0.1:${port}/conversation?extensions=all`, warnings };
 }

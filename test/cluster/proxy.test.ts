@@ -10,6 +10,7 @@ import { TestClient } from '../kit/ws-client.js';
 import { crash, settled, startOn, type RunningServer } from '../store/persistence-kit.js';
 import { startRedis, type RedisProcess } from './redis-kit.js';
 import { freePort } from '../kit/free-port.js';
+import { whenReady } from '../kit/readyz.js';
 
 // The SHIPPED proxy configs (deploy/haproxy.cfg, deploy/nginx-cluster.conf) run for real in front of two
 // voxgate nodes on one real Redis, all on loopback. The files are read from deploy/ and only their bind
@@ -158,23 +159,17 @@ async function cluster(t: Test): Promise<{ redis: RedisProcess; nodes: [Node, No
   const redis = await startRedis(t, { appendfsync: 'always' });
   const prefix = `proxy-${Math.random().toString(36).slice(2)}:`;
   const nodes = await Promise.all([startNode(t, redis, 'voxgate-1', prefix), startNode(t, redis, 'voxgate-2', prefix)]);
-  await Promise.all(nodes.map(whenReady));
+  // A node listens before its first node-registry refresh, and until then it is not ready and its agent
+  // answers `drain`: a proxy started in between gave that node weight 0 for an agent interval, and
+  // leastconn put three of four connections on the other one (CI, 2026-12-02 07:52 UTC).
+  await Promise.all(
+    nodes.map((node) => {
+      let isGone = false;
+      void node.server.exited.then(() => (isGone = true));
+      return whenReady(`http://127.0.0.1:${node.port}`, { isGone: () => isGone });
+    }),
+  );
   return { redis, nodes };
-}
-
-/**
- * Resolves once the node's /readyz says 200. A node listens before its first node-registry refresh, and
- * until then it is not ready and its agent answers `drain`: a proxy started in between gave that node
- * weight 0 for an agent interval, and leastconn put three of four connections on the other one (CI,
- * 2026-12-02 07:52 UTC). No log line marks the first refresh, so this asks /readyz until it says so.
- */
-async function whenReady(node: Node): Promise<void> {
-  for (;;) {
-    const response = await fetch(`http://127.0.0.1:${node.port}/readyz`);
-    await response.arrayBuffer();
-    if (response.status === 200) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 async function connect(t: Test, proxy: Proxy): Promise<TestClient> {
