@@ -241,7 +241,6 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       log(`[${options.label}] step ${users} users: ${options.stepSeconds} s (warm-up ${options.warmupSeconds} s)`);
       await delay(options.warmupSeconds * 1000);
       const windowStart = epochNow();
-      const serverCpu = new CpuWindow(serverPids);
       const nodeCpu = serverPids.map((pid) => new CpuWindow([pid]));
       const redisCpu = server.redisPid === null ? null : new CpuWindow([server.redisPid]);
       const proxyPids = server.proxyPids();
@@ -255,14 +254,16 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       await delay((options.stepSeconds - options.warmupSeconds) * 1000);
       clearInterval(rssTimer);
       const rssEnd = rssOfNodes();
+      // The server's CPU is its nodes' together.
+      const serverCpuByNode = nodeCpu.map((cpu) => cpu.percentOfOneCore());
       const window: StepWindow = {
         users,
         stepStart,
         windowStart,
         windowEnd: epochNow(),
         stepEnd: epochNow(),
-        serverCpu: serverCpu.percentOfOneCore(),
-        serverCpuByNode: nodeCpu.map((cpu) => cpu.percentOfOneCore()),
+        serverCpu: serverCpuByNode.reduce((sum, cores) => sum + cores, 0),
+        serverCpuByNode,
         redisCpu: redisCpu?.percentOfOneCore() ?? null,
         proxyCpu: proxyCpu?.percentOfOneCore() ?? null,
         connectionsByNode: [],
