@@ -16,6 +16,26 @@ function sendAudio(client: TestClient, pcm: Buffer): void {
   for (let offset = 0; offset < pcm.byteLength; offset += 3200) client.sendRaw(pcm.subarray(offset, offset + 3200), true);
 }
 
+/**
+ * Reads until `done(value)`, reading again after each keyspace notification. The wait for the next
+ * notification is armed before each read: the notification and the read's reply come on two sockets in
+ * either order, so arming it after the read could miss the last write and wait forever.
+ */
+async function readWhenWritten<T>(watcher: Redis, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  for (;;) {
+    const written = once(watcher, 'message', { signal });
+    written.catch(() => {}); // observed below, or abandoned once done
+    const value = await read();
+    if (done(value)) return value;
+    try {
+      await written;
+    } catch (cause) {
+      throw new Error(`Redis did not reach the expected state within ${timeoutMs} ms; last read: ${JSON.stringify(value)}`, { cause });
+    }
+  }
+}
+
 t.test('SIGKILL of node A mid-recording: "alpha bravo" recognised on A, "charlie" on B, one message with all three', async (t) => {
   const redis = await startRedis(t, { appendfsync: 'always' });
   const modelDir = t.testdir();
@@ -44,12 +64,7 @@ t.test('SIGKILL of node A mid-recording: "alpha bravo" recognised on A, "charlie
   // Gaps of 900 ms: the endpointer (0.5 s of trailing silence) closes a segment after each word.
   sendAudio(client, synthesizeToneAudio(['alpha', 'bravo'], { gapMs: 900 }));
   await client.waitFor((e) => e.type === 'transcript_partial' && e.data.text === 'alpha bravo');
-  let stored = await reader.lrange(segmentsKey, 0, -1);
-  // Read, then wait for the next write: a write during the read is notified after it, so none is missed.
-  while (stored.length < 2) {
-    await once(watcher, 'message');
-    stored = await reader.lrange(segmentsKey, 0, -1);
-  }
+  const stored = await readWhenWritten(watcher, () => reader.lrange(segmentsKey, 0, -1), (list) => list.length >= 2);
   t.same(stored, ['alpha', 'bravo'], 'both segments are in Redis, written as they were recognised');
 
   await crash(a);
