@@ -16,13 +16,19 @@ interface PostedTask {
   ops: number[][];
 }
 
-/** Runs each task for `decodeMs` of the fake clock, answers a finish op with the final text "done". */
+/**
+ * Runs each task for `decodeMs` of the fake clock, one after another, answers a finish op with the final text "done" and
+ * each reply op with a numbered reply.
+ */
 class ScriptedExecutor implements DecodeExecutor {
   readonly mode = 'workers';
   readonly slots = 1;
   readonly posted: PostedTask[] = [];
+  /** Replies answered so far (reply ops get numbered texts). */
+  replies = 0;
   readonly #clock: FakeClock;
   readonly #decodeMs: number;
+  #busyUntil = 0;
 
   constructor(clock: FakeClock, decodeMs: number) {
     this.#clock = clock;
@@ -33,10 +39,17 @@ class ScriptedExecutor implements DecodeExecutor {
     const ops: number[][] = [];
     for (let i = 0; i < task.ops.length; i += OP_WIDTH) ops.push(Array.from(task.ops.subarray(i, i + OP_WIDTH)));
     this.posted.push({ at: this.#clock.now(), ops });
-    const events: StreamEvent[] = ops.filter(([code]) => code === BatchOp.finish).map(([, handle]) => ({ type: 'final', handle: handle!, text: 'done' }));
+    const events: StreamEvent[] = [];
+    for (const [code, handle] of ops) {
+      if (code === BatchOp.reply) events.push({ type: 'reply', handle: handle!, json: `{"partial" : "reply ${++this.replies}"}` });
+      if (code === BatchOp.finish) events.push({ type: 'final', handle: handle!, text: 'done' });
+    }
     const audioBytes = ops.filter(([code]) => code === BatchOp.audio).reduce((sum, op) => sum + op[3]!, 0);
     const result: DecodeResult = { type: 'decoded', slot: task.slot, seq: task.seq, threadId: 1, busyMs: this.#decodeMs, steadyBusyMs: this.#decodeMs, steadyAudioBytes: audioBytes, finalBusyMs: 0, finalAudioBytes: 0, events };
-    return new Promise((resolve) => this.#clock.setTimeout(() => resolve(result), this.#decodeMs));
+    // One thread: a task starts when the one before it is done.
+    const startsAt = Math.max(this.#clock.now(), this.#busyUntil);
+    this.#busyUntil = startsAt + this.#decodeMs;
+    return new Promise((resolve) => this.#clock.setTimeout(() => resolve(result), this.#busyUntil - this.#clock.now()));
   }
 
   threadIdOf(): number | null {
@@ -165,4 +178,84 @@ t.test('the fake clock runs a slot exactly like real time would: nothing is post
   t.equal(executor.posted.length, 0, 'not within the write');
   await settle();
   t.equal(executor.posted.length, 1, 'on the next turn');
+});
+
+/** A reply-per-frame stream (vosk-server's protocol) that records its replies. */
+function openReplyStream(slot: WorkerSlot, streamId: string, replies: string[]) {
+  const options = {
+    ...streamOptions(streamId),
+    replyPerFrame: { words: false, partialWords: false, maxAlternatives: 0, phraseList: null, speakerModelAddress: null, onReply: (json: string) => replies.push(`${streamId} ${json}`) },
+  };
+  return slot.openStream(options, DEFAULT_RATE, logger);
+}
+
+function sendFrame(stream: ReturnType<typeof openReplyStream>, bytes = HUNDRED_MS): void {
+  stream.write(new Uint8Array(bytes));
+  stream.endFrame();
+}
+
+/** [code, handle, length] of a task's ops, without the open ops. */
+const frameOps = (task: PostedTask): number[][] => task.ops.filter(([code]) => code !== BatchOp.open).map(([code, handle, , length]) => [code!, handle!, length!]);
+
+t.test('a reply-per-frame frame is answered one decode after it came, whatever the batch interval', async (t) => {
+  const clock = new FakeClock();
+  const executor = new ScriptedExecutor(clock, 1);
+  const slot = startSlot(executor, clock, 1000);
+  const talking = slot.openStream(streamOptions('talking'), DEFAULT_RATE, logger);
+  t.teardown(() => talking.abort());
+  const replies: string[] = [];
+  const asr = openReplyStream(slot, 'asr', replies);
+  t.teardown(() => asr.abort());
+  talking.write(new Uint8Array(HUNDRED_MS));
+  await clock.advance(2); // the open, then the conversation stream's first batch: it starts the 1 s interval
+  for (let frame = 1; frame <= 3; frame++) {
+    talking.write(new Uint8Array(HUNDRED_MS));
+    sendFrame(asr);
+    await clock.advance(1);
+    t.equal(replies.length, frame, `frame ${frame} answered 1 ms after it came`);
+    await clock.advance(9);
+  }
+  const talkingTasks = executor.posted.filter((task) => task.ops.some(([code, handle]) => code === BatchOp.audio && handle === 0));
+  t.equal(talkingTasks.length, 1, "the conversation stream's audio still waits for its interval");
+});
+
+t.test('frame tasks take the due streams in the order they came, one frame each, two tasks at a time', async (t) => {
+  const clock = new FakeClock();
+  // Each task runs 10 ms; at the seeded cost a 100 ms frame is 5 ms of the worker's time, so a frame task
+  // stops after two frames (FRAME_TASK_BUDGET_MS = 10).
+  const executor = new ScriptedExecutor(clock, 10);
+  const slot = startSlot(executor, clock, 20);
+  slot.load.seedCost(0.05);
+  const replies: string[] = [];
+  const [a, b, c] = ['a', 'b', 'c'].map((id) => openReplyStream(slot, id, replies)) as [ReturnType<typeof openReplyStream>, ReturnType<typeof openReplyStream>, ReturnType<typeof openReplyStream>];
+  t.teardown(() => [a, b, c].forEach((stream) => stream.abort()));
+  await clock.advance(10); // the opens
+  const before = executor.posted.length;
+  // In one turn: a sends three frames (a fire-and-forget client), then b and c one each.
+  sendFrame(a);
+  sendFrame(a);
+  sendFrame(a);
+  sendFrame(b);
+  sendFrame(c);
+  await settle();
+  const posted = executor.posted.slice(before);
+  t.equal(posted.length, 2, 'two frame tasks at once: one running, one waiting in the worker');
+  t.same(
+    posted.map(frameOps),
+    [
+      [[BatchOp.audio, 0, HUNDRED_MS], [BatchOp.reply, 0, 0], [BatchOp.audio, 1, HUNDRED_MS], [BatchOp.reply, 1, 0]],
+      [[BatchOp.audio, 2, HUNDRED_MS], [BatchOp.reply, 2, 0], [BatchOp.audio, 0, HUNDRED_MS], [BatchOp.reply, 0, 0]],
+    ],
+    "a's first frame, b's, c's, then a's second: a stream with more goes to the back of the line",
+  );
+  await clock.advance(10);
+  t.same(replies, ['a {"partial" : "reply 1"}', 'b {"partial" : "reply 2"}'], 'the first task answered on its own');
+  t.same(frameOps(executor.posted.at(-1)!), [[BatchOp.audio, 0, HUNDRED_MS], [BatchOp.reply, 0, 0]], "a's third frame left when the first task came back");
+  await clock.advance(20);
+  t.equal(replies.length, 5, 'every frame answered once');
+  t.same(replies.filter((reply) => reply.startsWith('a ')).length, 3);
+  const finished = b.finish();
+  await clock.advance(10);
+  t.equal(await finished, 'done');
+  t.same(frameOps(executor.posted.at(-1)!), [[BatchOp.finish, 1, 0]], 'a finish goes in a frame task too');
 });

@@ -15,7 +15,7 @@ import { AudioRing } from './audio-ring.js';
 import { InProcessExecutor, type DecodeExecutor, type SlotListener } from './executor.js';
 import { modelLoadCount, setVoskLogLevel, SharedVoskModel } from './model.js';
 import { VoskPool } from './pool.js';
-import { WorkerSlot, type SlotStreamSnapshot } from './worker-slot.js';
+import { FRAME_TASKS_IN_FLIGHT, WorkerSlot, type SlotStreamSnapshot } from './worker-slot.js';
 import type { StreamRate } from './stream.js';
 import { upsampleFactor } from './upsampler.js';
 import { availableParallelism } from 'node:os';
@@ -158,7 +158,8 @@ export class VoskEngine extends EventEmitter<VoskEngineEvents> implements SttEng
               streamsPerSlot: options.maxStreamsPerWorker,
               partialIntervalMs: options.partialIntervalMs,
             },
-            maxBatchesInFlight: options.maxBatchesInFlight,
+            // Batches and frame tasks (worker-slot.ts): the slot never has more in flight.
+            maxTasksInFlight: options.maxBatchesInFlight + FRAME_TASKS_IN_FLIGHT,
             listener: this,
             logger,
           });

@@ -27,8 +27,8 @@ export interface VoskPoolOptions {
   /** Worker threads (= slots). */
   workers: number;
   workerData: VoskWorkerData;
-  /** Batches one worker may have posted at once (pipelining; results still arrive in order). */
-  maxBatchesInFlight: number;
+  /** Tasks one worker may have posted at once (pipelining; results still arrive in order). */
+  maxTasksInFlight: number;
   listener: SlotListener;
   logger: Logger;
 }
@@ -59,7 +59,7 @@ export class VoskPool implements DecodeExecutor {
       minThreads: options.workers,
       maxThreads: options.workers,
       idleTimeout: Infinity,
-      concurrentTasksPerWorker: options.maxBatchesInFlight,
+      concurrentTasksPerWorker: options.maxTasksInFlight,
       workerData: options.workerData,
       loadBalancer: (task, workers) => this.#balance(task, workers),
     });

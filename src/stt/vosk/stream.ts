@@ -38,6 +38,11 @@ export interface StreamHost {
   schedule(): void;
   /** The stream is finishing: flush on the next turn (its caller waits for the final text). */
   scheduleNow(): void;
+  /**
+   * A reply-per-frame stream has a frame, reset, finish or abort for the worker: it goes in the next
+   * frame task, after the streams that were due before it (worker-slot.ts, "frame tasks").
+   */
+  frameDue(handle: number): void;
 }
 
 /** Most frames and resets a reply-per-frame stream may have unanswered (its caller waits below this). */
@@ -131,7 +136,7 @@ export class VoskStream implements ReplyPerFrameStream {
     this.#markerCount += 1;
     this.#pendingReplies += 1;
     // A lockstep client waits for this reply before it sends more: no waiting for a fuller piece.
-    this.#host.schedule();
+    this.#host.frameDue(this.handle);
   }
 
   /** The oldest marker the slot has not dispatched yet, or null. */
@@ -198,7 +203,8 @@ export class VoskStream implements ReplyPerFrameStream {
     this.#phase = 'finishing';
     this.finishRequestedAt = performance.now();
     this.#wakeWriter();
-    this.#host.scheduleNow();
+    if (this.#markers !== null) this.#host.frameDue(this.handle);
+    else this.#host.scheduleNow();
     return this.#finished;
   }
 
@@ -208,7 +214,7 @@ export class VoskStream implements ReplyPerFrameStream {
     this.#wakeWriter();
     // A finish() still waiting gets the empty text: the caller dropped the stream.
     this.#settleFinish('', null);
-    this.#host.schedule();
+    this.#wakeHost();
   }
 
   /**
@@ -297,7 +303,13 @@ export class VoskStream implements ReplyPerFrameStream {
     } catch (callbackErr) {
       this.#logger.error({ err: callbackErr, streamId: this.streamId }, 'stt onError callback threw');
     }
-    if (!options.isRecogniserGone) this.#host.schedule();
+    if (!options.isRecogniserGone) this.#wakeHost();
+  }
+
+  /** The worker has something new to do for this stream (an abort): in its lane. */
+  #wakeHost(): void {
+    if (this.#markers !== null) this.#host.frameDue(this.handle);
+    else this.#host.schedule();
   }
 
   #wakeWriter(): void {

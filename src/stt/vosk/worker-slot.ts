@@ -9,8 +9,16 @@
 // pieces, so the worker can read the partial result between them (decoder.ts: every partialIntervalMs
 // of audio). A finishing stream sends everything it has, then the finish op.
 //
-// Results come back in order; each one releases the ring bytes its batch carried and its events go to
-// the streams. The slot owns handles, the ring, in-flight batches and load figures; streams own phases.
+// Reply-per-frame streams (vosk-server's protocol, src/asr/) do not wait for batches: each frame is
+// answered as soon as the worker has decoded it, in the order frames arrived, as in vosk-server's pool.
+// Their work goes in frame tasks, posted at once (at most FRAME_TASKS_IN_FLIGHT at a time, so one waits
+// in the worker while another runs and the rest gather here): a frame task takes the due streams in the
+// order they became due, one frame each (a stream with more goes to the back of the line), until it
+// carries about FRAME_TASK_BUDGET_MS of the worker's time. With the batch's cadence every reply waited
+// for the whole batch and for the interval (bench/README.md, "/asr frame tasks").
+//
+// Results come back in order; each one releases the ring bytes its task carried and its events go to
+// the streams. The slot owns handles, the ring, in-flight tasks and load figures; streams own phases.
 import { performance } from 'node:perf_hooks';
 import { setImmediate } from 'node:timers';
 import type { Logger } from 'pino';
@@ -23,6 +31,11 @@ import { realClock, type Clock } from './clock.js';
 import type { DecodeExecutor } from './executor.js';
 import { LoadMeter } from './load-meter.js';
 import { RESET_MARKER, VoskStream, workerLostError, type StreamHost, type StreamRate } from './stream.js';
+
+/** Frame tasks one worker may have at once: one running, one queued in the worker. */
+export const FRAME_TASKS_IN_FLIGHT = 2;
+/** A frame task stops taking frames at about this much of the worker's time (ms, by the measured cost). */
+const FRAME_TASK_BUDGET_MS = 10;
 
 export interface WorkerSlotOptions {
   index: number;
@@ -84,10 +97,20 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
   readonly #freeHandles: Int32Array;
   #freeCount: number;
   #ops: Int32Array;
-  /** Ops of the batches in flight, by seq % maxBatchesInFlight (results arrive in order). */
+  /** Tasks (batches and frame tasks) one worker may have at once: the size of the in-flight arrays. */
+  readonly #maxTasksInFlight: number;
+  /** Ops of the tasks in flight, by seq % #maxTasksInFlight (results arrive in order). */
   readonly #inFlightOps: (Int32Array | null)[];
   readonly #inFlightPostedAt: Float64Array;
+  /** Per in-flight task: 1 for a frame task. */
+  readonly #inFlightIsFrameTask: Uint8Array;
   #inFlight = 0;
+  #frameTasksInFlight = 0;
+  /** Reply-per-frame streams with work due, oldest first: a ring of handles (each at most once). */
+  readonly #frameQueue: Int32Array;
+  readonly #isFrameQueued: Uint8Array;
+  #frameQueueHead = 0;
+  #frameQueueCount = 0;
   #nextSeq = 0;
   #oldestSeq = 0;
   /** Bumped when the thread is lost: results of older batches are ignored. */
@@ -132,8 +155,12 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     for (let i = 0; i < streams; i++) this.#freeHandles[i] = streams - 1 - i;
     this.#freeCount = streams;
     this.#ops = new Int32Array(OP_WIDTH * streams * 3);
-    this.#inFlightOps = new Array<Int32Array | null>(options.maxBatchesInFlight).fill(null);
-    this.#inFlightPostedAt = new Float64Array(options.maxBatchesInFlight);
+    this.#maxTasksInFlight = options.maxBatchesInFlight + FRAME_TASKS_IN_FLIGHT;
+    this.#inFlightOps = new Array<Int32Array | null>(this.#maxTasksInFlight).fill(null);
+    this.#inFlightPostedAt = new Float64Array(this.#maxTasksInFlight);
+    this.#inFlightIsFrameTask = new Uint8Array(this.#maxTasksInFlight);
+    this.#frameQueue = new Int32Array(streams);
+    this.#isFrameQueued = new Uint8Array(streams);
   }
 
   /** Streams holding a handle (including ones whose recogniser is still being freed). */
@@ -155,13 +182,14 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     return this.#freeCount;
   }
 
+  /** Tasks (batches and frame tasks) posted and not answered yet. */
   get batchesInFlight(): number {
     return this.#inFlight;
   }
 
-  /** Age of the oldest batch still running (ms): how far behind the worker is. */
+  /** Age of the oldest task still running (ms): how far behind the worker is. */
   lagMs(now: number): number {
-    return this.#inFlight === 0 ? 0 : now - this.#inFlightPostedAt[this.#oldestSeq % this.#maxBatchesInFlight]!;
+    return this.#inFlight === 0 ? 0 : now - this.#inFlightPostedAt[this.#oldestSeq % this.#maxTasksInFlight]!;
   }
 
   /** Creates a stream on a free handle. The caller checked admission (freeHandles > 0, thread ready). */
@@ -178,7 +206,8 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     const stream = new VoskStream(this, this.index, handle, options, rate, logger);
     this.#streams[handle] = stream;
     this.admittedWeight += rate.costWeight;
-    this.schedule();
+    if (stream.isReplyPerFrame) this.frameDue(handle);
+    else this.schedule();
     return stream;
   }
 
@@ -188,7 +217,8 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
 
   writeAudio(handle: number, pcm: Uint8Array): boolean {
     if (!this.#ring.write(handle, pcm)) return false;
-    if (this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes) this.schedule();
+    // A reply-per-frame stream's audio leaves when its frame ends (frameDue), not by size.
+    if (this.#ring.undispatchedBytes(handle) >= this.#minPieceBytes && this.#streams[handle]?.isReplyPerFrame !== true) this.schedule();
     return true;
   }
 
@@ -203,13 +233,21 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     this.schedule();
   }
 
+  frameDue(handle: number): void {
+    if (this.#isFrameQueued[handle] === 0) this.#enqueueFrameDue(handle);
+    this.schedule();
+  }
+
   /**
-   * Posts the finishing streams' batch if any is waiting, else one batch with every stream's due work
-   * unless the last one left less than minBatchIntervalMs ago (then a timer retries); nothing while the
-   * worker already has enough in flight.
+   * Posts frame tasks while reply-per-frame streams have work due and fewer than FRAME_TASKS_IN_FLIGHT
+   * are running. Then batches: the finishing streams' batch if any is waiting, else one batch with every
+   * stream's due work unless the last one left less than minBatchIntervalMs ago (then a timer retries);
+   * no batch while the worker already has maxBatchesInFlight.
    */
   flush(): void {
-    if (this.threadId === null || this.#inFlight >= this.#maxBatchesInFlight) return;
+    if (this.threadId === null) return;
+    while (this.#frameQueueCount > 0 && this.#frameTasksInFlight < FRAME_TASKS_IN_FLIGHT) this.#postFrameTask();
+    if (this.#inFlight - this.#frameTasksInFlight >= this.#maxBatchesInFlight) return;
     const now = this.#clock.now();
     const wait = this.#lastPostedAt + this.#minBatchIntervalMs - now;
     // Finishing streams go first, but not twice in a row while the others' audio is due: recordings
@@ -240,7 +278,8 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     let recognizers: RecognizerConfig[] | undefined;
     for (let handle = 0; handle < this.#streams.length; handle++) {
       const stream = this.#streams[handle];
-      if (stream === null || stream === undefined || this.#isCloseSent[handle] === 1) continue;
+      // Reply-per-frame streams go in frame tasks only.
+      if (stream === null || stream === undefined || this.#isCloseSent[handle] === 1 || stream.isReplyPerFrame) continue;
       const phase = stream.phase;
       if (onlyClosing && phase === 'open') continue;
       if (this.#isOpenSent[handle] === 0) {
@@ -255,13 +294,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
         const config = recognizerConfig(handle, stream);
         if (config !== null) (recognizers ??= []).push(config);
       }
-      if (stream.isReplyPerFrame && phase !== 'aborting') {
-        count = this.#pushFrames(count, handle, stream);
-        if (phase === 'finishing') {
-          count = this.#pushOp(count, BatchOp.finish, handle, 0, 0);
-          this.#isCloseSent[handle] = 1;
-        }
-      } else if (phase === 'aborting') {
+      if (phase === 'aborting') {
         count = this.#pushOp(count, BatchOp.abort, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
       } else if (phase === 'finishing') {
@@ -275,31 +308,91 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
       }
     }
     if (count === 0) return false;
-    this.#post(this.#ops.slice(0, count), recognizers);
+    this.#post(this.#ops.slice(0, count), recognizers, false);
     return true;
   }
 
   /**
-   * A reply-per-frame stream's due work: for each frame it closed, the frame's audio then a REPLY op
-   * (the worker decodes the frame in one piece and answers it); a RESET op for each reset, in order.
+   * Builds and posts one frame task: the due reply-per-frame streams in the order they became due, one
+   * frame (or reset) each, a stream with more going to the back of the line, until the task carries
+   * about FRAME_TASK_BUDGET_MS of the worker's time; a stream's finish after its last frame.
    */
-  #pushFrames(count: number, handle: number, stream: VoskStream): number {
-    for (let marker = stream.peekMarker(); marker !== null; marker = stream.peekMarker()) {
-      if (marker === RESET_MARKER) {
-        count = this.#pushOp(count, BatchOp.reset, handle, 0, 0);
-      } else {
-        // Whole samples only: an odd trailing byte goes with the next frame.
-        let remaining = marker - (marker % 2) - stream.dispatchedBytes;
-        for (let length = remaining > 0 ? this.#ring.takePiece(handle, remaining) : 0; length > 0; length = remaining > 0 ? this.#ring.takePiece(handle, remaining) : 0) {
-          count = this.#pushOp(count, BatchOp.audio, handle, this.#ring.pieceOffset, length);
-          stream.dispatchedBytes += length;
-          remaining -= length;
+  #postFrameTask(): void {
+    const cost = this.load.costPerAudioSecond;
+    let count = 0;
+    let predictedMs = 0;
+    let recognizers: RecognizerConfig[] | undefined;
+    while (this.#frameQueueCount > 0 && predictedMs < FRAME_TASK_BUDGET_MS) {
+      const handle = this.#dequeueFrameDue();
+      const stream = this.#streams[handle];
+      if (stream === null || stream === undefined || this.#isCloseSent[handle] === 1) continue;
+      const phase = stream.phase;
+      if (this.#isOpenSent[handle] === 0) {
+        if (phase === 'aborting' || phase === 'closed') {
+          // Dropped before the worker ever saw it.
+          stream.released();
+          this.#freeHandle(handle);
+          continue;
         }
-        count = this.#pushOp(count, BatchOp.reply, handle, 0, 0);
+        count = this.#pushOp(count, BatchOp.open, handle, stream.sampleRate, stream.upsampleFactor);
+        this.#isOpenSent[handle] = 1;
+        const config = recognizerConfig(handle, stream);
+        if (config !== null) (recognizers ??= []).push(config);
       }
-      stream.takeMarker();
+      if (phase === 'aborting') {
+        count = this.#pushOp(count, BatchOp.abort, handle, 0, 0);
+        this.#isCloseSent[handle] = 1;
+        continue;
+      }
+      const dispatchedBefore = stream.dispatchedBytes;
+      count = this.#pushFrame(count, handle, stream);
+      // Bytes at the stream's rate -> seconds of default-rate audio -> the worker's seconds -> ms.
+      predictedMs += ((stream.dispatchedBytes - dispatchedBefore) / (2 * stream.sampleRate)) * stream.costWeight * cost * 1000;
+      if (stream.peekMarker() !== null) {
+        this.#enqueueFrameDue(handle);
+      } else if (phase === 'finishing') {
+        count = this.#pushOp(count, BatchOp.finish, handle, 0, 0);
+        this.#isCloseSent[handle] = 1;
+      }
     }
+    if (count > 0) this.#post(this.#ops.slice(0, count), recognizers, true);
+  }
+
+  /**
+   * A reply-per-frame stream's oldest undispatched frame: its audio then a REPLY op (the worker decodes
+   * the frame in one piece and answers it); or a RESET op when a reset came next.
+   */
+  #pushFrame(count: number, handle: number, stream: VoskStream): number {
+    const marker = stream.peekMarker();
+    if (marker === null) return count;
+    if (marker === RESET_MARKER) {
+      count = this.#pushOp(count, BatchOp.reset, handle, 0, 0);
+    } else {
+      // Whole samples only: an odd trailing byte goes with the next frame.
+      let remaining = marker - (marker % 2) - stream.dispatchedBytes;
+      for (let length = remaining > 0 ? this.#ring.takePiece(handle, remaining) : 0; length > 0; length = remaining > 0 ? this.#ring.takePiece(handle, remaining) : 0) {
+        count = this.#pushOp(count, BatchOp.audio, handle, this.#ring.pieceOffset, length);
+        stream.dispatchedBytes += length;
+        remaining -= length;
+      }
+      count = this.#pushOp(count, BatchOp.reply, handle, 0, 0);
+    }
+    stream.takeMarker();
     return count;
+  }
+
+  #enqueueFrameDue(handle: number): void {
+    this.#frameQueue[(this.#frameQueueHead + this.#frameQueueCount) % this.#frameQueue.length] = handle;
+    this.#frameQueueCount += 1;
+    this.#isFrameQueued[handle] = 1;
+  }
+
+  #dequeueFrameDue(): number {
+    const handle = this.#frameQueue[this.#frameQueueHead]!;
+    this.#frameQueueHead = (this.#frameQueueHead + 1) % this.#frameQueue.length;
+    this.#frameQueueCount -= 1;
+    this.#isFrameQueued[handle] = 0;
+    return handle;
   }
 
   /** The slot's thread is serving (again). */
@@ -316,8 +409,11 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     this.threadId = null;
     this.#generation += 1;
     this.#inFlight = 0;
+    this.#frameTasksInFlight = 0;
     this.#oldestSeq = this.#nextSeq;
     this.#inFlightOps.fill(null);
+    this.#frameQueueCount = 0;
+    this.#isFrameQueued.fill(0);
     this.load.reset(this.#clock.now());
     const err = workerLostError(cause);
     for (let handle = 0; handle < this.#streams.length; handle++) {
@@ -380,12 +476,15 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     return count + OP_WIDTH;
   }
 
-  #post(ops: Int32Array, recognizers?: RecognizerConfig[]): void {
+  #post(ops: Int32Array, recognizers: RecognizerConfig[] | undefined, isFrameTask: boolean): void {
     const seq = this.#nextSeq++;
     const generation = this.#generation;
-    this.#inFlightOps[seq % this.#maxBatchesInFlight] = ops;
-    this.#inFlightPostedAt[seq % this.#maxBatchesInFlight] = this.#clock.now();
+    const index = seq % this.#maxTasksInFlight;
+    this.#inFlightOps[index] = ops;
+    this.#inFlightPostedAt[index] = this.#clock.now();
+    this.#inFlightIsFrameTask[index] = isFrameTask ? 1 : 0;
     this.#inFlight += 1;
+    if (isFrameTask) this.#frameTasksInFlight += 1;
     this.#executor.run(recognizers === undefined ? { type: 'decode', slot: this.index, seq, ops } : { type: 'decode', slot: this.index, seq, ops, recognizers }).then(
       (result) => this.#onResult(generation, result),
       (err: unknown) => this.#onBatchFailed(generation, err),
@@ -394,9 +493,11 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
 
   #onResult(generation: number, result: DecodeResult): void {
     if (generation !== this.#generation) return;
-    const ops = this.#inFlightOps[result.seq % this.#maxBatchesInFlight];
-    this.#inFlightOps[result.seq % this.#maxBatchesInFlight] = null;
+    const index = result.seq % this.#maxTasksInFlight;
+    const ops = this.#inFlightOps[index];
+    this.#inFlightOps[index] = null;
     this.#inFlight -= 1;
+    if (this.#inFlightIsFrameTask[index] === 1) this.#frameTasksInFlight -= 1;
     this.#oldestSeq = result.seq + 1;
     this.load.record(result, this.#clock.now());
     this.#onDecoded?.(result.busyMs);
