@@ -6,6 +6,10 @@
 //
 //   npx tsx bench/asr-vs-vosk-server.ts [--models tone,bench] [--seconds 5] [--chunk-ms 100]
 //                                       [--max-streams 512] [--workers N] [--quick]
+//                                       [--steps 16,300 [--servers voxgate]]
+//
+// --steps runs just those stream counts (each twice, no capacity search): for comparing two commits at
+// fixed loads, one after the other (bench/README.md, "/asr frame tasks").
 //
 // vosk-server must be installed (../shared/peer/vosk-server/setup.sh); without it only voxgate runs.
 import { availableParallelism } from 'node:os';
@@ -26,8 +30,12 @@ const { values: args } = parseArgs({
     'max-streams': { type: 'string', default: '512' },
     workers: { type: 'string', default: String(availableParallelism()) },
     quick: { type: 'boolean', default: false },
+    steps: { type: 'string' },
+    servers: { type: 'string', default: 'voxgate,vosk-server' },
   },
 });
+const FIXED_STEPS = args.steps?.split(',').map(Number) ?? null;
+const SERVERS = new Set(args.servers.split(',').map((name) => name.trim()));
 const QUICK = args.quick;
 const SECONDS = QUICK ? 2 : Number(args.seconds);
 const CHUNK_MS = Number(args['chunk-ms']);
@@ -148,10 +156,15 @@ async function measureServer(server: ServerUnderTest, model: SttModel): Promise<
     steps.push(result);
     progress(
       `  ${server.name} ${model.label}: ${streams} streams -> accepted ${result.accepted}, refused ${result.refused}, inexact ${result.inexact}, ` +
-        `p99 eof->final ${fixed(result.p99FinalMs, 0)} ms, chunk p99 ${fixed(result.chunkP99Ms, 0)} ms ${passes(result) ? 'PASS' : 'FAIL'}`,
+        `p99 eof->final ${fixed(result.p99FinalMs, 0)} ms, chunk p50 / p99 ${fixed(result.chunkP50Ms, 0)} / ${fixed(result.chunkP99Ms, 0)} ms, ` +
+        `${fixed(result.audioPerCpuSecond, 1)} audio-s per CPU-s ${passes(result) ? 'PASS' : 'FAIL'}`,
     );
     return result;
   };
+  if (FIXED_STEPS !== null) {
+    for (const streams of FIXED_STEPS) for (let round = 0; round < 2; round++) await step(streams);
+    return { server: server.name, capacity: Number.NaN, isCapped: false, atCapacity: null, overload: null, steps };
+  }
   let good: StepResult | null = null;
   let bad: number | null = null;
   for (let streams = 1; streams <= MAX_STREAMS; streams *= 2) {
@@ -182,19 +195,21 @@ async function measureServer(server: ServerUnderTest, model: SttModel): Promise<
 async function main(): Promise<void> {
   const install = findVoskServer();
   if (typeof install === 'string') progress(`vosk-server skipped: ${install}`);
-  const results: Array<{ model: string; tightLoop: number; figures: ServerFigures[] }> = [];
+  const results: ModelResult[] = [];
   for (const kind of args.models.split(',').map((name) => name.trim()) as SttModelKind[]) {
     const model = await prepareSttModel({ kind }, progress);
     const loop = runTightLoop(model.dir, [toneUtterance(model, 10).pcm, toneUtterance(model, 10, 1).pcm], CHUNK_MS);
     progress(`${model.label}: libvosk tight loop ${loop.audioPerCpuSecond.toFixed(1)} audio-s per CPU-s`);
     const figures: ServerFigures[] = [];
-    const voxgate = await startSttServer({ modelDir: model.dir, workers: WORKERS, env: { ASR_SAMPLE_RATE: String(SAMPLE_RATE) } });
-    try {
-      figures.push(await measureServer({ name: 'voxgate', url: `ws://127.0.0.1:${voxgate.port}/asr`, cpuSeconds: () => voxgate.cpuSeconds(), stop: () => voxgate.stop() }, model));
-    } finally {
-      await voxgate.stop();
+    if (SERVERS.has('voxgate')) {
+      const voxgate = await startSttServer({ modelDir: model.dir, workers: WORKERS, env: { ASR_SAMPLE_RATE: String(SAMPLE_RATE) } });
+      try {
+        figures.push(await measureServer({ name: 'voxgate', url: `ws://127.0.0.1:${voxgate.port}/asr`, cpuSeconds: () => voxgate.cpuSeconds(), stop: () => voxgate.stop() }, model));
+      } finally {
+        await voxgate.stop();
+      }
     }
-    if (typeof install !== 'string') {
+    if (typeof install !== 'string' && SERVERS.has('vosk-server')) {
       const peer = await startVoskServer(install, model.dir, join(model.dir, '..', `vosk-server-${kind}.log`));
       try {
         figures.push(await measureServer({ name: 'vosk-server', url: peer.url, cpuSeconds: () => processCpuSeconds(peer.pid), stop: () => peer.stop() }, model));
@@ -207,6 +222,39 @@ async function main(): Promise<void> {
 
   process.stdout.write(`\nasr-vs-vosk-server ${isoDate()} UTC, ${availableParallelism()} cores, load average ${loadAverage1m().toFixed(1)}, ` +
     `${SECONDS} s utterances in ${CHUNK_MS} ms chunks, voxgate MAX_WORKERS=${WORKERS}${QUICK ? ' (--quick: smoke scale, not figures)' : ''}\n\n`);
+  if (FIXED_STEPS !== null) {
+    printStepTable(results);
+  } else {
+    printCapacityTable(results);
+  }
+  process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), quick: QUICK, seconds: SECONDS, chunkMs: CHUNK_MS, workers: WORKERS, results })}\n`);
+}
+
+type ModelResult = { model: string; tightLoop: number; figures: ServerFigures[] };
+
+/** --steps: one row per step run. */
+function printStepTable(results: readonly ModelResult[]): void {
+  const rows: string[][] = [];
+  for (const result of results) {
+    for (const figure of result.figures) {
+      for (const step of figure.steps) {
+        rows.push([
+          result.model,
+          figure.server,
+          String(step.streams),
+          `${step.accepted} / ${step.refused} / ${step.inexact}`,
+          fixed(step.p99FinalMs, 0),
+          `${fixed(step.chunkP50Ms, 0)} / ${fixed(step.chunkP99Ms, 0)}`,
+          `${fixed(step.audioPerCpuSecond, 1)} (${fixed(step.audioPerCpuSecond / result.tightLoop, 2)}x loop)`,
+        ]);
+      }
+    }
+    rows.push([result.model, 'libvosk tight loop', '', '', '', '', fixed(result.tightLoop, 1)]);
+  }
+  printTable(['model', 'server', 'streams', 'accepted / refused / inexact', 'p99 eof->final (ms)', 'chunk reply p50 / p99 (ms)', 'audio-s per CPU-s'], rows);
+}
+
+function printCapacityTable(results: readonly ModelResult[]): void {
   const rows: string[][] = [];
   for (const result of results) {
     for (const figure of result.figures) {
@@ -230,7 +278,6 @@ async function main(): Promise<void> {
     rows.push([result.model, `libvosk tight loop`, '', '', '', fixed(result.tightLoop, 1), '']);
   }
   printTable(['model', 'server', 'capacity (streams)', 'p99 eof->final (ms)', 'chunk reply p50 / p99 (ms)', 'audio-s per CPU-s', 'at 1.5x capacity'], rows);
-  process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), quick: QUICK, seconds: SECONDS, chunkMs: CHUNK_MS, workers: WORKERS, results })}\n`);
 }
 
 main().catch((err: unknown) => {
