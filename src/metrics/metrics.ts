@@ -98,7 +98,7 @@ export class Metrics {
       const limit = sources.stt().streamLimit;
       if (limit !== null) set({}, limit);
     });
-    this.#gauge('stt_queue_depth', 'Audio decode jobs waiting for a worker.', [], (set) => set({}, sources.stt().queueDepth));
+    this.#gauge('stt_queue_depth', 'Decode tasks (batches and /asr frame tasks) posted to the workers and not answered yet.', [], (set) => set({}, sources.stt().queueDepth));
     this.#gauge('stt_workers', 'Speech recognition worker threads.', [], (set) => set({}, sources.stt().workers));
     this.#gauge('llm_in_flight', 'LLM requests running upstream.', [], (set) => set({}, sources.llm().inFlight));
     this.#gauge('llm_queued', 'LLM requests waiting for an in-flight slot (LLM_MAX_IN_FLIGHT).', [], (set) => set({}, sources.llm().queued));

@@ -26,6 +26,8 @@ class ScriptedExecutor implements DecodeExecutor {
   readonly posted: PostedTask[] = [];
   /** Replies answered so far (reply ops get numbered texts). */
   replies = 0;
+  /** Handles whose next reply op fails (an error event, as when libvosk rejects a frame). */
+  readonly failOnReply = new Set<number>();
   readonly #clock: FakeClock;
   readonly #decodeMs: number;
   #busyUntil = 0;
@@ -41,7 +43,8 @@ class ScriptedExecutor implements DecodeExecutor {
     this.posted.push({ at: this.#clock.now(), ops });
     const events: StreamEvent[] = [];
     for (const [code, handle] of ops) {
-      if (code === BatchOp.reply) events.push({ type: 'reply', handle: handle!, json: `{"partial" : "reply ${++this.replies}"}` });
+      if (code === BatchOp.reply && this.failOnReply.delete(handle!)) events.push({ type: 'error', handle: handle!, message: 'scripted failure' });
+      else if (code === BatchOp.reply) events.push({ type: 'reply', handle: handle!, json: `{"partial" : "reply ${++this.replies}"}` });
       if (code === BatchOp.finish) events.push({ type: 'final', handle: handle!, text: 'done' });
     }
     const audioBytes = ops.filter(([code]) => code === BatchOp.audio).reduce((sum, op) => sum + op[3]!, 0);
@@ -221,11 +224,11 @@ t.test('a reply-per-frame frame is answered one decode after it came, whatever t
 
 t.test('frame tasks take the due streams in the order they came, one frame each, two tasks at a time', async (t) => {
   const clock = new FakeClock();
-  // Each task runs 10 ms; at the seeded cost a 100 ms frame is 5 ms of the worker's time, so a frame task
+  // Each task runs 10 ms; at the seeded cost a 100 ms frame is 6 ms of the worker's time, so a frame task
   // stops after two frames (FRAME_TASK_BUDGET_MS = 10).
   const executor = new ScriptedExecutor(clock, 10);
   const slot = startSlot(executor, clock, 20);
-  slot.load.seedCost(0.05);
+  slot.load.seedCost(0.06);
   const replies: string[] = [];
   const [a, b, c] = ['a', 'b', 'c'].map((id) => openReplyStream(slot, id, replies)) as [ReturnType<typeof openReplyStream>, ReturnType<typeof openReplyStream>, ReturnType<typeof openReplyStream>];
   t.teardown(() => [a, b, c].forEach((stream) => stream.abort()));
@@ -258,4 +261,29 @@ t.test('frame tasks take the due streams in the order they came, one frame each,
   await clock.advance(10);
   t.equal(await finished, 'done');
   t.same(frameOps(executor.posted.at(-1)!), [[BatchOp.finish, 1, 0]], 'a finish goes in a frame task too');
+});
+
+t.test('a recogniser that fails while its next frame is in flight keeps its handle until that task came back', async (t) => {
+  const clock = new FakeClock();
+  const executor = new ScriptedExecutor(clock, 10);
+  const slot = startSlot(executor, clock, 20);
+  const replies: string[] = [];
+  const failing = openReplyStream(slot, 'failing', replies);
+  await clock.advance(10); // its open
+  executor.failOnReply.add(failing.handle);
+  sendFrame(failing);
+  await settle();
+  sendFrame(failing);
+  await settle();
+  t.equal(slot.batchesInFlight, 2, 'both frames in flight, in two frame tasks');
+  await clock.advance(10);
+  t.equal(failing.phase, 'closed', 'the first frame failed the stream');
+  const next = openReplyStream(slot, 'next', replies);
+  t.teardown(() => next.abort());
+  t.not(next.handle, failing.handle, 'the failed handle is not reused while a task still carries its ops');
+  await clock.advance(10);
+  const third = openReplyStream(slot, 'third', replies);
+  t.teardown(() => third.abort());
+  t.equal(third.handle, failing.handle, 'reused once that task came back');
+  t.same(replies, [], 'no reply for the failed stream');
 });

@@ -36,6 +36,11 @@ import { RESET_MARKER, VoskStream, workerLostError, type StreamHost, type Stream
 export const FRAME_TASKS_IN_FLIGHT = 2;
 /** A frame task stops taking frames at about this much of the worker's time (ms, by the measured cost). */
 const FRAME_TASK_BUDGET_MS = 10;
+/**
+ * Every op of a frame task counts at least this much (ms) against the budget: opens, resets and finishes
+ * carry no audio, and with no measured cost yet frames would count nothing (at most 40 ops a task).
+ */
+const MIN_FRAME_OP_MS = 0.25;
 
 export interface WorkerSlotOptions {
   index: number;
@@ -111,6 +116,12 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
   readonly #isFrameQueued: Uint8Array;
   #frameQueueHead = 0;
   #frameQueueCount = 0;
+  /**
+   * Streams whose recogniser failed while later tasks in flight still carried their ops: their handles
+   * are freed once those tasks came back (seq up to lastSeq), so a new stream never gets a handle that a
+   * stale result would still release ring bytes of, or free.
+   */
+  #failedHandles: Array<{ handle: number; stream: VoskStream; lastSeq: number }> = [];
   #nextSeq = 0;
   #oldestSeq = 0;
   /** Bumped when the thread is lost: results of older batches are ignored. */
@@ -325,8 +336,10 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     while (this.#frameQueueCount > 0 && predictedMs < FRAME_TASK_BUDGET_MS) {
       const handle = this.#dequeueFrameDue();
       const stream = this.#streams[handle];
-      if (stream === null || stream === undefined || this.#isCloseSent[handle] === 1) continue;
+      // A handle freed while queued may hold a conversation stream now: its work goes in batches.
+      if (stream === null || stream === undefined || !stream.isReplyPerFrame || this.#isCloseSent[handle] === 1) continue;
       const phase = stream.phase;
+      if (phase === 'closed' && this.#isOpenSent[handle] === 1) continue; // failed in the worker: nothing to send
       if (this.#isOpenSent[handle] === 0) {
         if (phase === 'aborting' || phase === 'closed') {
           // Dropped before the worker ever saw it.
@@ -336,6 +349,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
         }
         count = this.#pushOp(count, BatchOp.open, handle, stream.sampleRate, stream.upsampleFactor);
         this.#isOpenSent[handle] = 1;
+        predictedMs += MIN_FRAME_OP_MS;
         const config = recognizerConfig(handle, stream);
         if (config !== null) (recognizers ??= []).push(config);
       }
@@ -344,15 +358,19 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
         this.#isCloseSent[handle] = 1;
         continue;
       }
-      const dispatchedBefore = stream.dispatchedBytes;
-      count = this.#pushFrame(count, handle, stream);
-      // Bytes at the stream's rate -> seconds of default-rate audio -> the worker's seconds -> ms.
-      predictedMs += ((stream.dispatchedBytes - dispatchedBefore) / (2 * stream.sampleRate)) * stream.costWeight * cost * 1000;
+      if (stream.peekMarker() !== null) {
+        const dispatchedBefore = stream.dispatchedBytes;
+        count = this.#pushFrame(count, handle, stream);
+        // Bytes at the stream's rate -> seconds of default-rate audio -> the worker's seconds -> ms.
+        const frameMs = ((stream.dispatchedBytes - dispatchedBefore) / (2 * stream.sampleRate)) * stream.costWeight * cost * 1000;
+        predictedMs += Math.max(MIN_FRAME_OP_MS, frameMs);
+      }
       if (stream.peekMarker() !== null) {
         this.#enqueueFrameDue(handle);
       } else if (phase === 'finishing') {
         count = this.#pushOp(count, BatchOp.finish, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
+        predictedMs += MIN_FRAME_OP_MS;
       }
     }
     if (count > 0) this.#post(this.#ops.slice(0, count), recognizers, true);
@@ -414,6 +432,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     this.#inFlightOps.fill(null);
     this.#frameQueueCount = 0;
     this.#isFrameQueued.fill(0);
+    this.#failedHandles = [];
     this.load.reset(this.#clock.now());
     const err = workerLostError(cause);
     for (let handle = 0; handle < this.#streams.length; handle++) {
@@ -514,7 +533,19 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
       }
     }
     for (const event of result.events) this.#applyEvent(event, result.threadId);
+    if (this.#failedHandles.length > 0) this.#freeFailedHandles(result.seq);
     this.flush();
+  }
+
+  /** Frees the handles of failed streams whose last task in flight (seq up to `seq`) came back. */
+  #freeFailedHandles(seq: number): void {
+    const waiting = [];
+    for (const failed of this.#failedHandles) {
+      if (failed.lastSeq > seq) waiting.push(failed);
+      // Unless a released or final event of a task in between freed it already (and it was reused).
+      else if (this.#streams[failed.handle] === failed.stream) this.#freeHandle(failed.handle);
+    }
+    this.#failedHandles = waiting;
   }
 
   #applyEvent(event: StreamEvent, threadId: number): void {
@@ -542,7 +573,10 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
         stream.released();
         break;
       case 'error':
-        this.#freeHandle(event.handle);
+        // Tasks posted after this one may still carry the handle's ops (frame tasks): keep it until they
+        // came back, so their results cannot release or free a new stream's handle.
+        if (this.#inFlight === 0) this.#freeHandle(event.handle);
+        else this.#failedHandles.push({ handle: event.handle, stream, lastSeq: this.#nextSeq - 1 });
         stream.fail(new SttServiceError(`speech recognition failed: ${event.message}`), { isRecogniserGone: true });
         break;
       default:
