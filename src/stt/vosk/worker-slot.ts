@@ -286,25 +286,16 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
   /** Builds and posts one batch (only the finishing and aborting streams' work, or all due work); false if there was none. */
   #postBatch(onlyClosing: boolean): boolean {
     let count = 0;
-    let recognizers: RecognizerConfig[] | undefined;
+    const recognizers: RecognizerConfig[] = [];
     for (let handle = 0; handle < this.#streams.length; handle++) {
       const stream = this.#streams[handle];
       // Reply-per-frame streams go in frame tasks only.
       if (stream === null || stream === undefined || this.#isCloseSent[handle] === 1 || stream.isReplyPerFrame) continue;
       const phase = stream.phase;
       if (onlyClosing && phase === 'open') continue;
-      if (this.#isOpenSent[handle] === 0) {
-        if (phase === 'aborting' || phase === 'closed') {
-          // Dropped before the worker ever saw it.
-          stream.released();
-          this.#freeHandle(handle);
-          continue;
-        }
-        count = this.#pushOp(count, BatchOp.open, handle, stream.sampleRate, stream.upsampleFactor);
-        this.#isOpenSent[handle] = 1;
-        const config = recognizerConfig(handle, stream);
-        if (config !== null) (recognizers ??= []).push(config);
-      }
+      const opened = this.#pushOpen(count, handle, stream, recognizers);
+      if (opened === null) continue;
+      count = opened;
       if (phase === 'aborting') {
         count = this.#pushOp(count, BatchOp.abort, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
@@ -332,7 +323,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     const cost = this.load.costPerAudioSecond;
     let count = 0;
     let predictedMs = 0;
-    let recognizers: RecognizerConfig[] | undefined;
+    const recognizers: RecognizerConfig[] = [];
     while (this.#frameQueueCount > 0 && predictedMs < FRAME_TASK_BUDGET_MS) {
       const handle = this.#dequeueFrameDue();
       const stream = this.#streams[handle];
@@ -340,19 +331,10 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
       if (stream === null || stream === undefined || !stream.isReplyPerFrame || this.#isCloseSent[handle] === 1) continue;
       const phase = stream.phase;
       if (phase === 'closed' && this.#isOpenSent[handle] === 1) continue; // failed in the worker: nothing to send
-      if (this.#isOpenSent[handle] === 0) {
-        if (phase === 'aborting' || phase === 'closed') {
-          // Dropped before the worker ever saw it.
-          stream.released();
-          this.#freeHandle(handle);
-          continue;
-        }
-        count = this.#pushOp(count, BatchOp.open, handle, stream.sampleRate, stream.upsampleFactor);
-        this.#isOpenSent[handle] = 1;
-        predictedMs += MIN_FRAME_OP_MS;
-        const config = recognizerConfig(handle, stream);
-        if (config !== null) (recognizers ??= []).push(config);
-      }
+      const opened = this.#pushOpen(count, handle, stream, recognizers);
+      if (opened === null) continue;
+      if (opened !== count) predictedMs += MIN_FRAME_OP_MS;
+      count = opened;
       if (phase === 'aborting') {
         count = this.#pushOp(count, BatchOp.abort, handle, 0, 0);
         this.#isCloseSent[handle] = 1;
@@ -374,6 +356,23 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
       }
     }
     if (count > 0) this.#post(this.#ops.slice(0, count), recognizers, true);
+  }
+
+  /**
+   * The stream's open op (its recogniser's set-up, if any, into `recognizers`) unless the worker has it
+   * already; a stream dropped before the worker ever saw it is released instead: then null.
+   */
+  #pushOpen(count: number, handle: number, stream: VoskStream, recognizers: RecognizerConfig[]): number | null {
+    if (this.#isOpenSent[handle] === 1) return count;
+    if (stream.phase === 'aborting' || stream.phase === 'closed') {
+      stream.released();
+      this.#freeHandle(handle);
+      return null;
+    }
+    this.#isOpenSent[handle] = 1;
+    const config = recognizerConfig(handle, stream);
+    if (config !== null) recognizers.push(config);
+    return this.#pushOp(count, BatchOp.open, handle, stream.sampleRate, stream.upsampleFactor);
   }
 
   /**
@@ -495,7 +494,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     return count + OP_WIDTH;
   }
 
-  #post(ops: Int32Array, recognizers: RecognizerConfig[] | undefined, isFrameTask: boolean): void {
+  #post(ops: Int32Array, recognizers: RecognizerConfig[], isFrameTask: boolean): void {
     const seq = this.#nextSeq++;
     const generation = this.#generation;
     const index = seq % this.#maxTasksInFlight;
@@ -504,7 +503,7 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
     this.#inFlightIsFrameTask[index] = isFrameTask ? 1 : 0;
     this.#inFlight += 1;
     if (isFrameTask) this.#frameTasksInFlight += 1;
-    this.#executor.run(recognizers === undefined ? { type: 'decode', slot: this.index, seq, ops } : { type: 'decode', slot: this.index, seq, ops, recognizers }).then(
+    this.#executor.run(recognizers.length === 0 ? { type: 'decode', slot: this.index, seq, ops } : { type: 'decode', slot: this.index, seq, ops, recognizers }).then(
       (result) => this.#onResult(generation, result),
       (err: unknown) => this.#onBatchFailed(generation, err),
     );
