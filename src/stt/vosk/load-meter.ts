@@ -68,7 +68,6 @@ export class LoadMeter {
   readonly #samples = new Float64Array(COST_SAMPLES);
   #sampleCount = 0;
   #nextSample = 0;
-  #isCostMeasured = false;
   #finalBusyMs = 0;
   #finalAudioBytes = 0;
   /** Final-text time per second of the audio of the recordings they ended (smoothed); 0 until sampled. */
@@ -102,7 +101,6 @@ export class LoadMeter {
         this.#samples[this.#nextSample] = this.#costBusyMs / audioMs;
         this.#nextSample = (this.#nextSample + 1) % COST_SAMPLES;
         this.#sampleCount = Math.min(COST_SAMPLES, this.#sampleCount + 1);
-        this.#isCostMeasured = true;
       }
       this.#costStart = now;
       this.#costBusyMs = 0;
@@ -119,7 +117,7 @@ export class LoadMeter {
       this.#finalBusyMs = 0;
       this.#finalAudioBytes = 0;
     }
-    if (this.#isCostMeasured) this.costPerAudioSecond = this.#steadyCost() + this.#finalCost;
+    if (this.#sampleCount > 0) this.costPerAudioSecond = this.#steadyCost() + this.#finalCost;
     const elapsed = now - this.#windowStart;
     if (elapsed < this.#windowMs) return;
     this.utilisation = this.utilisation * (1 - SMOOTHING) + (this.#windowBusyMs / elapsed) * SMOOTHING;
@@ -147,7 +145,7 @@ export class LoadMeter {
 
   /** True once the worker measured its own steady cost (admission then predicts every worker with the measured mean). */
   get isCostMeasured(): boolean {
-    return this.#isCostMeasured;
+    return this.#sampleCount > 0;
   }
 
   /** Starts from a cost measured elsewhere (start-up calibration), so admission is not blind at first. */
@@ -168,7 +166,6 @@ export class LoadMeter {
     this.#costWindowBusyMs = 0;
     this.#sampleCount = 0;
     this.#nextSample = 0;
-    this.#isCostMeasured = false;
     this.#finalBusyMs = 0;
     this.#finalAudioBytes = 0;
     this.#finalCost = 0;

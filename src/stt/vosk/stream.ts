@@ -203,8 +203,7 @@ export class VoskStream implements ReplyPerFrameStream {
     this.#phase = 'finishing';
     this.finishRequestedAt = performance.now();
     this.#wakeWriter();
-    if (this.#markers !== null) this.#host.frameDue(this.handle);
-    else this.#host.scheduleNow();
+    this.#wakeHost(true);
     return this.#finished;
   }
 
@@ -306,9 +305,13 @@ export class VoskStream implements ReplyPerFrameStream {
     if (!options.isRecogniserGone) this.#wakeHost();
   }
 
-  /** The worker has something new to do for this stream (an abort): in its lane. */
-  #wakeHost(): void {
+  /**
+   * The worker has something new to do for this stream (a finish or an abort), in its lane: a frame task
+   * for a reply-per-frame stream, else the next batch (at once when `isFinishing`: its caller waits).
+   */
+  #wakeHost(isFinishing = false): void {
     if (this.#markers !== null) this.#host.frameDue(this.handle);
+    else if (isFinishing) this.#host.scheduleNow();
     else this.#host.schedule();
   }
 
