@@ -3,9 +3,9 @@
 //   npx tsx bench/stt-partials.ts [--models tone,bench] [--streams 64] [--seconds 8] [--rounds 3]
 //
 // One thread of this process runs BatchDecoder (src/stt/vosk/decoder.ts) over `--streams` recognisers
-// fed tone speech in 200 ms pieces, batch by batch as a worker gets them, once reading partial texts every
-// 200 ms of audio (the default, what a stream costs when a connection asked for transcript_partial) and
-// once with BatchOp.partials off (nobody listens: the app's default). Rounds alternate, so load on the
+// fed tone speech in 200 ms pieces, batch by batch as a worker gets them, once reading partial texts as the
+// decoder paces them (every 200 ms of audio, or a tenth of the segment if longer: what a stream costs when
+// a connection asked for transcript_partial) and once with BatchOp.partials off (nobody listens: the app's default). Rounds alternate, so load on the
 // machine hits both alike. Figure: audio-s decoded per CPU-s; the ratio off / on is the per-stream saving.
 import { parseArgs } from 'node:util';
 import { BatchOp, OP_WIDTH } from '../workers/messages.js';
@@ -83,5 +83,5 @@ for (const kind of values.models.split(',')) {
   results.push({ model: model.label, streams, partialsRead: on, partialsNotRead: off });
 }
 process.stdout.write(`\nPartial texts read or not (${isoDate()} UTC, BatchDecoder on one thread, 200 ms pieces, medians of ${rounds} alternating rounds)\n\n`);
-printTable(['model', 'recognisers', 'read every 200 ms: audio-s per CPU-s', 'not read', 'ratio'], rows);
+printTable(['model', 'recognisers', 'partials read: audio-s per CPU-s', 'not read', 'ratio'], rows);
 process.stdout.write(`${JSON.stringify({ bench: 'stt-partials', date: new Date().toISOString(), results })}\n`);

@@ -23,12 +23,20 @@ export interface BatchDecoderOptions {
   streams: number;
   /** Reported in every result so the main thread can prove a stream never changed thread. */
   threadId: number;
-  /** A recogniser's partial text is read once this much audio came since the last read (ms). */
+  /** A recogniser's partial text is read once at least this much audio came since the last read (ms; more as its segment grows). */
   partialIntervalMs: number;
 }
 
 /** A recogniser counts as steady after this much audio (s). */
 const WARM_UP_SECONDS = 2;
+/**
+ * A partial text is read once `partialIntervalMs` of audio came, or a tenth of the segment so far if that
+ * is longer, capped at a second: a read walks the best path of the whole segment, so at a fixed interval
+ * a stream's cost grew with its segment (bench/README.md, stt-partials), and speakers deep in their
+ * utterances all cost most at once. Paced, reads cost about the same per audio-second at any length.
+ */
+const PARTIAL_INTERVAL_SHARE = 0.1;
+const MAX_PACED_PARTIAL_INTERVAL_SECONDS = 1;
 
 interface PartialJson {
   partial?: string;
@@ -51,8 +59,12 @@ export class BatchDecoder {
   readonly #warmUpBytes: Float64Array;
   /** Stream audio bytes each recogniser was fed since its partial text was last read. */
   readonly #unreadBytes: Float64Array;
-  /** Per handle, from its stream's rate: bytes between two reads of the partial text. */
+  /** Per handle, from its stream's rate: the least bytes between two reads of the partial text. */
   readonly #partialIntervalBytes: Float64Array;
+  /** Per handle: stream audio bytes since the segment began (open, or the last endpoint). */
+  readonly #segmentBytes: Float64Array;
+  /** Per handle: stream audio bytes per second (its rate). */
+  readonly #bytesPerSecond: Float64Array;
   readonly #partialIntervalMs: number;
   /** Per handle: 1 while its partial text is read (BatchOp.partials turns it off and on). */
   readonly #readsPartials: Uint8Array;
@@ -76,6 +88,8 @@ export class BatchDecoder {
     this.#warmUpBytes = new Float64Array(options.streams);
     this.#unreadBytes = new Float64Array(options.streams);
     this.#partialIntervalBytes = new Float64Array(options.streams);
+    this.#segmentBytes = new Float64Array(options.streams);
+    this.#bytesPerSecond = new Float64Array(options.streams);
     this.#partialIntervalMs = options.partialIntervalMs;
     this.#upsamplers = new Array<Upsampler | null>(options.streams).fill(null);
     this.#isReplyPerFrame = new Uint8Array(options.streams);
@@ -174,6 +188,7 @@ export class BatchDecoder {
     // A handle is reused only after its previous stream was released, so this frees nothing in practice.
     this.#free(handle);
     const bytesPerSecond = sampleRate * 2;
+    this.#bytesPerSecond[handle] = bytesPerSecond;
     this.#warmUpBytes[handle] = WARM_UP_SECONDS * bytesPerSecond;
     this.#partialIntervalBytes[handle] = Math.round((this.#partialIntervalMs * bytesPerSecond) / 1000);
     const modelRate = sampleRate * factor;
@@ -201,7 +216,7 @@ export class BatchDecoder {
   #setReadsPartials(handle: number, reads: boolean): void {
     if (reads && this.#readsPartials[handle] === 0) {
       // Someone listens again: read at the next piece, and report the text even if it did not change.
-      this.#unreadBytes[handle] = this.#partialIntervalBytes[handle]!;
+      this.#unreadBytes[handle] = Number.POSITIVE_INFINITY;
       this.#partials[handle] = '\u0000';
     }
     this.#readsPartials[handle] = reads ? 1 : 0;
@@ -247,6 +262,7 @@ export class BatchDecoder {
     if (recognizer === null) return;
     const json = libvosk.vosk_recognizer_final_result(recognizer) as string;
     libvosk.vosk_recognizer_reset(recognizer);
+    this.#segmentBytes[handle] = 0;
     events.push({ type: 'reply', handle, json });
   }
 
@@ -268,6 +284,7 @@ export class BatchDecoder {
     // Audio queued behind a failed open is dropped; the main thread already failed the stream.
     if (recognizer === null) return 0;
     this.#fedBytes[handle] = this.#fedBytes[handle]! + length;
+    this.#segmentBytes[handle] = this.#segmentBytes[handle]! + length;
     const audio = this.#upsample(handle, this.#reader.piece(offset, length), length);
     const fedLength = audio.byteLength;
     const status = libvosk.vosk_recognizer_accept_waveform(recognizer, audio, fedLength) as number;
@@ -281,6 +298,7 @@ export class BatchDecoder {
       const text = (JSON.parse(libvosk.vosk_recognizer_result(recognizer) as string) as TextJson).text ?? '';
       this.#partials[handle] = '';
       this.#unreadBytes[handle] = 0;
+      this.#segmentBytes[handle] = 0;
       if (text !== '') events.push({ type: 'segment', handle, text });
       return fedLength;
     }
@@ -288,7 +306,7 @@ export class BatchDecoder {
     // was 40 % of the decoding time when read after every 100 ms piece. Nobody listening: not at all.
     if (this.#readsPartials[handle] === 0) return fedLength;
     const unread = this.#unreadBytes[handle]! + length;
-    if (unread < this.#partialIntervalBytes[handle]!) {
+    if (unread < this.#partialIntervalOf(handle)) {
       this.#unreadBytes[handle] = unread;
       return fedLength;
     }
@@ -299,6 +317,12 @@ export class BatchDecoder {
       events.push({ type: 'partial', handle, text: partial });
     }
     return fedLength;
+  }
+
+  /** Bytes of stream audio between two reads of the handle's partial text now (PARTIAL_INTERVAL_SHARE). */
+  #partialIntervalOf(handle: number): number {
+    const paced = Math.min(this.#segmentBytes[handle]! * PARTIAL_INTERVAL_SHARE, this.#bytesPerSecond[handle]! * MAX_PACED_PARTIAL_INTERVAL_SECONDS);
+    return Math.max(this.#partialIntervalBytes[handle]!, paced);
   }
 
   /** Bytes libvosk decoded for the stream so far (after upsampling), 0 without a recogniser. */
@@ -330,6 +354,7 @@ export class BatchDecoder {
     this.#partials[handle] = '';
     this.#fedBytes[handle] = 0;
     this.#unreadBytes[handle] = 0;
+    this.#segmentBytes[handle] = 0;
     this.#isReplyPerFrame[handle] = 0;
     this.#frameBytes[handle] = 0;
     // A large frame's buffer is not kept for the next stream on this handle.
