@@ -3,10 +3,10 @@
 //   npx tsx bench/stt-partials.ts [--models tone,bench] [--streams 64] [--seconds 8] [--rounds 3]
 //
 // One thread of this process runs BatchDecoder (src/stt/vosk/decoder.ts) over `--streams` recognisers
-// fed tone speech in 200 ms pieces, batch by batch as a worker gets them, once reading partial texts as the
-// decoder paces them (every 200 ms of audio, or a tenth of the segment if longer: what a stream costs when
-// a connection asked for transcript_partial) and once with BatchOp.partials off (nobody listens: the app's default). Rounds alternate, so load on the
-// machine hits both alike. Figure: audio-s decoded per CPU-s; the ratio off / on is the per-stream saving.
+// fed tone speech in 200 ms pieces, batch by batch as a worker gets them, once reading partial texts as
+// the decoder paces them (what a stream costs when a connection asked for transcript_partial) and once
+// with BatchOp.partials off (nobody listens: the app's default). Rounds alternate, so load on the machine
+// hits both alike. Figure: audio-s decoded per CPU-s; the ratio off / on is the per-stream saving.
 import { parseArgs } from 'node:util';
 import { BatchOp, OP_WIDTH } from '../workers/messages.js';
 import { AudioRing } from '../src/stt/vosk/audio-ring.js';

@@ -2,6 +2,7 @@
 // partial result is a JSON rendering of its best path, a third of a small model's decoding time; and
 // they are read less often as a segment grows (decoder.ts).
 import t from 'tap';
+import vosk from 'vosk-koffi';
 import { BatchOp } from '../../workers/messages.js';
 import { AudioRing } from '../../src/stt/vosk/audio-ring.js';
 import { BatchDecoder } from '../../src/stt/vosk/decoder.js';
@@ -83,52 +84,97 @@ t.test('a wantsPartials that throws counts as listening (logged), the stream goe
   t.equal([...segments, final].filter((s) => s !== '').join(' '), 'alpha bravo charlie');
 });
 
-t.test('partial texts are read less often as a segment grows: a tenth of it, at most a second apart', async (t) => {
-  // A read walks the whole segment's best path: read every 200 ms, a long segment's reads would cost more
-  // per audio-second the longer it got. The decoder itself, fed 100 ms per batch, so every partial text
-  // is placed at the audio position it was read at.
+t.test('partial texts are read every 200 ms, then every tenth of the segment, at most 1 s apart', async (t) => {
+  // A read walks the whole segment's best path: at a fixed interval a long segment's reads would cost
+  // more per audio-second the longer it got. The decoder itself, fed one 100 ms piece per batch, with
+  // libvosk's partial-result call counted (the real call still made), so each read has its position.
   const modelPath = await toneModel(t);
   setVoskLogLevel(-1);
   const model = SharedVoskModel.acquire(modelPath);
   t.teardown(() => model.release());
-  const piece = ONE_SECOND / 10;
-  const ring = new AudioRing({ streams: 1, regionBytes: piece });
+  const { libvosk } = vosk;
+  const realPartialResult = libvosk.vosk_recognizer_partial_result;
+  let reads = 0;
+  const counted = (...args: unknown[]): unknown => {
+    reads += 1;
+    return realPartialResult(...args);
+  };
+  libvosk.vosk_recognizer_partial_result = Object.assign(counted, { async: realPartialResult.async, info: realPartialResult.info });
+  t.teardown(() => {
+    libvosk.vosk_recognizer_partial_result = realPartialResult;
+  });
+  const PIECE = ONE_SECOND / 10;
+  const ring = new AudioRing({ streams: 1, regionBytes: PIECE });
   const decoder = new BatchDecoder({ modelAddress: model.address, ring: ring.buffer, streams: 1, threadId: 0, partialIntervalMs: 200 });
   t.teardown(() => decoder.close());
-  const words = Array.from({ length: 28 }, (_, i) => DEFAULT_TONE_WORDS[i % DEFAULT_TONE_WORDS.length]!);
-  const audio = tones(words);
+  // A 14 s segment (past the 1 s cap at 10 s), the endpointer's silence, then a short second segment.
+  const long = Array.from({ length: 28 }, (_, i) => DEFAULT_TONE_WORDS[i % DEFAULT_TONE_WORDS.length]!);
+  const short = ['echo', 'delta', 'charlie', 'bravo'];
+  const audio = Buffer.concat([tones(long), tones(short)]);
   decoder.decode({ type: 'decode', slot: 0, seq: 0, ops: Int32Array.of(BatchOp.open, 0, 16000, 1) });
-  const reads: number[] = [];
-  let segmentStart = 0;
-  const segments: string[] = [];
-  for (let offset = 0, seq = 1; offset + piece <= audio.length; offset += piece, seq++) {
-    ring.write(0, audio.subarray(offset, offset + piece));
-    const length = ring.takePiece(0, piece);
-    const result = decoder.decode({ type: 'decode', slot: 0, seq, ops: Int32Array.of(BatchOp.audio, 0, ring.pieceOffset, length) });
+
+  const texts: string[] = [];
+  let segmentPieces = 0;
+  let piecesSinceRead = 0;
+  let isListening = true;
+  let checked = 0;
+  let capped = 0;
+  let listenedAgain = false;
+  for (let offset = 0, seq = 1; offset + PIECE <= audio.length; offset += PIECE, seq++) {
+    ring.write(0, audio.subarray(offset, offset + PIECE));
+    const length = ring.takePiece(0, PIECE);
+    const ops: number[] = [];
+    // 8 s into the long segment nobody listens for a second; then someone does again.
+    if (segmentPieces === 80 && texts.length === 0) {
+      ops.push(BatchOp.partials, 0, 0, 0);
+      isListening = false;
+    }
+    const returns = !isListening && segmentPieces === 90;
+    if (returns) {
+      ops.push(BatchOp.partials, 0, 1, 0);
+      isListening = true;
+    }
+    ops.push(BatchOp.audio, 0, ring.pieceOffset, length);
+    reads = 0;
+    const result = decoder.decode({ type: 'decode', slot: 0, seq, ops: Int32Array.from(ops) });
     ring.release(0, length);
-    const at = (offset + piece) / ONE_SECOND;
-    for (const event of result.events) {
-      if (event.type === 'partial') reads.push(at - segmentStart);
-      if (event.type === 'segment') {
-        segments.push(event.text);
-        segmentStart = at;
-        reads.push(Number.NaN);
-      }
+    segmentPieces += 1;
+    piecesSinceRead += 1;
+    const segment = result.events.find((e) => e.type === 'segment');
+    if (segment?.type === 'segment') {
+      t.equal(reads, 0, 'an endpoint reads the result, not the partial');
+      texts.push(segment.text);
+      segmentPieces = 0;
+      piecesSinceRead = 0;
+      continue;
+    }
+    if (returns) {
+      t.equal(reads, 1, 'a listener coming back gets a read at the next piece');
+      t.ok(result.events.some((e) => e.type === 'partial'), '... and the current text, changed or not');
+      listenedAgain = true;
+      piecesSinceRead = 0;
+      continue;
+    }
+    if (!isListening) {
+      t.equal(reads, 0, 'no reads while nobody listens');
+      continue;
+    }
+    // Due once 200 ms came, or a tenth of the segment so far if longer, at most 1 s: read at the first
+    // piece where it is due, never before.
+    const due = Math.max(2, Math.min(segmentPieces * 0.1, 10));
+    const isDue = piecesSinceRead >= due - 1e-6;
+    if (reads !== (isDue ? 1 : 0)) t.fail(`at ${(segmentPieces / 10).toFixed(1)} s into segment ${texts.length + 1}: ${reads} reads, ${piecesSinceRead} pieces since the last, due after ${due.toFixed(1)}`);
+    checked += 1;
+    if (isDue) {
+      if (due === 10) capped += 1;
+      piecesSinceRead = 0;
     }
   }
-  const final = decoder.decode({ type: 'decode', slot: 0, seq: -1, ops: Int32Array.of(BatchOp.finish, 0, 0, 0) });
-  const finalText = final.events.find((e) => e.type === 'final');
-  t.equal([...segments, finalText?.type === 'final' ? finalText.text : ''].filter((s) => s !== '').join(' '), words.join(' '));
-  // Partial texts are only reported when they changed, so gaps can be longer than the read interval,
-  // never shorter; a tone word is 500 ms, so the text changes at least that often.
-  let late = 0;
-  for (let i = 1; i < reads.length; i++) {
-    const [previous, current] = [reads[i - 1]!, reads[i]!];
-    if (Number.isNaN(previous) || Number.isNaN(current)) continue;
-    const interval = Math.max(0.2, Math.min(previous * 0.1, 1));
-    t.ok(current - previous >= interval - 0.1 - 1e-9, `read at ${current.toFixed(1)} s, ${(current - previous).toFixed(1)} s after the one at ${previous.toFixed(1)} s`);
-    if (previous >= 8) late += 1;
-  }
-  t.ok(late >= 2, `texts still come deep into the segment (${late} after 8 s)`);
-  t.ok(reads.filter((r) => r < 2).length >= 3, 'every few hundred ms at first');
+  const finished = decoder.decode({ type: 'decode', slot: 0, seq: -1, ops: Int32Array.of(BatchOp.finish, 0, 0, 0) });
+  const final = finished.events.find((e) => e.type === 'final');
+  texts.push(final?.type === 'final' ? final.text : '');
+  t.same(texts.filter((text) => text !== ''), [long.join(' '), short.join(' ')], 'two segments, every word');
+  t.ok(checked > 150, `every piece checked (${checked})`);
+  t.ok(capped >= 3, `reads a second apart past 10 s (${capped})`);
+  t.ok(listenedAgain, 'the listener came back mid-segment');
 });

@@ -33,7 +33,8 @@ const WARM_UP_SECONDS = 2;
  * A partial text is read once `partialIntervalMs` of audio came, or a tenth of the segment so far if that
  * is longer, capped at a second: a read walks the best path of the whole segment, so at a fixed interval
  * a stream's cost grew with its segment (bench/README.md, stt-partials), and speakers deep in their
- * utterances all cost most at once. Paced, reads cost about the same per audio-second at any length.
+ * utterances all cost most at once. Paced, reads cost about the same per audio-second for the first 10 s
+ * of a segment; past the cap their cost grows with the segment again, five times slower than at 200 ms.
  */
 const PARTIAL_INTERVAL_SHARE = 0.1;
 const MAX_PACED_PARTIAL_INTERVAL_SECONDS = 1;
@@ -60,8 +61,8 @@ export class BatchDecoder {
   /** Stream audio bytes each recogniser was fed since its partial text was last read. */
   readonly #unreadBytes: Float64Array;
   /** Per handle, from its stream's rate: the least bytes between two reads of the partial text. */
-  readonly #partialIntervalBytes: Float64Array;
-  /** Per handle: stream audio bytes since the segment began (open, or the last endpoint). */
+  readonly #minPartialIntervalBytes: Float64Array;
+  /** Per handle: stream audio bytes since the segment began (open, the last endpoint, or a reset). */
   readonly #segmentBytes: Float64Array;
   /** Per handle: stream audio bytes per second (its rate). */
   readonly #bytesPerSecond: Float64Array;
@@ -87,7 +88,7 @@ export class BatchDecoder {
     this.#fedBytes = new Float64Array(options.streams);
     this.#warmUpBytes = new Float64Array(options.streams);
     this.#unreadBytes = new Float64Array(options.streams);
-    this.#partialIntervalBytes = new Float64Array(options.streams);
+    this.#minPartialIntervalBytes = new Float64Array(options.streams);
     this.#segmentBytes = new Float64Array(options.streams);
     this.#bytesPerSecond = new Float64Array(options.streams);
     this.#partialIntervalMs = options.partialIntervalMs;
@@ -187,10 +188,14 @@ export class BatchDecoder {
   #open(handle: number, sampleRate: number, factor: number, config: RecognizerConfig | null, events: StreamEvent[]): void {
     // A handle is reused only after its previous stream was released, so this frees nothing in practice.
     this.#free(handle);
+    // A handle whose open failed was never freed: nothing of its last stream may carry over.
+    this.#unreadBytes[handle] = 0;
+    this.#segmentBytes[handle] = 0;
+    this.#partials[handle] = '';
     const bytesPerSecond = sampleRate * 2;
     this.#bytesPerSecond[handle] = bytesPerSecond;
     this.#warmUpBytes[handle] = WARM_UP_SECONDS * bytesPerSecond;
-    this.#partialIntervalBytes[handle] = Math.round((this.#partialIntervalMs * bytesPerSecond) / 1000);
+    this.#minPartialIntervalBytes[handle] = Math.round((this.#partialIntervalMs * bytesPerSecond) / 1000);
     const modelRate = sampleRate * factor;
     const grammar = config?.grammarJson ?? null;
     const recognizer: unknown =
@@ -306,7 +311,7 @@ export class BatchDecoder {
     // was 40 % of the decoding time when read after every 100 ms piece. Nobody listening: not at all.
     if (this.#readsPartials[handle] === 0) return fedLength;
     const unread = this.#unreadBytes[handle]! + length;
-    if (unread < this.#partialIntervalOf(handle)) {
+    if (unread < this.#partialIntervalBytesOf(handle)) {
       this.#unreadBytes[handle] = unread;
       return fedLength;
     }
@@ -320,9 +325,9 @@ export class BatchDecoder {
   }
 
   /** Bytes of stream audio between two reads of the handle's partial text now (PARTIAL_INTERVAL_SHARE). */
-  #partialIntervalOf(handle: number): number {
+  #partialIntervalBytesOf(handle: number): number {
     const paced = Math.min(this.#segmentBytes[handle]! * PARTIAL_INTERVAL_SHARE, this.#bytesPerSecond[handle]! * MAX_PACED_PARTIAL_INTERVAL_SECONDS);
-    return Math.max(this.#partialIntervalBytes[handle]!, paced);
+    return Math.max(this.#minPartialIntervalBytes[handle]!, paced);
   }
 
   /** Bytes libvosk decoded for the stream so far (after upsampling), 0 without a recogniser. */

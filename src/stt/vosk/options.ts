@@ -20,7 +20,7 @@ export interface VoskEngineOptions {
   minChunkMs?: number;
   /** At most this much of one stream's audio per batch (ms), so partials keep flowing. Default 200. */
   maxChunkMs?: number;
-  /** A stream's partial text is read (and sent if it changed) once this much audio came since the last read, or a tenth of its segment if longer, at most 1 s (ms). Default 200. */
+  /** A stream's partial text is read (and sent if it changed) once this much audio came since the last read, or a tenth of its segment if longer (that tenth capped at 1 s) (ms). Default 200. */
   partialIntervalMs?: number;
   /** Batches one worker may have in flight (pipelining). Default 1: while a batch runs, audio gathers into the next one (fewer, larger messages). */
   maxBatchesInFlight?: number;

@@ -6,8 +6,8 @@
 // final text, which should not wait for every other stream's audio (with many streams ending together
 // that queueing was most of message_end's latency). Small client frames (20 ms) wait until a stream has
 // `minPieceBytes` (~100 ms); big writes (the app's 1 s chunks) are cut into `maxPieceBytes` (~200 ms)
-// pieces, so the worker can read the partial result between them (decoder.ts: every partialIntervalMs
-// of audio). A finishing stream sends everything it has, then the finish op.
+// pieces, so the worker can read the partial result between them (decoder.ts: at least every
+// partialIntervalMs of audio, less often deep into a segment). A finishing stream sends everything it has, then the finish op.
 //
 // Reply-per-frame streams (vosk-server's protocol, src/asr/) do not wait for batches: each frame is
 // answered as soon as the worker has decoded it, in the order frames arrived, as in vosk-server's pool.
@@ -462,9 +462,9 @@ export class WorkerSlot implements StreamHost, AdmissionWorker {
   }
 
   /**
-   * All of the stream's pending audio, cut into pieces of at most maxPieceBytes: the worker reads the
-   * partial result after each piece, so a 1 s chunk still yields its partials word by word, and no audio
-   * waits for a later batch.
+   * All of the stream's pending audio, cut into pieces of at most maxPieceBytes: the worker may read the
+   * partial result after each piece, so a 1 s chunk early in a segment still yields its partials word by
+   * word, and no audio waits for a later batch.
    */
   #pushPieces(count: number, handle: number): number {
     for (let length = this.#ring.takePiece(handle, this.#maxPieceBytes); length > 0; length = this.#ring.takePiece(handle, this.#maxPieceBytes)) {
