@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { SttBenchClient, type RecordingResult } from './lib/stt-client.js';
-import { runTightLoop } from './lib/stt-loop.js';
+import { runParallelTightLoops, runTightLoop } from './lib/stt-loop.js';
 import { prepareSttModel, toneUtterance, type SttModel, type SttModelKind } from './lib/stt-model.js';
 import { fixed, isoDate, printTable, progress, summariseRecordings, type RecordingsSummary } from './lib/stt-report.js';
 import { loadAverage1m, processCpuSeconds, startSttServer, sttHealth, type SttServer } from './lib/stt-server.js';
@@ -49,8 +49,14 @@ interface Trial extends RecordingsSummary {
 interface ConfigResult {
   model: string;
   workers: number;
-  /** libvosk's one-thread tight loop in this run (audio-s per CPU-s), and the CPU limit it gives in streams. */
+  /**
+   * libvosk's one-thread tight loop in this run (audio-s per CPU-s: the mean of a loop before the model's
+   * trials and one after them, both kept), and the CPU limit it gives in streams (that rate x cores).
+   */
   loopAudioPerCpuSecond: number;
+  loopsAudioPerCpuSecond: [number, number];
+  /** As many loops as cores at once, right after the loop before the trials: audio-s per wall-s together. */
+  parallelLoopAudioPerWallSecond: number;
   cpuLimit: number;
   capacity: number;
   target: number;
@@ -196,7 +202,10 @@ async function startWarmServer(model: SttModel, workers: number): Promise<SttSer
   return server;
 }
 
-async function measureConfig(model: SttModel, workers: number): Promise<Omit<ConfigResult, 'loopAudioPerCpuSecond' | 'cpuLimit'>> {
+/** A configuration's trials; the loop figures are added by the caller. */
+type MeasuredConfig = Omit<ConfigResult, 'loopAudioPerCpuSecond' | 'loopsAudioPerCpuSecond' | 'parallelLoopAudioPerWallSecond' | 'cpuLimit'>;
+
+async function measureConfig(model: SttModel, workers: number): Promise<MeasuredConfig> {
   const plan = PLAN[model.kind];
   let server = await startWarmServer(model, workers);
   const stuckAfter: number[] = [];
@@ -265,13 +274,24 @@ const configs: ConfigResult[] = [];
 for (const kind of values.models.split(',')) {
   if (kind !== 'tone' && kind !== 'bench') throw new Error(`--models: unknown model ${kind}`);
   const model = await prepareSttModel({ kind, ...(kind === 'bench' && layers !== undefined ? { layers } : {}) }, progress);
-  // The ceiling, measured in this run so capacity can be compared as a ratio (machines and load differ).
-  const loop = runTightLoop(model.dir, Array.from({ length: kind === 'bench' ? 4 : 16 }, (_, i) => toneUtterance(model, utteranceSeconds, i).pcm), CHUNK_MS);
-  progress(`${model.label}: libvosk tight loop ${fixed(loop.audioPerCpuSecond, 1)} audio-s per CPU-s`);
+  // The ceiling, measured in this run so capacity can be compared as a ratio (machines and load differ):
+  // one loop before and one after the trials (this machine's speed moves within minutes), and as many
+  // loops at once as there are cores (the nominal limit assumes they scale by the core count).
+  const loopAudio = Array.from({ length: kind === 'bench' ? 4 : 16 }, (_, i) => toneUtterance(model, utteranceSeconds, i).pcm);
+  const before = runTightLoop(model.dir, loopAudio, CHUNK_MS).audioPerCpuSecond;
+  const parallel = await runParallelTightLoops(model.dir, loopAudio, availableParallelism(), CHUNK_MS);
+  progress(`${model.label}: libvosk tight loop ${fixed(before, 1)} audio-s per CPU-s; ${parallel.threads} at once ${fixed(parallel.audioPerWallSecond, 1)} audio-s per wall-s (x ${fixed(parallel.audioPerWallSecond / before, 2)})`);
+  const measured: MeasuredConfig[] = [];
   for (const workers of values.workers.split(',').map(Number)) {
     progress(`${model.label}, MAX_WORKERS=${workers}:`);
-    const cpuLimit = Math.floor(Math.max(1, Math.min(workers, availableParallelism())) * loop.audioPerCpuSecond);
-    configs.push({ ...(await measureConfig(model, workers)), loopAudioPerCpuSecond: loop.audioPerCpuSecond, cpuLimit });
+    measured.push(await measureConfig(model, workers));
+  }
+  const after = runTightLoop(model.dir, loopAudio, CHUNK_MS).audioPerCpuSecond;
+  progress(`${model.label}: libvosk tight loop after the trials ${fixed(after, 1)} audio-s per CPU-s`);
+  const loopRate = (before + after) / 2;
+  for (const config of measured) {
+    const cpuLimit = Math.floor(Math.max(1, Math.min(config.workers, availableParallelism())) * loopRate);
+    configs.push({ ...config, loopAudioPerCpuSecond: loopRate, loopsAudioPerCpuSecond: [before, after], parallelLoopAudioPerWallSecond: parallel.audioPerWallSecond, cpuLimit });
   }
 }
 
@@ -284,7 +304,8 @@ printTable(
   ['', ...configs.map(label)],
   [
     ['capacity: most real-time speakers passing', ...configs.map((config) => String(config.capacity))],
-    ['libvosk loop audio-s per CPU-s; CPU limit (streams); capacity / CPU limit', ...configs.map((config) => `${fixed(config.loopAudioPerCpuSecond, 1)}; ${config.cpuLimit}; ${fixed(config.capacity / config.cpuLimit, 2)}`)],
+    ['libvosk loop audio-s per CPU-s (before, after); CPU limit (streams); capacity / CPU limit', ...configs.map((config) => `${fixed(config.loopAudioPerCpuSecond, 1)} (${config.loopsAudioPerCpuSecond.map((rate) => fixed(rate, 1)).join(', ')}); ${config.cpuLimit}; ${fixed(config.capacity / config.cpuLimit, 2)}`)],
+    [`${availableParallelism()} loops at once: audio-s per wall-s (x one loop); capacity / that`, ...configs.map((config) => `${fixed(config.parallelLoopAudioPerWallSecond, 1)} (x ${fixed(config.parallelLoopAudioPerWallSecond / config.loopsAudioPerCpuSecond[0], 2)} the loop before); ${fixed(config.capacity / config.parallelLoopAudioPerWallSecond, 2)}`)],
     ['target (pool) / reference vosk-server', ...configs.map((config) => (config.workers > 0 ? `>= ${config.target} / ${config.reference}` : `- / ${config.reference}`))],
     ['at capacity: latency p50 / p99 / max (ms)', ...configs.map((config) => latency(config.atCapacity))],
     ['at capacity: CPU-s per wall-s, server / speaker processes', ...configs.map((config) => `${fixed(config.atCapacity?.serverCpuPerWallSecond, 2)} / ${fixed(config.atCapacity?.clientCpuPerWallSecond, 2)}`)],
