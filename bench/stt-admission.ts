@@ -1,6 +1,6 @@
 // Issue 13: does admission protect a fresh server, and does it hold steady under sustained overload?
 //
-//   npx tsx bench/stt-admission.ts [--model bench|tone] [--workers 2] [--capacity N] [--soak-minutes 10] [--seconds 8] [--layers N]
+//   npx tsx bench/stt-admission.ts [--model bench|tone] [--workers 2] [--capacity N] [--soak-minutes 10] [--seconds 8] [--layers N] [--extensions all|none]
 //
 // In one run, side by side:
 // 1. the ceiling: libvosk in a tight loop on one thread of this process (bench/lib/stt-loop.ts), in
@@ -46,8 +46,11 @@ const { values } = parseArgs({
     'soak-minutes': { type: 'string', default: '10' },
     seconds: { type: 'string', default: '8' },
     layers: { type: 'string' },
+    // none: the speakers connect as the app does (no transcript_partial), so the server reads no partials.
+    extensions: { type: 'string', default: 'all' },
   },
 });
+if (values.extensions !== 'all' && values.extensions !== 'none') throw new Error('--extensions: expected all or none');
 const kind = values.model;
 if (kind !== 'tone' && kind !== 'bench') throw new Error(`--model: expected tone or bench, got ${kind}`);
 const workers = Number(values.workers);
@@ -213,7 +216,7 @@ progress(
     `${cores} loops at once ${fixed(parallel.audioPerWallSecond, 1)} audio-s per wall-s (x ${fixed(parallel.audioPerWallSecond / loop.audioPerCpuSecond, 2)})`,
 );
 
-const server = await startSttServer({ modelDir: model.dir, workers });
+const server = await startSttServer({ modelDir: model.dir, workers, partials: values.extensions === 'all' });
 let result: Record<string, unknown>;
 try {
   const seeded = (await sttHealth(server)).limit;
@@ -288,4 +291,4 @@ if (soaked !== null) {
   writeFileSync(svgPath, svg);
   progress(`  chart: ${svgPath}`);
 }
-process.stdout.write(`${JSON.stringify({ bench: 'stt-admission', date: new Date().toISOString(), model: model.label, workers, utteranceSeconds, chunkMs: CHUNK_MS, soakMinutes, ...result })}\n`);
+process.stdout.write(`${JSON.stringify({ bench: 'stt-admission', date: new Date().toISOString(), model: model.label, workers, utteranceSeconds, chunkMs: CHUNK_MS, soakMinutes, extensions: values.extensions, ...result })}\n`);
