@@ -60,8 +60,6 @@ export class BatchDecoder {
   readonly #warmUpBytes: Float64Array;
   /** Stream audio bytes each recogniser was fed since its partial text was last read. */
   readonly #unreadBytes: Float64Array;
-  /** Per handle, from its stream's rate: the least bytes between two reads of the partial text. */
-  readonly #minPartialIntervalBytes: Float64Array;
   /** Per handle: stream audio bytes since the segment began (open, the last endpoint, or a reset). */
   readonly #segmentBytes: Float64Array;
   /** Per handle: stream audio bytes per second (its rate). */
@@ -88,7 +86,6 @@ export class BatchDecoder {
     this.#fedBytes = new Float64Array(options.streams);
     this.#warmUpBytes = new Float64Array(options.streams);
     this.#unreadBytes = new Float64Array(options.streams);
-    this.#minPartialIntervalBytes = new Float64Array(options.streams);
     this.#segmentBytes = new Float64Array(options.streams);
     this.#bytesPerSecond = new Float64Array(options.streams);
     this.#partialIntervalMs = options.partialIntervalMs;
@@ -186,16 +183,12 @@ export class BatchDecoder {
    * up as `config` says (null: a plain recogniser, as the conversation endpoint uses).
    */
   #open(handle: number, sampleRate: number, factor: number, config: RecognizerConfig | null, events: StreamEvent[]): void {
-    // A handle is reused only after its previous stream was released, so this frees nothing in practice.
+    // A handle is reused only after its previous stream was released, so this frees no recogniser in
+    // practice; it clears what a failed open left on the handle.
     this.#free(handle);
-    // A handle whose open failed was never freed: nothing of its last stream may carry over.
-    this.#unreadBytes[handle] = 0;
-    this.#segmentBytes[handle] = 0;
-    this.#partials[handle] = '';
     const bytesPerSecond = sampleRate * 2;
     this.#bytesPerSecond[handle] = bytesPerSecond;
     this.#warmUpBytes[handle] = WARM_UP_SECONDS * bytesPerSecond;
-    this.#minPartialIntervalBytes[handle] = Math.round((this.#partialIntervalMs * bytesPerSecond) / 1000);
     const modelRate = sampleRate * factor;
     const grammar = config?.grammarJson ?? null;
     const recognizer: unknown =
@@ -326,8 +319,9 @@ export class BatchDecoder {
 
   /** Bytes of stream audio between two reads of the handle's partial text now (PARTIAL_INTERVAL_SHARE). */
   #partialIntervalBytesOf(handle: number): number {
-    const paced = Math.min(this.#segmentBytes[handle]! * PARTIAL_INTERVAL_SHARE, this.#bytesPerSecond[handle]! * MAX_PACED_PARTIAL_INTERVAL_SECONDS);
-    return Math.max(this.#minPartialIntervalBytes[handle]!, paced);
+    const bytesPerSecond = this.#bytesPerSecond[handle]!;
+    const paced = Math.min(this.#segmentBytes[handle]! * PARTIAL_INTERVAL_SHARE, bytesPerSecond * MAX_PACED_PARTIAL_INTERVAL_SECONDS);
+    return Math.max(Math.round((this.#partialIntervalMs * bytesPerSecond) / 1000), paced);
   }
 
   /** Bytes libvosk decoded for the stream so far (after upsampling), 0 without a recogniser. */
@@ -351,9 +345,9 @@ export class BatchDecoder {
     events.push({ type: 'final', handle, text });
   }
 
+  /** Frees the handle's recogniser, if any, and forgets everything of its stream (also after a failed open). */
   #free(handle: number): void {
     const recognizer = this.#recognizers[handle];
-    if (recognizer === null) return;
     this.#recognizers[handle] = null;
     this.#upsamplers[handle] = null;
     this.#partials[handle] = '';
@@ -364,7 +358,7 @@ export class BatchDecoder {
     this.#frameBytes[handle] = 0;
     // A large frame's buffer is not kept for the next stream on this handle.
     this.#frames[handle] = null;
-    libvosk.vosk_recognizer_free(recognizer);
+    if (recognizer !== null) libvosk.vosk_recognizer_free(recognizer);
   }
 }
 
