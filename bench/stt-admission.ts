@@ -14,13 +14,13 @@
 //    second: the server's stream_limit and open streams (/api/health). An SVG plots both over time.
 // `capacity` defaults to the fresh server's own stream_limit (what its calibration predicts); pass the
 // live capacity stt-realtime.ts measured to offer 1.5x that instead.
-import { fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { renderChart } from './load/svg-chart.js';
+import { forkTsProcess } from './lib/fork-process.js';
 import type { RecordingResult } from './lib/stt-client.js';
 import { runParallelTightLoops, runTightLoop } from './lib/stt-loop.js';
 import { prepareSttModel, toneUtterance, type SttModel } from './lib/stt-model.js';
@@ -63,7 +63,7 @@ interface Burst extends RecordingsSummary {
 }
 
 function fork2<C, M>(file: string): { send(command: C): void; on(listener: (message: M) => void): void; exited: Promise<number | null> } {
-  const child = fork(file, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = forkTsProcess(file);
   return {
     send: (command) => void child.send(command as object),
     on: (listener) => void child.on('message', listener as (message: unknown) => void),

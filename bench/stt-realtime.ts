@@ -11,11 +11,11 @@
 // a trial fails, then is bisected to within 5 %. Past capacity (pool only) 1.5x the capacity is offered:
 // message_start refusals (STT_SERVICE_BUSY) are counted and the admitted speakers' latency reported.
 // `--speakers` runs trials of exactly those sizes instead (no search, no overload trial): for profiling.
-import { fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import { forkTsProcess } from './lib/fork-process.js';
 import { SttBenchClient, type RecordingResult } from './lib/stt-client.js';
 import { runParallelTightLoops, runTightLoop } from './lib/stt-loop.js';
 import { prepareSttModel, toneUtterance, type SttModel, type SttModelKind } from './lib/stt-model.js';
@@ -88,7 +88,7 @@ const fixedSpeakers = values.speakers?.split(',').map(Number) ?? null;
 
 /** A child process playing `setup.speakers`; `go()` starts them once `onReady` was called. */
 function runSpeakersProcess(setup: SpeakersSetup, onReady: () => void): { go(): void; results: Promise<RecordingResult[]>; cpuSeconds(): number } {
-  const child = fork(SPEAKERS_PROCESS_FILE, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = forkTsProcess(SPEAKERS_PROCESS_FILE);
   const send = (command: SpeakersCommand): void => void child.send(command);
   let cpuAtGo = 0;
   let cpuUsed = 0;

@@ -1,9 +1,10 @@
 // The ceiling every server figure is compared with: libvosk called in a tight loop on one thread of the
 // bench process (no server, no threads, no sockets), fed the same audio in 100 ms chunks and reading
 // the partial result after every chunk as the engine does.
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import vosk from 'vosk-koffi';
+import { forkTsProcess } from './fork-process.js';
 import type { LoopCommand, LoopMessage } from './stt-loop-process.js';
 
 export interface TightLoopResult {
@@ -85,9 +86,7 @@ export interface ParallelLoopResult {
  */
 export async function runParallelTightLoops(modelDir: string, utterances: readonly Buffer[], threads: number, chunkMs = 100): Promise<ParallelLoopResult> {
   const file = fileURLToPath(new URL('./stt-loop-process.ts', import.meta.url));
-  const children = Array.from({ length: threads }, () =>
-    fork(file, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
-  );
+  const children = Array.from({ length: threads }, () => forkTsProcess(file));
   try {
     const next = (child: ChildProcess, type: LoopMessage['type']): Promise<LoopMessage> =>
       new Promise((resolve, reject) => {

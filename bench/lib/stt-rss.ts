@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
+import { TSX_IMPORT } from './fork-process.js';
 import { SttBenchClient } from './stt-client.js';
 import { toneUtterance, type SttModel } from './stt-model.js';
 import { startSttServer } from './stt-server.js';
@@ -64,7 +65,7 @@ const MODEL_LOAD_PROBE = fileURLToPath(new URL('./stt-model-load-probe.ts', impo
  * nothing else this process allocated blurs it): the model's in-memory size.
  */
 export function modelResidentBytes(modelDir: string): number {
-  const probe = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), MODEL_LOAD_PROBE, modelDir], { encoding: 'utf8', timeout: 120_000 });
+  const probe = spawnSync(process.execPath, ['--import', TSX_IMPORT, MODEL_LOAD_PROBE, modelDir], { encoding: 'utf8', timeout: 120_000 });
   if (probe.status !== 0) throw new Error(`model load probe failed (${probe.status}): ${probe.stderr}`);
   return Number(JSON.parse(probe.stdout.trim().split('\n').at(-1) ?? '{}').modelResidentBytes);
 }

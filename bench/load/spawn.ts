@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/version.js';
 import { freePort } from '../../test/kit/free-port.js';
 import { ReadyzGoneError, ReadyzTimeoutError, whenReady } from '../../test/kit/readyz.js';
+import { TSX_IMPORT } from '../lib/fork-process.js';
 import { readProcText } from './proc-stats.js';
 
-export const TSX_IMPORT: string = import.meta.resolve('tsx');
 
 export interface SpawnedNode {
   child: ChildProcess;
