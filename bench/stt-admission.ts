@@ -232,15 +232,16 @@ try {
   await server.stop();
 }
 // The machine's speed at the end too: a soak spans minutes in which it may move.
-result.loopAfterAudioPerCpuSecond = runTightLoop(model.dir, loopAudio, CHUNK_MS).audioPerCpuSecond;
-progress(`  libvosk tight loop after the run: ${fixed(result.loopAfterAudioPerCpuSecond as number, 1)} audio-s per CPU-s`);
+const loopAfter = runTightLoop(model.dir, loopAudio, CHUNK_MS).audioPerCpuSecond;
+result.loopAfterAudioPerCpuSecond = loopAfter;
+progress(`  libvosk tight loop after the run: ${fixed(loopAfter, 1)} audio-s per CPU-s`);
 
 const { first, second, after, soak: soaked } = result as { first: Burst; second: Burst; after: Burst; soak: Awaited<ReturnType<typeof soak>> | null };
 const date = isoDate();
 const row = (name: string, b: Burst): string[] => [name, String(b.offered), String(b.admitted), String(b.busy), `${b.correct} / ${b.wrong} / ${b.failed + b.timedOut}`, `${fixed(b.p50Ms, 0)} / ${fixed(b.p99Ms, 0)} / ${fixed(b.maxMs, 0)}`, String(b.limitAfter)];
 process.stdout.write(
   `\nAdmission (${date} UTC, ${model.label}, MAX_WORKERS=${workers}): libvosk loop ${fixed(loop.audioPerCpuSecond, 1)} audio-s per CPU-s ` +
-    `(${fixed(result.loopAfterAudioPerCpuSecond as number, 1)} after the run; ${cores} at once x ${fixed(parallel.audioPerWallSecond / loop.audioPerCpuSecond, 2)}), CPU limit ${cpuLimit} streams, ` +
+    `(${fixed(loopAfter, 1)} after the run; ${cores} at once x ${fixed(parallel.audioPerWallSecond / loop.audioPerCpuSecond, 2)}), CPU limit ${cpuLimit} streams, ` +
     `fresh stream_limit ${String(result.seededLimit)}, capacity used ${String(result.capacity)}\n\n`,
 );
 printTable(['', 'offered', 'admitted', 'refused', 'correct / wrong / failed', 'latency p50 / p99 / max (ms)', 'stream_limit after'], [row('fresh server, burst 1', first), row('burst 2', second), row('new speakers after', after)]);
