@@ -7,7 +7,8 @@
 // that queueing was most of message_end's latency). Small client frames (20 ms) wait until a stream has
 // `minPieceBytes` (~100 ms); big writes (the app's 1 s chunks) are cut into `maxPieceBytes` (~200 ms)
 // pieces, so the worker can read the partial result between them (decoder.ts: at least every
-// partialIntervalMs of audio, less often deep into a segment). A finishing stream sends everything it has, then the finish op.
+// partialIntervalMs of audio, less often deep into a segment). A finishing stream sends everything it
+// has, then the finish op.
 //
 // Reply-per-frame streams (vosk-server's protocol, src/asr/) do not wait for batches: each frame is
 // answered as soon as the worker has decoded it, in the order frames arrived, as in vosk-server's pool.
